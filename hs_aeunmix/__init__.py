@@ -1,0 +1,25 @@
+"""Physics-constrained autoencoder unmixing of spectrum images, for HyperSpy.
+
+``import hs_aeunmix`` enables ``s.decomposition(algorithm="ae",
+output_dimension=n)`` on every HyperSpy signal; :class:`AEUnmix` is the
+scikit-learn estimator behind it.
+"""
+
+import logging
+from importlib.metadata import PackageNotFoundError, version
+
+# TEMP from hs_aeunmix import datasets, metrics
+from hs_aeunmix._estimator import AEUnmix
+from hs_aeunmix._hyperspy import enable as _enable
+from hs_aeunmix._training import TrainingHistory
+
+try:
+    __version__ = version("hs-aeunmix")
+except PackageNotFoundError:  # running from a source tree that is not installed
+    __version__ = "0+unknown"
+
+_logger = logging.getLogger(__name__)
+
+_enable()
+
+__all__ = ["AEUnmix", "TrainingHistory", "__version__", "datasets", "metrics"]

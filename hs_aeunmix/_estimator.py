@@ -1,0 +1,411 @@
+"""The scikit-learn estimator: :class:`AEUnmix`."""
+
+from __future__ import annotations
+
+import logging
+import numbers
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from sklearn.base import (
+    BaseEstimator,
+    ClassNamePrefixFeaturesOutMixin,
+    TransformerMixin,
+)
+from sklearn.utils import check_random_state
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from hs_aeunmix._losses import LOSSES, get_loss
+from hs_aeunmix._networks import ABUNDANCE_CONSTRAINTS, ENCODERS, build_autoencoder
+from hs_aeunmix._training import TrainingHistory, shuffled_minibatches, train
+from hs_aeunmix._validation import (
+    check_enough_pixels,
+    check_finite,
+    check_n_components,
+    check_not_complex,
+    warn_if_negative,
+)
+from hs_aeunmix._vca import vertex_component_analysis
+
+_logger = logging.getLogger(__name__)
+
+INITIALISATIONS = ("vca", "random")
+_INFERENCE_BATCH_SIZE = 8192
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    """``"auto"`` is CUDA when available, else CPU; other values go to torch."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError) as error:
+        raise ValueError(
+            f"device={device!r} is not a device torch knows; use 'auto', 'cpu' "
+            "or 'cuda'."
+        ) from error
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(
+            "device='cuda' was requested but torch finds no CUDA device; use "
+            "device='auto' to fall back to the CPU."
+        )
+    return resolved
+
+
+class AEUnmix(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+    """Blind spectral unmixing with a physics-constrained autoencoder.
+
+    Spectra ``X`` (n_pixels, n_channels) are modelled by the linear mixing
+    model ``X ≈ A @ E``: ``E`` (n_components, n_channels) holds non-negative
+    endmember spectra (the weights of a bias-free linear decoder) and ``A``
+    (n_pixels, n_components) non-negative abundances (the encoder's output).
+    Use it through HyperSpy, ``s.decomposition(algorithm="ae",
+    output_dimension=n)`` after ``import hs_aeunmix``, or directly as a
+    scikit-learn transformer.
+
+    Units: the data are divided internally by one global scale and the result
+    multiplied back, so ``transform(X) @ components_`` reproduces ``X`` in its
+    own units. With ``abundance="sum_to_one"`` abundances are fractions and
+    the endmembers carry the intensity; with ``"nonnegative"`` an abundance of
+    one means "as much as the endmember spectrum".
+
+    Parameters
+    ----------
+    n_components : int
+        Number of endmembers.
+    encoder : {"dense", "conv"}
+        ``"dense"``: fully connected layers ``hidden_layer_sizes``.
+        ``"conv"``: the multi-branch 1-D convolutional encoder of Georgiev et
+        al. (PNAS 2024), parallel kernels ``kernel_sizes`` merged back to the
+        spectrum length, followed by the dense layers.
+    abundance : {"sum_to_one", "nonnegative"}
+        ``"sum_to_one"``: softmax, abundances are fractions summing to one.
+        ``"nonnegative"``: the softly-rectified tanh
+        ``log(1 + exp(10 tanh x)) / 10`` of the PNAS paper, no sum constraint
+        (for data whose intensity varies, e.g. with thickness).
+    loss : {"mse", "sad", "mse_sad", "poisson"}
+        Mean squared error, spectral angle, ``mse + sad_weight * sad``, or
+        the Poisson negative log-likelihood for count data (EELS, EDS).
+    sad_weight : float
+        Weight of the spectral angle in ``loss="mse_sad"``.
+    init : {"vca", "random"} or array of shape (n_components, n_channels)
+        Initial endmembers: vertex component analysis of the training pixels,
+        randomly chosen pixel spectra, or given spectra in the data's units.
+    hidden_layer_sizes : sequence of int
+        Widths of the encoder's fully connected layers.
+    kernel_sizes : sequence of int
+        Kernel sizes of the parallel convolutions (``encoder="conv"``).
+    n_filters : int
+        Filters per convolution branch (``encoder="conv"``).
+    dropout : float
+        Dropout rate after each fully connected layer.
+    conv_dropout : float
+        Dropout rate after each convolution (``encoder="conv"``).
+    max_epochs : int
+        Most passes over the training pixels.
+    batch_size : int
+        Pixels per mini-batch.
+    learning_rate : float
+        Adam step size.
+    validation_fraction : float
+        Fraction of pixels held out to decide when to stop; the weights of the
+        best validation epoch are restored. 0 monitors the training loss.
+    patience : int
+        Epochs without improvement before training stops.
+    device : {"auto", "cpu", "cuda"} or torch.device
+        ``"auto"`` uses CUDA when present, else the CPU.
+    random_state : int, numpy.random.RandomState or None
+        Seeds the initialisation, pixel shuffling and dropout; a fixed value
+        gives identical results on the CPU.
+    show_progressbar : bool or None
+        ``None`` follows ``hs.preferences.General.show_progressbar``.
+
+    Attributes
+    ----------
+    components_ : numpy.ndarray, shape (n_components, n_channels)
+        Endmember spectra in the data's units.
+    history_ : TrainingHistory
+        Training and validation loss per epoch; ``history_.plot()`` draws them.
+    n_iter_ : int
+        Epochs run.
+    data_scale_ : float
+        The global scale the network's data were divided by.
+    device_ : torch.device
+        Device the model was trained on.
+    module_ : torch.nn.Module
+        The trained autoencoder.
+    n_features_in_ : int
+        Number of spectral channels seen in ``fit``.
+
+    Notes
+    -----
+    Unlike PCA-style estimators there is no ``mean_``: the mixing model has
+    no offset, and HyperSpy would add a ``mean_`` to the user's data.
+    """
+
+    def __init__(
+        self,
+        n_components: int | None = None,
+        *,
+        encoder: str = "dense",
+        abundance: str = "sum_to_one",
+        loss: str = "mse",
+        sad_weight: float = 0.1,
+        init: str | np.ndarray = "vca",
+        hidden_layer_sizes: Sequence[int] = (128, 64),
+        kernel_sizes: Sequence[int] = (5, 10, 15, 20),
+        n_filters: int = 32,
+        dropout: float = 0.0,
+        conv_dropout: float = 0.2,
+        max_epochs: int = 200,
+        batch_size: int = 128,
+        learning_rate: float = 1e-3,
+        validation_fraction: float = 0.1,
+        patience: int = 20,
+        device: str | torch.device = "auto",
+        random_state: int | np.random.RandomState | None = None,
+        show_progressbar: bool | None = None,
+    ) -> None:
+        self.n_components = n_components
+        self.encoder = encoder
+        self.abundance = abundance
+        self.loss = loss
+        self.sad_weight = sad_weight
+        self.init = init
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.kernel_sizes = kernel_sizes
+        self.n_filters = n_filters
+        self.dropout = dropout
+        self.conv_dropout = conv_dropout
+        self.max_epochs = max_epochs
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.validation_fraction = validation_fraction
+        self.patience = patience
+        self.device = device
+        self.random_state = random_state
+        self.show_progressbar = show_progressbar
+
+    # ------------------------------------------------------------------ fit
+    def fit(self, X, y=None) -> AEUnmix:
+        """Train the autoencoder on spectra ``X`` (n_pixels, n_channels).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_pixels, n_channels)
+            Spectra, one per row. Integer counts are accepted (converted, not
+            modified in place).
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        self
+        """
+        check_not_complex(X)
+        X = validate_data(
+            self, X, dtype=[np.float64, np.float32], ensure_all_finite=False
+        )
+        check_finite(X)
+        n_pixels, n_channels = X.shape
+        n_components = check_n_components(self.n_components, n_channels)
+        self._check_hyperparameters()
+        warn_if_negative(X, self.loss)
+        check_enough_pixels(n_pixels, n_components)
+        self.device_ = resolve_device(self.device)
+
+        seed = int(
+            check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
+        )
+        rng = np.random.default_rng(seed)
+        self.data_scale_ = _data_scale(X)
+        scaled = (X / self.data_scale_).astype(np.float32)
+
+        order = rng.permutation(n_pixels)
+        n_validation = _n_validation(n_pixels, self.validation_fraction)
+        validation_rows, train_rows = order[:n_validation], order[n_validation:]
+        train_data = scaled[train_rows]
+        initial_endmembers = self._initial_endmembers(train_data, n_components, rng)
+
+        input_mean = train_data.mean(axis=0)
+        input_std = train_data.std(axis=0)
+        # Channels with no variation would divide by zero; give them unit scale.
+        input_std[input_std <= 1e-6 * max(float(input_std.max()), 1e-30)] = 1.0
+
+        devices = [self.device_.index or 0] if self.device_.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(seed)
+            self.module_ = build_autoencoder(
+                encoder=self.encoder,
+                abundance=self.abundance,
+                endmembers=torch.from_numpy(initial_endmembers),
+                input_mean=torch.from_numpy(input_mean),
+                input_scale=torch.from_numpy(input_std),
+                hidden_layer_sizes=tuple(self.hidden_layer_sizes),
+                dropout=self.dropout,
+                kernel_sizes=tuple(self.kernel_sizes),
+                n_filters=self.n_filters,
+                conv_dropout=self.conv_dropout,
+            ).to(self.device_)
+            generator = torch.Generator().manual_seed(seed)
+            train_tensor = torch.from_numpy(train_data).to(self.device_)
+            validation = None
+            if n_validation:
+                validation_tensor = torch.from_numpy(scaled[validation_rows]).to(
+                    self.device_
+                )
+                validation = _fixed_batches(validation_tensor, _INFERENCE_BATCH_SIZE)
+            self.history_: TrainingHistory = train(
+                self.module_,
+                get_loss(self.loss, sad_weight=self.sad_weight),
+                shuffled_minibatches(train_tensor, self.batch_size, generator),
+                validation,
+                max_epochs=self.max_epochs,
+                learning_rate=self.learning_rate,
+                patience=self.patience,
+                show_progressbar=self.show_progressbar,
+            )
+        self.n_iter_ = self.history_.n_epochs
+        self.components_ = self._endmembers_in_data_units()
+        _logger.info(
+            "Trained %d epochs (best %d) on %d pixels",
+            self.n_iter_,
+            self.history_.best_epoch + 1,
+            len(train_rows),
+        )
+        return self
+
+    # ------------------------------------------------------------ transform
+    def transform(self, X) -> np.ndarray:
+        """Abundances of spectra ``X`` under the trained encoder.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_pixels, n_channels)
+            Spectra on the channels the model was trained on.
+
+        Returns
+        -------
+        numpy.ndarray of shape (n_pixels, n_components)
+        """
+        check_is_fitted(self, "module_")
+        check_not_complex(X)
+        X = validate_data(
+            self,
+            X,
+            dtype=[np.float64, np.float32],
+            ensure_all_finite=False,
+            reset=False,
+        )
+        check_finite(X)
+        abundances = np.empty((X.shape[0], self.components_.shape[0]))
+        self.module_.eval()
+        with torch.no_grad():
+            for start in range(0, X.shape[0], _INFERENCE_BATCH_SIZE):
+                stop = start + _INFERENCE_BATCH_SIZE
+                batch = torch.from_numpy(
+                    (X[start:stop] / self.data_scale_).astype(np.float32)
+                ).to(self.device_)
+                abundances[start:stop] = self.module_.encode(batch).cpu().numpy()
+        return abundances
+
+    def inverse_transform(self, X) -> np.ndarray:
+        """Spectra reconstructed from abundances ``X`` (n_pixels, n_components)."""
+        check_is_fitted(self, "components_")
+        return np.asarray(X, dtype=np.float64) @ self.components_
+
+    @property
+    def _n_features_out(self) -> int:
+        return self.components_.shape[0]
+
+    # -------------------------------------------------------------- helpers
+    def _endmembers_in_data_units(self) -> np.ndarray:
+        weight = self.module_.decoder.weight.detach().cpu().numpy()
+        return weight.T.astype(np.float64) * self.data_scale_
+
+    def _check_hyperparameters(self) -> None:
+        _check_choice("encoder", self.encoder, ENCODERS)
+        _check_choice("abundance", self.abundance, ABUNDANCE_CONSTRAINTS)
+        _check_choice("loss", self.loss, LOSSES)
+        if not isinstance(self.init, np.ndarray):
+            _check_choice("init", self.init, INITIALISATIONS)
+        for name in ("max_epochs", "batch_size", "patience", "n_filters"):
+            _check_positive_int(name, getattr(self, name))
+        for name in ("hidden_layer_sizes", "kernel_sizes"):
+            sizes = getattr(self, name)
+            if isinstance(sizes, (str, bytes)) or not isinstance(sizes, Sequence):
+                raise TypeError(f"{name} must be a sequence of integers, got {sizes!r}")
+            for size in sizes:
+                _check_positive_int(f"each of {name}", size)
+        if self.encoder == "conv" and len(self.kernel_sizes) == 0:
+            raise ValueError("encoder='conv' needs at least one kernel size.")
+        for name in ("dropout", "conv_dropout", "validation_fraction"):
+            _check_fraction(name, getattr(self, name))
+        for name in ("learning_rate", "sad_weight"):
+            value = getattr(self, name)
+            if not isinstance(value, numbers.Real) or not value > 0:
+                raise ValueError(f"{name} must be a positive number, got {value!r}")
+
+    def _initial_endmembers(
+        self, train_data: np.ndarray, n_components: int, rng: np.random.Generator
+    ) -> np.ndarray:
+        """Initial endmembers (n_components, n_channels) in scaled units."""
+        if isinstance(self.init, np.ndarray):
+            expected = (n_components, train_data.shape[1])
+            if self.init.shape != expected:
+                raise ValueError(
+                    f"init has shape {self.init.shape}; initial endmembers must "
+                    f"have shape (n_components, n_channels) = {expected}."
+                )
+            if not np.isfinite(self.init).all():
+                raise ValueError("init contains NaN or inf values.")
+            endmembers = self.init / self.data_scale_
+        elif self.init == "vca":
+            endmembers, _ = vertex_component_analysis(
+                train_data, n_components, random_state=rng
+            )
+        else:
+            rows = rng.choice(train_data.shape[0], n_components, replace=False)
+            endmembers = train_data[rows]
+        return np.clip(endmembers, 0, None).astype(np.float32)
+
+
+def _data_scale(X: np.ndarray) -> float:
+    """One positive number that brings the data to order one."""
+    scale = float(np.max(np.abs(X.mean(axis=0))))
+    if scale == 0.0:
+        scale = float(np.max(np.abs(X)))
+    if scale == 0.0:
+        raise ValueError("The data are all zero: there is nothing to unmix.")
+    return scale
+
+
+def _n_validation(n_pixels: int, fraction: float) -> int:
+    if fraction == 0:
+        return 0
+    # Keep at least two training pixels so batch normalisation can run.
+    return int(min(max(1, round(fraction * n_pixels)), n_pixels - 2))
+
+
+def _fixed_batches(data: torch.Tensor, batch_size: int):
+    def epoch():
+        for start in range(0, data.shape[0], batch_size):
+            yield data[start : start + batch_size]
+
+    return epoch
+
+
+def _check_choice(name: str, value, choices: Sequence[str]) -> None:
+    if not isinstance(value, str) or value not in choices:
+        raise ValueError(f"{name}={value!r} is not one of {', '.join(choices)}.")
+
+
+def _check_positive_int(name: str, value) -> None:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+
+
+def _check_fraction(name: str, value) -> None:
+    if not isinstance(value, numbers.Real) or not 0 <= value < 1:
+        raise ValueError(f"{name} must be a number in [0, 1), got {value!r}")

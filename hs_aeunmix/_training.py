@@ -1,0 +1,205 @@
+"""Mini-batch training loop with early stopping on held-out pixels.
+
+The loop only sees an iterable of mini-batches per epoch (see
+:func:`shuffled_minibatches`), so a source that streams batches from disk or
+from dask chunks can feed it unchanged.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from hyperspy.defaults_parser import preferences
+from hyperspy.external.progressbar import progressbar
+
+from hs_aeunmix._losses import LossFunction
+from hs_aeunmix._networks import UnmixingAutoencoder
+
+_logger = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainingHistory:
+    """Loss per epoch on the training and held-out validation pixels.
+
+    ``validation_loss`` is empty when no pixels were held out; early stopping
+    then watches the training loss.
+    """
+
+    train_loss: list[float] = field(default_factory=list)
+    validation_loss: list[float] = field(default_factory=list)
+    best_epoch: int = -1
+    stopped_early: bool = False
+
+    @property
+    def n_epochs(self) -> int:
+        return len(self.train_loss)
+
+    def monitored_loss(self) -> list[float]:
+        return self.validation_loss or self.train_loss
+
+    def as_dict(self) -> dict[str, list[float] | int | bool]:
+        return {
+            "train_loss": list(self.train_loss),
+            "validation_loss": list(self.validation_loss),
+            "best_epoch": self.best_epoch,
+            "stopped_early": self.stopped_early,
+        }
+
+    def plot(self, ax=None):
+        """Plot the loss curves; returns the matplotlib axes."""
+        import matplotlib.pyplot as plt
+
+        if ax is None:
+            _, ax = plt.subplots()
+        epochs = np.arange(1, self.n_epochs + 1)
+        ax.plot(epochs, self.train_loss, label="training")
+        if self.validation_loss:
+            ax.plot(epochs, self.validation_loss, label="validation")
+        if self.best_epoch >= 0:
+            ax.axvline(self.best_epoch + 1, color="0.6", ls="--", label="best")
+        ax.set_xlabel("Epoch")
+        ax.set_ylabel("Loss")
+        ax.legend()
+        return ax
+
+
+def batch_boundaries(n_samples: int, batch_size: int) -> list[tuple[int, int]]:
+    """Split ``range(n_samples)`` into batches, none of a single sample.
+
+    Batch normalisation cannot normalise a batch of one in training mode, so a
+    trailing single sample joins the previous batch instead of being dropped.
+    """
+    starts = list(range(0, n_samples, batch_size))
+    bounds = [(start, min(start + batch_size, n_samples)) for start in starts]
+    if len(bounds) > 1 and bounds[-1][1] - bounds[-1][0] == 1:
+        last_start = bounds[-2][0]
+        bounds[-2:] = [(last_start, n_samples)]
+    return bounds
+
+
+def shuffled_minibatches(
+    data: torch.Tensor, batch_size: int, generator: torch.Generator
+) -> Callable[[], Iterator[torch.Tensor]]:
+    """Return a factory of one epoch of shuffled mini-batches of ``data`` rows."""
+
+    def epoch() -> Iterator[torch.Tensor]:
+        order = torch.randperm(data.shape[0], generator=generator)
+        for start, stop in batch_boundaries(data.shape[0], batch_size):
+            yield data[order[start:stop].to(data.device)]
+
+    return epoch
+
+
+@torch.no_grad()
+def evaluate(
+    model: UnmixingAutoencoder,
+    loss_function: LossFunction,
+    batches: Iterable[torch.Tensor],
+) -> float:
+    """Pixel-weighted mean loss of ``model`` in evaluation mode."""
+    model.eval()
+    total, count = 0.0, 0
+    for batch in batches:
+        reconstruction, _ = model(batch)
+        total += float(loss_function(reconstruction, batch)) * batch.shape[0]
+        count += batch.shape[0]
+    return total / count
+
+
+def resolve_show_progressbar(show_progressbar: bool | None) -> bool:
+    """``None`` defers to ``hs.preferences.General.show_progressbar``."""
+    if show_progressbar is None:
+        return bool(preferences.General.show_progressbar)
+    return bool(show_progressbar)
+
+
+def train(
+    model: UnmixingAutoencoder,
+    loss_function: LossFunction,
+    train_batches: Callable[[], Iterable[torch.Tensor]],
+    validation_batches: Callable[[], Iterable[torch.Tensor]] | None,
+    *,
+    max_epochs: int,
+    learning_rate: float,
+    patience: int,
+    show_progressbar: bool | None = None,
+) -> TrainingHistory:
+    """Train ``model`` with Adam and restore its best weights.
+
+    Parameters
+    ----------
+    model
+        The autoencoder; its decoder is projected back to non-negative weights
+        after every step.
+    loss_function
+        ``loss(reconstruction, target)``.
+    train_batches, validation_batches
+        Callables returning one epoch of mini-batches. Without validation
+        batches, early stopping watches the training loss.
+    max_epochs, learning_rate, patience
+        Training budget, Adam step size, and the number of epochs without a
+        relative improvement of at least 1e-4 after which training stops.
+    show_progressbar
+        ``None`` follows ``hs.preferences.General.show_progressbar``.
+
+    Returns
+    -------
+    TrainingHistory
+    """
+    optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate)
+    history = TrainingHistory()
+    best_loss = np.inf
+    best_state = model.state_dict()
+    epochs_without_improvement = 0
+    epochs = progressbar(
+        range(max_epochs),
+        desc="Training autoencoder",
+        unit="epoch",
+        disable=not resolve_show_progressbar(show_progressbar),
+        leave=False,
+    )
+    for epoch in epochs:
+        model.train()
+        total, count = 0.0, 0
+        for batch in train_batches():
+            optimizer.zero_grad(set_to_none=True)
+            reconstruction, _ = model(batch)
+            loss = loss_function(reconstruction, batch)
+            loss.backward()
+            optimizer.step()
+            model.decoder.clamp_()
+            total += float(loss.detach()) * batch.shape[0]
+            count += batch.shape[0]
+        history.train_loss.append(total / count)
+        if validation_batches is not None:
+            history.validation_loss.append(
+                evaluate(model, loss_function, validation_batches())
+            )
+        monitored = history.monitored_loss()[-1]
+        if not np.isfinite(monitored):
+            raise FloatingPointError(
+                f"The training loss became {monitored} at epoch {epoch + 1}; "
+                "lower learning_rate or check the data for extreme values."
+            )
+        epochs.set_postfix(loss=f"{monitored:.4g}", refresh=False)
+        if history.best_epoch < 0 or monitored < best_loss - 1e-4 * abs(best_loss):
+            best_loss = monitored
+            best_state = copy.deepcopy(model.state_dict())
+            history.best_epoch = epoch
+            epochs_without_improvement = 0
+        else:
+            epochs_without_improvement += 1
+            if epochs_without_improvement >= patience:
+                history.stopped_early = True
+                _logger.info("Early stopping at epoch %d", epoch + 1)
+                break
+    epochs.close()
+    model.load_state_dict(best_state)
+    model.eval()
+    return history

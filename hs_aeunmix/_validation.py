@@ -1,0 +1,93 @@
+"""Checks on user input that turn bad data into errors a user can act on."""
+
+from __future__ import annotations
+
+import logging
+import numbers
+import warnings
+
+import numpy as np
+
+_logger = logging.getLogger(__name__)
+
+
+def check_not_complex(X) -> None:
+    """Refuse complex data before any conversion silently drops the imaginary part."""
+    if np.iscomplexobj(X):
+        raise ValueError(
+            "Complex data cannot be unmixed: the linear mixing model needs real, "
+            "non-negative spectra. Unmix the modulus (abs), the power (abs**2) "
+            "or the real part instead."
+        )
+
+
+def check_finite(X: np.ndarray) -> None:
+    """Raise a ValueError that counts the NaN and inf values of ``X``."""
+    finite = np.isfinite(X)
+    if finite.all():
+        return
+    n_nan = int(np.isnan(X).sum())
+    n_inf = int(finite.size - finite.sum()) - n_nan
+    bad_rows = int((~finite).any(axis=1).sum())
+    raise ValueError(
+        f"The data contain {n_nan} NaN and {n_inf} inf values in {bad_rows} of "
+        f"{X.shape[0]} spectra. Exclude those pixels (in HyperSpy: "
+        "navigation_mask=~np.isfinite(s.data).all(axis=-1)) or those channels "
+        "(signal_mask), or replace the values before unmixing."
+    )
+
+
+def warn_if_negative(X: np.ndarray, loss: str) -> None:
+    """Negative values cannot be reproduced by non-negative mixing: say so."""
+    n_negative = int((X < 0).sum())
+    if n_negative == 0:
+        return
+    if loss == "poisson":
+        raise ValueError(
+            f"loss='poisson' needs counts, but the data contain {n_negative} "
+            f"negative values (minimum {X.min():.4g}). Use loss='mse' for data "
+            "that were background-subtracted or dark-corrected."
+        )
+    warnings.warn(
+        f"The data contain {n_negative} negative values (minimum {X.min():.4g}). "
+        "Endmembers and abundances are constrained to be non-negative, so the "
+        "reconstruction cannot follow values below zero and fits them as close "
+        "to zero as it can.",
+        UserWarning,
+        stacklevel=3,
+    )
+
+
+def check_n_components(n_components, n_channels: int) -> int:
+    """Validate the number of endmembers against the number of channels."""
+    if n_components is None:
+        raise ValueError(
+            "n_components (output_dimension in HyperSpy) must be given: it is the "
+            "number of endmembers to extract."
+        )
+    if isinstance(n_components, bool) or not isinstance(n_components, numbers.Integral):
+        raise TypeError(
+            f"n_components must be an integer, got {n_components!r} "
+            f"({type(n_components).__name__})."
+        )
+    if not 1 <= n_components <= n_channels:
+        raise ValueError(
+            f"n_components={n_components} must be between 1 and the number of "
+            f"spectral channels ({n_channels})."
+        )
+    return int(n_components)
+
+
+def minimum_pixels(n_components: int) -> int:
+    """Fewest pixels that leave a training and a validation set worth the name."""
+    return max(10, 2 * n_components)
+
+
+def check_enough_pixels(n_pixels: int, n_components: int) -> None:
+    needed = minimum_pixels(n_components)
+    if n_pixels < needed:
+        raise ValueError(
+            f"Training {n_components} endmembers needs at least {needed} spectra "
+            f"(pixels), got n_samples = {n_pixels}. Unmix a larger scan, or "
+            "apply a model trained on another scan (transform)."
+        )

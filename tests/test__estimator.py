@@ -1,0 +1,247 @@
+"""Tests of the scikit-learn estimator AEUnmix."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from conftest import FAST, make_mixture
+from hs_aeunmix.metrics import abundance_rmse, match_endmembers, spectral_angles
+from sklearn.utils.estimator_checks import check_estimator
+
+from hs_aeunmix import AEUnmix
+
+
+def _scores(model, abundances, mixture):
+    order = match_endmembers(model.components_, mixture.endmembers)
+    angles = spectral_angles(model.components_, mixture.endmembers)
+    truth = mixture.abundances.reshape(-1, mixture.abundances.shape[-1])
+    return angles, abundance_rmse(abundances, truth, order=order, scale="none")
+
+
+def test_clean_mixture_recovered(mixture):
+    model = AEUnmix(3, random_state=0, show_progressbar=False)
+    abundances = model.fit_transform(mixture.spectra)
+    angles, rmse = _scores(model, abundances, mixture)
+    assert np.mean(angles) < 0.05
+    assert rmse < 0.05
+
+
+def test_poisson_loss_on_counts_recovers_endmembers():
+    noisy = make_mixture(counts=50, seed=3)
+    model = AEUnmix(3, loss="poisson", random_state=0, show_progressbar=False)
+    abundances = model.fit_transform(noisy.spectra)
+    angles, rmse = _scores(model, abundances, noisy)
+    assert np.max(angles) < 0.05
+    assert rmse < 0.08
+
+
+@pytest.mark.parametrize(
+    ("options", "max_angle"),
+    [
+        ({"encoder": "conv", "max_epochs": 30}, 0.06),
+        ({"abundance": "nonnegative"}, 0.06),
+        ({"loss": "sad"}, 0.06),
+        ({"loss": "mse_sad"}, 0.06),
+        ({"init": "random"}, 0.15),
+    ],
+)
+def test_options_recover_endmembers(mixture, options, max_angle):
+    model = AEUnmix(3, random_state=0, show_progressbar=False, **options)
+    model.fit(mixture.spectra)
+    _, _ = _scores(model, model.transform(mixture.spectra), mixture)
+    assert np.mean(spectral_angles(model.components_, mixture.endmembers)) < max_angle
+
+
+def test_reconstruction_is_in_data_units(mixture):
+    model = AEUnmix(3, random_state=0, show_progressbar=False).fit(mixture.spectra)
+    reconstruction = model.inverse_transform(model.transform(mixture.spectra))
+    relative_error = np.linalg.norm(reconstruction - mixture.spectra) / np.linalg.norm(
+        mixture.spectra
+    )
+    assert relative_error < 0.02
+    assert model.components_.shape == (3, mixture.spectra.shape[1])
+    assert (model.components_ >= 0).all()
+
+
+def test_sum_to_one_abundances(mixture):
+    model = AEUnmix(3, **FAST).fit(mixture.spectra)
+    abundances = model.transform(mixture.spectra)
+    assert abundances.dtype == np.float64
+    np.testing.assert_allclose(abundances.sum(axis=1), 1, atol=1e-5)
+    assert (abundances >= 0).all()
+
+
+def test_no_mean_attribute(mixture):
+    # HyperSpy 2.5 adds an estimator's mean_ to the user's data.
+    model = AEUnmix(3, **FAST).fit(mixture.spectra)
+    assert not hasattr(model, "mean_")
+
+
+def test_history_records_every_epoch(mixture):
+    model = AEUnmix(3, max_epochs=7, patience=100, show_progressbar=False).fit(
+        mixture.spectra
+    )
+    history = model.history_
+    assert model.n_iter_ == history.n_epochs == 7
+    assert len(history.train_loss) == len(history.validation_loss) == 7
+    assert 0 <= history.best_epoch < 7
+    assert history.validation_loss[history.best_epoch] == min(history.validation_loss)
+
+
+def test_early_stopping_restores_best_weights(mixture):
+    model = AEUnmix(
+        3, patience=2, max_epochs=500, random_state=0, show_progressbar=False
+    )
+    model.fit(mixture.spectra)
+    history = model.history_
+    assert history.stopped_early
+    assert history.n_epochs == history.best_epoch + 1 + 2
+
+
+def test_seeded_fit_is_reproducible(mixture):
+    first = AEUnmix(3, dropout=0.1, **FAST).fit(mixture.spectra)
+    second = AEUnmix(3, dropout=0.1, **FAST).fit(mixture.spectra)
+    np.testing.assert_array_equal(first.components_, second.components_)
+    np.testing.assert_array_equal(
+        first.transform(mixture.spectra), second.transform(mixture.spectra)
+    )
+    other = AEUnmix(3, dropout=0.1, **{**FAST, "random_state": 1}).fit(mixture.spectra)
+    assert not np.array_equal(first.components_, other.components_)
+
+
+def test_global_torch_rng_untouched(mixture):
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    AEUnmix(3, **FAST).fit(mixture.spectra)
+    np.testing.assert_array_equal(torch.rand(3), expected)
+
+
+def test_input_not_modified(mixture):
+    spectra = mixture.spectra.copy()
+    AEUnmix(3, **FAST).fit_transform(spectra)
+    np.testing.assert_array_equal(spectra, mixture.spectra)
+
+
+def test_integer_counts_accepted():
+    counts = make_mixture(counts=20).spectra.astype(np.int32)
+    original = counts.copy()
+    abundances = AEUnmix(3, **FAST).fit_transform(counts)
+    assert abundances.shape == (counts.shape[0], 3)
+    np.testing.assert_array_equal(counts, original)
+
+
+def test_batch_of_one_pixel_left_over(mixture):
+    # 1024 pixels, 10 % held out: 922 training pixels = 7 x 131 + 5; with 921
+    # (batch 115 -> 8 x 115 + 1) a last batch of one would break batch norm.
+    spectra = mixture.spectra[:1023]
+    model = AEUnmix(3, batch_size=115, validation_fraction=0.1, **FAST)
+    n_train = spectra.shape[0] - round(0.1 * spectra.shape[0])
+    assert n_train % 115 == 1
+    model.fit(spectra)
+    assert np.isfinite(model.history_.train_loss).all()
+
+
+def test_initial_endmembers_from_array(mixture):
+    model = AEUnmix(
+        3,
+        init=mixture.endmembers,
+        max_epochs=1,
+        learning_rate=1e-9,
+        show_progressbar=False,
+        random_state=0,
+    )
+    model.fit(mixture.spectra)
+    np.testing.assert_allclose(model.components_, mixture.endmembers, rtol=1e-4)
+
+
+def test_transform_on_unseen_data(mixture):
+    model = AEUnmix(3, random_state=0, show_progressbar=False).fit(mixture.spectra)
+    unseen = make_mixture(seed=5)
+    fresh = make_mixture(seed=5)
+    np.testing.assert_array_equal(unseen.endmembers, mixture.endmembers)
+    abundances = model.transform(unseen.spectra)
+    order = match_endmembers(model.components_, fresh.endmembers)
+    truth = fresh.abundances.reshape(-1, 3)
+    assert abundance_rmse(abundances, truth, order=order, scale="none") < 0.05
+
+
+# ------------------------------------------------------------- bad input
+def test_nan_values_are_counted(mixture):
+    spectra = mixture.spectra.copy()
+    spectra[3, 5] = np.nan
+    spectra[7, :2] = np.inf
+    with pytest.raises(
+        ValueError, match=r"1 NaN and 2 inf values in 2 of 1024 spectra"
+    ):
+        AEUnmix(3, **FAST).fit(spectra)
+
+
+def test_negative_values_warn(mixture):
+    spectra = mixture.spectra - 60
+    with pytest.warns(UserWarning, match=r"negative values .* non-negative"):
+        AEUnmix(3, **FAST).fit(spectra)
+
+
+def test_negative_values_refused_by_poisson_loss(mixture):
+    with pytest.raises(ValueError, match="loss='poisson' needs counts"):
+        AEUnmix(3, loss="poisson", **FAST).fit(mixture.spectra - 60)
+
+
+def test_complex_data_refused(mixture):
+    with pytest.raises(ValueError, match="Complex data cannot be unmixed"):
+        AEUnmix(3, **FAST).fit(mixture.spectra.astype(complex))
+
+
+@pytest.mark.parametrize(
+    ("n_components", "error", "message"),
+    [
+        (None, ValueError, "n_components .* must be given"),
+        (0, ValueError, r"n_components=0 must be between 1 and .* \(100\)"),
+        (101, ValueError, r"n_components=101 must be between 1 and .* \(100\)"),
+        (2.5, TypeError, "n_components must be an integer"),
+    ],
+)
+def test_bad_n_components(mixture, n_components, error, message):
+    with pytest.raises(error, match=message):
+        AEUnmix(n_components, **FAST).fit(mixture.spectra)
+
+
+def test_too_few_pixels(mixture):
+    with pytest.raises(ValueError, match=r"at least 10 spectra .* n_samples = 9"):
+        AEUnmix(3, **FAST).fit(mixture.spectra[:9])
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        ({"encoder": "transformer"}, "encoder='transformer' is not one of dense, conv"),
+        ({"loss": "l1"}, "loss='l1' is not one of"),
+        ({"abundance": "free"}, "abundance='free' is not one of"),
+        ({"max_epochs": 0}, "max_epochs must be a positive integer"),
+        ({"dropout": 1.0}, r"dropout must be a number in \[0, 1\)"),
+        ({"learning_rate": -1.0}, "learning_rate must be a positive number"),
+        ({"hidden_layer_sizes": (64, 0)}, "each of hidden_layer_sizes must be"),
+        ({"device": "tpu"}, "device='tpu' is not a device torch knows"),
+        ({"init": np.ones((2, 100))}, r"init has shape \(2, 100\)"),
+    ],
+)
+def test_bad_hyperparameters(mixture, option, message):
+    with pytest.raises(ValueError, match=message):
+        AEUnmix(3, **{**FAST, **option}).fit(mixture.spectra)
+
+
+def test_transform_checks_channel_count(mixture):
+    model = AEUnmix(3, **FAST).fit(mixture.spectra)
+    with pytest.raises(
+        ValueError, match="X has 99 features, but AEUnmix is expecting 100"
+    ):
+        model.transform(mixture.spectra[:, :99])
+
+
+def test_scikit_learn_compatibility():
+    # Every check passes; AEUnmix needs n_components, given on the instance.
+    check_estimator(
+        AEUnmix(n_components=2, max_epochs=3, show_progressbar=False, random_state=0)
+    )

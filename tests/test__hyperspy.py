@@ -1,0 +1,381 @@
+"""Tests of s.decomposition(algorithm="ae") inside HyperSpy."""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import sys
+
+import exspy
+import hyperspy.api as hs
+import numpy as np
+import pytest
+from conftest import FAST, make_mixture, to_signal
+from hs_aeunmix.metrics import abundance_rmse, match_endmembers, spectral_angles
+
+import hs_aeunmix
+
+
+def test_ae_decomposition_recovers_endmembers_and_maps(spectrum_image, mixture):
+    model = spectrum_image.decomposition(
+        algorithm="ae",
+        output_dimension=3,
+        return_info=True,
+        print_info=False,
+        random_state=0,
+        show_progressbar=False,
+    )
+    assert isinstance(model, hs_aeunmix.AEUnmix)
+    results = spectrum_image.learning_results
+    assert results.factors.shape == (100, 3)
+    assert results.loadings.shape == (1024, 3)
+    assert results.output_dimension == 3
+    assert results.decomposition_algorithm == "ae"
+    np.testing.assert_array_equal(results.factors, model.components_.T)
+    factors = spectrum_image.get_decomposition_factors()
+    assert np.mean(spectral_angles(factors.data, mixture.endmembers)) < 0.05
+    order = match_endmembers(factors.data, mixture.endmembers)
+    rmse = abundance_rmse(
+        results.loadings, mixture.abundances.reshape(-1, 3), order=order, scale="none"
+    )
+    assert rmse < 0.05
+
+
+def test_factors_and_loadings_keep_axes(spectrum_image):
+    spectrum_image.decomposition(
+        algorithm="ae", output_dimension=3, print_info=False, **FAST
+    )
+    factors = spectrum_image.get_decomposition_factors()
+    loadings = spectrum_image.get_decomposition_loadings()
+    energy = factors.axes_manager.signal_axes[0]
+    assert (energy.name, energy.units, energy.offset, energy.scale) == (
+        "Energy",
+        "eV",
+        280.0,
+        0.5,
+    )
+    assert loadings.axes_manager.signal_shape == (32, 32)
+    for axis, name in zip(loadings.axes_manager.signal_axes, "xy", strict=True):
+        assert (axis.name, axis.units, axis.scale, axis.offset) == (
+            name,
+            "nm",
+            0.2,
+            1.0,
+        )
+
+
+def test_decomposition_model_reconstructs_data_in_its_units(spectrum_image):
+    spectrum_image.decomposition(
+        algorithm="ae",
+        output_dimension=3,
+        print_info=False,
+        random_state=0,
+        show_progressbar=False,
+    )
+    model = spectrum_image.get_decomposition_model()
+    relative = np.linalg.norm(model.data - spectrum_image.data) / np.linalg.norm(
+        spectrum_image.data
+    )
+    assert relative < 0.02
+
+
+def test_estimator_instance_as_algorithm(spectrum_image):
+    estimator = hs_aeunmix.AEUnmix(n_components=2, **FAST)
+    returned = spectrum_image.decomposition(
+        algorithm=estimator, return_info=True, print_info=False
+    )
+    assert returned is estimator
+    assert spectrum_image.learning_results.output_dimension == 2
+    assert spectrum_image.learning_results.decomposition_algorithm == "ae"
+
+
+def test_eels_spectrum_round_trip(mixture):
+    ny, nx, _ = mixture.abundances.shape
+    eels = exspy.signals.EELSSpectrum(mixture.spectra.reshape(ny, nx, -1).copy())
+    eels.axes_manager.signal_axes[0].offset = 700.0
+    eels.axes_manager.signal_axes[0].units = "eV"
+    eels.decomposition(algorithm="ae", output_dimension=3, print_info=False, **FAST)
+    factors = eels.get_decomposition_factors()
+    assert isinstance(factors, exspy.signals.EELSSpectrum)
+    assert factors.axes_manager.signal_axes[0].offset == 700.0
+    assert factors.axes_manager.signal_axes[0].units == "eV"
+
+
+def test_line_scan(mixture):
+    line = hs.signals.Signal1D(mixture.spectra[:200].copy())
+    line.decomposition(algorithm="ae", output_dimension=3, print_info=False, **FAST)
+    assert line.get_decomposition_loadings().axes_manager.signal_shape == (200,)
+    assert line.learning_results.loadings.shape == (200, 3)
+
+
+def test_single_spectrum_refused(mixture):
+    single = hs.signals.Signal1D(mixture.spectra[0].copy())
+    with pytest.raises(
+        ValueError, match=r"holds 1 spectrum \(navigation dimension 0\)"
+    ):
+        single.decomposition(algorithm="ae", output_dimension=2)
+
+
+def test_image_signal_refused():
+    image = hs.signals.Signal2D(np.ones((4, 8, 8)))
+    with pytest.raises(ValueError, match=r"unmixes 1-D spectra.*signal dimension 2"):
+        image.decomposition(algorithm="ae", output_dimension=2)
+
+
+def test_navigation_mask(spectrum_image):
+    mask = np.zeros((32, 32), dtype=bool)
+    mask[:4] = True
+    spectrum_image.decomposition(
+        algorithm="ae",
+        output_dimension=3,
+        navigation_mask=mask,
+        print_info=False,
+        **FAST,
+    )
+    loadings = spectrum_image.learning_results.loadings.reshape(32, 32, 3)
+    assert np.isnan(loadings[:4]).all()
+    assert np.isfinite(loadings[4:]).all()
+
+
+def test_navigation_mask_excludes_nan_pixels(spectrum_image):
+    spectrum_image.data[0, 0, 5] = np.nan
+    mask = ~np.isfinite(spectrum_image.data).all(axis=-1)
+    spectrum_image.decomposition(
+        algorithm="ae",
+        output_dimension=3,
+        navigation_mask=mask,
+        print_info=False,
+        **FAST,
+    )
+    assert np.isnan(spectrum_image.learning_results.loadings[0]).all()
+
+
+def test_signal_mask(spectrum_image):
+    mask = np.zeros(100, dtype=bool)
+    mask[90:] = True
+    spectrum_image.decomposition(
+        algorithm="ae", output_dimension=3, signal_mask=mask, print_info=False, **FAST
+    )
+    factors = spectrum_image.learning_results.factors
+    assert factors.shape == (100, 3)
+    assert np.isnan(factors[90:]).all()
+    assert np.isfinite(factors[:90]).all()
+
+
+def test_save_and_reload_keeps_results(spectrum_image, tmp_path, caplog):
+    spectrum_image.decomposition(
+        algorithm="ae", output_dimension=3, print_info=False, **FAST
+    )
+    path = tmp_path / "unmixed.hspy"
+    with caplog.at_level(logging.WARNING):
+        spectrum_image.save(path)
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    reloaded = hs.load(path)
+    np.testing.assert_array_equal(
+        reloaded.learning_results.factors, spectrum_image.learning_results.factors
+    )
+    np.testing.assert_array_equal(
+        reloaded.learning_results.loadings, spectrum_image.learning_results.loadings
+    )
+    assert reloaded.learning_results.decomposition_algorithm == "ae"
+    assert reloaded.learning_results.output_dimension == 3
+
+
+def test_print_info_is_short(spectrum_image, capsys):
+    spectrum_image.decomposition(algorithm="ae", output_dimension=3, **FAST)
+    printed = capsys.readouterr().out
+    assert "AEUnmix(" in printed
+    assert len(printed.splitlines()) <= 8
+
+
+def test_progressbar_shown_on_request(spectrum_image, capsys):
+    spectrum_image.decomposition(
+        algorithm="ae",
+        output_dimension=3,
+        print_info=False,
+        max_epochs=2,
+        show_progressbar=True,
+    )
+    assert "Training autoencoder" in capsys.readouterr().err
+    spectrum_image.decomposition(
+        algorithm="ae",
+        output_dimension=3,
+        print_info=False,
+        max_epochs=2,
+        show_progressbar=False,
+    )
+    assert "Training autoencoder" not in capsys.readouterr().err
+
+
+def test_other_algorithms_untouched(spectrum_image):
+    spectrum_image.decomposition(algorithm="SVD", output_dimension=3, print_info=False)
+    assert spectrum_image.learning_results.decomposition_algorithm == "SVD"
+    spectrum_image.decomposition(False, "NMF", 2, print_info=False, max_iter=50)
+    assert spectrum_image.learning_results.factors.shape == (100, 2)
+
+
+def test_seeded_decomposition_is_reproducible(mixture):
+    first, second = to_signal(mixture), to_signal(mixture)
+    for signal in (first, second):
+        signal.decomposition(
+            algorithm="ae", output_dimension=3, print_info=False, **FAST
+        )
+    np.testing.assert_array_equal(
+        first.learning_results.loadings, second.learning_results.loadings
+    )
+    np.testing.assert_array_equal(
+        first.learning_results.factors, second.learning_results.factors
+    )
+
+
+# ------------------------------------------------------------- bad input
+def _assert_unchanged_after(signal, error, match, **options):
+    before = signal.data.copy()
+    dtype, shape = signal.data.dtype, signal.data.shape
+    with pytest.raises(error, match=match):
+        signal.decomposition(algorithm="ae", print_info=False, **{**FAST, **options})
+    assert signal.data.dtype == dtype
+    assert signal.data.shape == shape
+    np.testing.assert_array_equal(signal.data, before)
+
+
+def test_missing_output_dimension(spectrum_image):
+    _assert_unchanged_after(spectrum_image, ValueError, "needs output_dimension")
+
+
+@pytest.mark.parametrize("output_dimension", [0, -2])
+def test_output_dimension_below_one(spectrum_image, output_dimension):
+    _assert_unchanged_after(
+        spectrum_image,
+        ValueError,
+        "must be .*positive|between 1",
+        output_dimension=output_dimension,
+    )
+
+
+def test_output_dimension_above_channels(spectrum_image):
+    _assert_unchanged_after(
+        spectrum_image,
+        ValueError,
+        r"n_components=101 must be between 1 and the "
+        r"number of spectral channels \(100\)",
+        output_dimension=101,
+    )
+
+
+def test_nan_values(spectrum_image):
+    spectrum_image.data[2, 3, 4] = np.nan
+    _assert_unchanged_after(
+        spectrum_image,
+        ValueError,
+        r"1 NaN and 0 inf values in 1 of 1024 spectra.*"
+        "navigation_mask",
+        output_dimension=3,
+    )
+
+
+def test_inf_values(spectrum_image):
+    spectrum_image.data[2, 3, :3] = np.inf
+    _assert_unchanged_after(
+        spectrum_image, ValueError, "0 NaN and 3 inf values", output_dimension=3
+    )
+
+
+def test_integer_data_accepted_and_untouched():
+    counts = to_signal(make_mixture(counts=30))
+    counts.change_dtype("int32")
+    before = counts.data.copy()
+    counts.decomposition(algorithm="ae", output_dimension=3, print_info=False, **FAST)
+    assert counts.data.dtype == np.int32
+    np.testing.assert_array_equal(counts.data, before)
+    assert counts.learning_results.loadings.shape == (1024, 3)
+
+
+def test_negative_values_warn_and_data_untouched(spectrum_image):
+    spectrum_image.data -= 60
+    before = spectrum_image.data.copy()
+    with pytest.warns(UserWarning, match="negative values"):
+        spectrum_image.decomposition(
+            algorithm="ae", output_dimension=3, print_info=False, **FAST
+        )
+    np.testing.assert_array_equal(spectrum_image.data, before)
+
+
+def test_complex_data(spectrum_image):
+    spectrum_image.change_dtype("complex128")
+    _assert_unchanged_after(
+        spectrum_image, ValueError, "Complex data cannot be unmixed", output_dimension=3
+    )
+
+
+def test_too_few_pixels(mixture):
+    small = hs.signals.Signal1D(mixture.spectra[:6].copy())
+    _assert_unchanged_after(
+        small, ValueError, "at least 10 spectra", output_dimension=3
+    )
+
+
+def test_non_uniform_axis_with_conv_encoder(spectrum_image):
+    spectrum_image.axes_manager.signal_axes[0].convert_to_non_uniform_axis()
+    _assert_unchanged_after(
+        spectrum_image,
+        ValueError,
+        "needs equally spaced channels.*interpolate_on_axis",
+        output_dimension=3,
+        encoder="conv",
+    )
+
+
+def test_non_uniform_axis_with_dense_encoder(spectrum_image):
+    axis = spectrum_image.axes_manager.signal_axes[0]
+    axis.convert_to_non_uniform_axis()
+    spectrum_image.decomposition(
+        algorithm="ae", output_dimension=3, print_info=False, **FAST
+    )
+    factors = spectrum_image.get_decomposition_factors()
+    np.testing.assert_array_equal(factors.axes_manager.signal_axes[0].axis, axis.axis)
+
+
+def test_poissonian_normalisation_refused(spectrum_image):
+    _assert_unchanged_after(
+        spectrum_image,
+        ValueError,
+        "loss='poisson'",
+        output_dimension=3,
+        normalize_poissonian_noise=True,
+    )
+
+
+def test_unknown_option(spectrum_image):
+    _assert_unchanged_after(
+        spectrum_image,
+        TypeError,
+        r"Unknown option\(s\) \['epochs'\].*max_epochs",
+        output_dimension=3,
+        epochs=4,
+    )
+
+
+def test_options_with_estimator_instance_refused(spectrum_image):
+    with pytest.raises(TypeError, match="set them on the instance"):
+        spectrum_image.decomposition(
+            algorithm=hs_aeunmix.AEUnmix(n_components=3), max_epochs=3
+        )
+
+
+def test_lazy_signal_refused(spectrum_image):
+    with pytest.raises(NotImplementedError, match=r"s\.compute\(\)"):
+        spectrum_image.as_lazy().decomposition(algorithm="ae", output_dimension=3)
+
+
+def test_import_hyperspy_api_with_extension_installed():
+    # HyperSpy reads every installed extension's yaml at import time.
+    code = "import hyperspy.api as hs, hs_aeunmix; print(hs.__name__)"
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    from importlib.metadata import entry_points
+
+    names = [ep.name for ep in entry_points(group="hyperspy.extensions")]
+    assert "hs_aeunmix" in names
