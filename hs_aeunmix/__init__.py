@@ -8,7 +8,7 @@ scikit-learn estimator behind it.
 import logging
 from importlib.metadata import PackageNotFoundError, version
 
-# TEMP from hs_aeunmix import datasets, metrics
+from hs_aeunmix import datasets, metrics
 from hs_aeunmix._estimator import AEUnmix
 from hs_aeunmix._hyperspy import enable as _enable
 from hs_aeunmix._training import TrainingHistory

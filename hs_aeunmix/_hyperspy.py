@@ -134,7 +134,7 @@ def _check_signal(signal) -> None:
     if axes.navigation_size < 2:
         raise ValueError(
             "algorithm='ae' learns endmembers from many spectra, but this signal "
-            f"holds {axes.navigation_size} spectrum (navigation dimension "
+            "holds a single spectrum (navigation dimension "
             f"{axes.navigation_dimension}). Unmix a spectrum image or line scan, "
             "or apply a trained model to this spectrum."
         )

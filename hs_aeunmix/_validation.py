@@ -13,9 +13,11 @@ _logger = logging.getLogger(__name__)
 
 def check_not_complex(X) -> None:
     """Refuse complex data before any conversion silently drops the imaginary part."""
-    if np.iscomplexobj(X):
+    # Only the dtype is read: array-likes must not be converted twice.
+    dtype = getattr(X, "dtype", None)
+    if dtype is not None and np.issubdtype(dtype, np.complexfloating):
         raise ValueError(
-            "Complex data cannot be unmixed: the linear mixing model needs real, "
+            "Complex data not supported: the linear mixing model needs real, "
             "non-negative spectra. Unmix the modulus (abs), the power (abs**2) "
             "or the real part instead."
         )
@@ -32,7 +34,7 @@ def check_finite(X: np.ndarray) -> None:
     raise ValueError(
         f"The data contain {n_nan} NaN and {n_inf} inf values in {bad_rows} of "
         f"{X.shape[0]} spectra. Exclude those pixels (in HyperSpy: "
-        "navigation_mask=~np.isfinite(s.data).all(axis=-1)) or those channels "
+        "navigation_mask=(~np.isfinite(s.data).all(axis=-1)).T) or those channels "
         "(signal_mask), or replace the values before unmixing."
     )
 

@@ -11,9 +11,9 @@ import hyperspy.api as hs
 import numpy as np
 import pytest
 from conftest import FAST, make_mixture, to_signal
-from hs_aeunmix.metrics import abundance_rmse, match_endmembers, spectral_angles
 
 import hs_aeunmix
+from hs_aeunmix.metrics import abundance_rmse, match_endmembers, spectral_angles
 
 
 def test_ae_decomposition_recovers_endmembers_and_maps(spectrum_image, mixture):
@@ -111,7 +111,7 @@ def test_line_scan(mixture):
 def test_single_spectrum_refused(mixture):
     single = hs.signals.Signal1D(mixture.spectra[0].copy())
     with pytest.raises(
-        ValueError, match=r"holds 1 spectrum \(navigation dimension 0\)"
+        ValueError, match=r"holds a single spectrum \(navigation dimension 0\)"
     ):
         single.decomposition(algorithm="ae", output_dimension=2)
 
@@ -122,32 +122,40 @@ def test_image_signal_refused():
         image.decomposition(algorithm="ae", output_dimension=2)
 
 
-def test_navigation_mask(spectrum_image):
-    mask = np.zeros((32, 32), dtype=bool)
+def test_navigation_mask_matches_builtin_algorithms(mixture):
+    # A non-square scan tells array order (y, x) from display order (x, y).
+    signal = hs.signals.Signal1D(mixture.spectra.reshape(32, 32, -1)[:, :24].copy())
+    mask = np.zeros((32, 24), dtype=bool)
     mask[:4] = True
-    spectrum_image.decomposition(
+    for algorithm in ("SVD", "ae"):
+        options = FAST if algorithm == "ae" else {}
+        signal.decomposition(
+            algorithm=algorithm,
+            output_dimension=3,
+            navigation_mask=mask.T,
+            print_info=False,
+            **options,
+        )
+        loadings = signal.learning_results.loadings.reshape(32, 24, 3)
+        assert np.isnan(loadings[:4]).all(), algorithm
+        assert np.isfinite(loadings[4:]).all(), algorithm
+
+
+def test_error_message_mask_excludes_nan_pixels(spectrum_image):
+    signal = hs.signals.Signal1D(spectrum_image.data[:, :24].copy())
+    signal.data[3, 0, 5] = np.nan
+    # The expression the NaN error message recommends:
+    mask = (~np.isfinite(signal.data).all(axis=-1)).T
+    signal.decomposition(
         algorithm="ae",
         output_dimension=3,
         navigation_mask=mask,
         print_info=False,
         **FAST,
     )
-    loadings = spectrum_image.learning_results.loadings.reshape(32, 32, 3)
-    assert np.isnan(loadings[:4]).all()
-    assert np.isfinite(loadings[4:]).all()
-
-
-def test_navigation_mask_excludes_nan_pixels(spectrum_image):
-    spectrum_image.data[0, 0, 5] = np.nan
-    mask = ~np.isfinite(spectrum_image.data).all(axis=-1)
-    spectrum_image.decomposition(
-        algorithm="ae",
-        output_dimension=3,
-        navigation_mask=mask,
-        print_info=False,
-        **FAST,
-    )
-    assert np.isnan(spectrum_image.learning_results.loadings[0]).all()
+    loadings = signal.learning_results.loadings.reshape(32, 24, 3)
+    assert np.isnan(loadings[3, 0]).all()
+    assert np.isfinite(loadings).sum() == (32 * 24 - 1) * 3
 
 
 def test_signal_mask(spectrum_image):
@@ -304,7 +312,7 @@ def test_negative_values_warn_and_data_untouched(spectrum_image):
 def test_complex_data(spectrum_image):
     spectrum_image.change_dtype("complex128")
     _assert_unchanged_after(
-        spectrum_image, ValueError, "Complex data cannot be unmixed", output_dimension=3
+        spectrum_image, ValueError, "Complex data not supported", output_dimension=3
     )
 
 

@@ -70,7 +70,8 @@ def test_poisson_deviance_is_zero_at_perfect_fit_and_handles_zero_counts(pair):
     counts = counts.clone()
     counts[0, :4] = 0
     loss = get_loss("poisson", sad_weight=0)
-    assert float(loss(counts, counts)) == pytest.approx(0, abs=1e-12)
+    # Rates are floored at 1e-8 so the log stays finite where counts are zero.
+    assert float(loss(counts, counts)) == pytest.approx(0, abs=1e-9)
 
 
 def test_poisson_minimum_is_at_the_counts(pair):
