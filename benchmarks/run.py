@@ -33,11 +33,11 @@ import numpy as np
 import scipy.io
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
-import hs_aeunmix  # noqa: E402
-from hs_aeunmix import datasets, metrics  # noqa: E402
-from hs_aeunmix._vca import (  # noqa: E402
+import hs_aeunmix
+from hs_aeunmix import datasets, metrics
+from hs_aeunmix._vca import (
     fully_constrained_least_squares,
     vertex_component_analysis,
 )
@@ -74,6 +74,10 @@ CASES: dict[str, Callable[[int], tuple]] = {
         3, shape=(16, 16), block_size=4, filter_size=3, random_state=seed
     ),
 }
+# The Samson reference maps could not be aligned with the spectra: NNLS or
+# FCLS on the reference endmembers reproduces them only to an RMSE of 0.33
+# (either pixel order), so only its spectral angles are reported.
+CASES_WITHOUT_TRUSTED_ABUNDANCES = {"samson"}
 DEFAULT_CASES = ["eels3", "eels4", "eels3_no_pure", "raman4", "samson"]
 
 
@@ -115,7 +119,10 @@ def _ae(**options):
 
 def _nmf(signal, n, seed):
     signal.decomposition(
-        algorithm="NMF", output_dimension=n, print_info=False, random_state=seed,
+        algorithm="NMF",
+        output_dimension=n,
+        print_info=False,
+        random_state=seed,
         max_iter=1000,
     )
     return signal.learning_results.factors.T, signal.learning_results.loadings
@@ -181,6 +188,8 @@ def evaluate(case: str, method: str, seed: int):
     order = metrics.match_endmembers(endmembers, truth.endmembers)
     angle = metrics.mean_spectral_angle(endmembers, truth.endmembers)
     rmse = metrics.abundance_rmse(fractions, flat_truth, order=order, scale="none")
+    if case in CASES_WITHOUT_TRUSTED_ABUNDANCES:
+        rmse = float("nan")
     return {
         "angle": angle,
         "rmse": rmse,
@@ -273,7 +282,9 @@ def _endmember_figure(case: str, results: dict, path: Path) -> None:
         ax.plot(first["axis"], reference, color="k", lw=2, label="truth")
         for method, scores in results.items():
             estimate = scores["endmembers"][scores["order"][index]]
-            ax.plot(first["axis"], estimate / np.linalg.norm(estimate), lw=1, label=method)
+            ax.plot(
+                first["axis"], estimate / np.linalg.norm(estimate), lw=1, label=method
+            )
         ax.set_title(f"{case}: {first['truth'].names[index]}")
     np.atleast_1d(axes)[0].legend(fontsize=7)
     figure.savefig(path, dpi=100)
