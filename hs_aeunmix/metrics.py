@@ -305,9 +305,11 @@ def abundance_rmse(
 
         * ``"none"``: compare as is. Right for methods whose abundances sum
           to one (autoencoders with a softmax or sum-to-one layer, FCLS,
-          VCA + FCLS). This is the protocol of Brun et al., and the one the
-          project's benchmarks report, because it penalises, as the paper
-          does, methods such as NMF or ICA whose loadings are not fractions.
+          VCA + FCLS). This is the protocol of Brun et al., which penalises
+          methods such as NMF or ICA whose loadings are not fractions. The
+          project's benchmark first clips every method's loadings at zero and
+          normalises them to sum to one per pixel, then compares with
+          ``"none"``, so that NMF and ICA are judged on their maps' shapes.
         * ``"fit"``: multiply each matched map by the non-negative
           least-squares factor that best fits the reference. Removes the
           arbitrary scale split between endmembers and loadings (NMF keeps
