@@ -33,6 +33,7 @@ ALGORITHM_NAME = "ae"
 _ORIGINAL_DECOMPOSITION = MVA.decomposition
 _DECOMPOSITION_SIGNATURE = inspect.signature(_ORIGINAL_DECOMPOSITION)
 _ORIGINAL_LAZY_DECOMPOSITION = LazySignal.decomposition
+_LAZY_DECOMPOSITION_SIGNATURE = inspect.signature(_ORIGINAL_LAZY_DECOMPOSITION)
 
 
 def autoencoder_options() -> list[str]:
@@ -57,8 +58,8 @@ def _decomposition(self, *args, **kwargs):
 
 @functools.wraps(_ORIGINAL_LAZY_DECOMPOSITION)
 def _lazy_decomposition(self, *args, **kwargs):
-    algorithm = kwargs.get("algorithm", args[1] if len(args) > 1 else None)
-    if _is_autoencoder(algorithm):
+    bound = _LAZY_DECOMPOSITION_SIGNATURE.bind(self, *args, **kwargs)
+    if _is_autoencoder(bound.arguments.get("algorithm")):
         raise NotImplementedError(
             "algorithm='ae' trains on data in memory; this signal is lazy. Load "
             "it with s.compute() (or crop it first) and run the decomposition "

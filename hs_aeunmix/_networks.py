@@ -8,7 +8,6 @@ mixing model, a bias-free linear layer whose non-negative weight matrix
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from itertools import pairwise
 
@@ -236,8 +235,3 @@ def build_autoencoder(
         input_mean,
         input_scale,
     )
-
-
-def count_parameters(module: nn.Module) -> int:
-    """Number of trainable parameters, for the short model summary."""
-    return sum(math.prod(p.shape) for p in module.parameters() if p.requires_grad)

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import logging
 import numbers
 import warnings
 
 import numpy as np
-
-_logger = logging.getLogger(__name__)
 
 
 def check_not_complex(X) -> None:
