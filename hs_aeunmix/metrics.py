@@ -13,6 +13,17 @@ abundances are arrays of shape ``(..., n_endmembers)`` whose leading axes are
 the navigation axes (``(ny, nx, n)`` or ``(n_pixels, n)``). HyperSpy
 decomposition loadings are ``(n, ny, nx)``: move the component axis last
 (``np.moveaxis(loadings.data, 0, -1)``) before scoring.
+
+Scale: a linear unmixing result fixes each component only up to a factor
+split between endmember and loading (NMF and ICA keep the intensity in the
+endmembers). Spectral angles ignore it; abundance scores compare fractions,
+which are defined relative to the reference endmembers' own normalisation.
+:func:`fractions_on_reference_scale` moves the least-squares scale of each
+estimated endmember relative to its reference into the loadings and
+normalises every pixel to sum to one; the project's benchmark does this for
+every method before :func:`abundance_rmse` with ``scale="none"``. The
+``scale`` options of the abundance scores are cruder alternatives that see
+only the abundances.
 """
 
 from __future__ import annotations
@@ -29,6 +40,7 @@ __all__ = [
     "abundance_entropy",
     "abundance_nmse",
     "abundance_rmse",
+    "fractions_on_reference_scale",
     "gradient_energy",
     "match_endmembers",
     "mean_spectral_angle",
@@ -307,9 +319,11 @@ def abundance_rmse(
           to one (autoencoders with a softmax or sum-to-one layer, FCLS,
           VCA + FCLS). This is the protocol of Brun et al., which penalises
           methods such as NMF or ICA whose loadings are not fractions. The
-          project's benchmark first clips every method's loadings at zero and
-          normalises them to sum to one per pixel, then compares with
-          ``"none"``, so that NMF and ICA are judged on their maps' shapes.
+          project's benchmark first converts every method's loadings with
+          :func:`fractions_on_reference_scale` (each estimated endmember's
+          scale relative to its reference moved into the loadings, then
+          clipped at zero and normalised to sum to one per pixel), then
+          compares with ``"none"``.
         * ``"fit"``: multiply each matched map by the non-negative
           least-squares factor that best fits the reference. Removes the
           arbitrary scale split between endmembers and loadings (NMF keeps
@@ -317,7 +331,10 @@ def abundance_rmse(
           to one factor per endmember.
         * ``"sum_to_one"``: divide each pixel's estimated abundances by their
           sum (over all estimated components) before comparing. Pixels
-          summing to zero compare as zeros.
+          summing to zero compare as zeros. This ignores the scale of the
+          estimated endmembers, so it distorts the fractions of methods
+          that keep different amounts of intensity in different endmembers;
+          :func:`fractions_on_reference_scale` accounts for it.
     per_endmember : bool
         Return one RMSE per reference endmember instead of the overall RMSE.
 
@@ -381,6 +398,151 @@ def abundance_nmse(
     if per_endmember:
         return nmse
     return float(np.mean(nmse))
+
+
+def fractions_on_reference_scale(
+    estimated_endmembers: np.ndarray,
+    estimated_abundances: np.ndarray,
+    reference_endmembers: np.ndarray,
+    *,
+    order: np.ndarray | None = None,
+) -> np.ndarray:
+    """Put estimated loadings on the fraction scale of the reference endmembers.
+
+    A linear unmixing result fixes each component only up to a factor that
+    it splits freely between the endmember and its loading: NMF and ICA
+    split it arbitrarily, sum-to-one methods (FCLS, the autoencoder) keep
+    all of it in endmembers in the data's units. Reference
+    fractions, in contrast, are defined relative to the reference endmembers
+    as they are normalised: the noiseless data are
+    ``intensity * (fractions @ reference_endmembers)``. This is how the
+    synthetic truths of :mod:`hs_aeunmix.datasets` are built, and how the
+    Samson reference maps ``S_GT`` relate to the max-normalised ``GT``
+    spectra (non-negative least squares of each spectrum on ``GT``, divided
+    by its sum, reproduces ``S_GT`` to an RMSE of 0.002).
+
+    This function implements exactly that convention. For each reference
+    endmember :math:`r_k` and its matched estimate :math:`e_k` with loadings
+    :math:`a_k`:
+
+    1. fit the least-squares scale
+       :math:`c_k = \\langle e_k, r_k\\rangle / \\langle r_k, r_k\\rangle`
+       of :math:`e_k \\approx c_k r_k`;
+    2. multiply the loadings by it, :math:`a_k \\leftarrow c_k a_k`, since
+       :math:`a_k e_k \\approx (c_k a_k) r_k`: the intensity moves from the
+       endmember into the abundances, in the reference's units;
+    3. clip negative abundances to zero;
+    4. divide each pixel by its sum over the ``n_reference`` matched
+       components. An intensity common to all components of a pixel
+       (thickness) cancels here.
+
+    Normalising the loadings per pixel without step 2 divides map :math:`k`
+    by :math:`c_k` and distorts the fractions whenever the :math:`c_k`
+    differ, which penalises methods for where they keep the scale rather
+    than for what they found. The project's benchmark (``benchmarks/run.py``)
+    applies this function to every method, whatever its own abundance
+    convention, then scores with ``abundance_rmse(..., scale="none")``.
+
+    Parameters
+    ----------
+    estimated_endmembers : numpy.ndarray
+        Shape ``(n_estimated, n_channels)``, ``n_estimated >= n_reference``,
+        in any order and scale.
+    estimated_abundances : numpy.ndarray
+        Loadings of the estimated endmembers, shape ``(..., n_estimated)``
+        (for example ``(ny, nx, n_estimated)`` or
+        ``(n_pixels, n_estimated)``), such that the data are approximately
+        ``estimated_abundances @ estimated_endmembers``.
+    reference_endmembers : numpy.ndarray
+        Shape ``(n_reference, n_channels)``; their normalisation defines the
+        fraction scale.
+    order : numpy.ndarray or None
+        Index of the estimated endmember matched to each reference one, as
+        returned by :func:`match_endmembers`; computed with it (Hungarian
+        assignment on the spectral angle) when None.
+
+    Returns
+    -------
+    numpy.ndarray
+        Fractions, shape ``(..., n_reference)``, columns in the order of
+        ``reference_endmembers``. Each pixel sums to one, except pixels whose
+        clipped, rescaled loadings are all zero (all zeros) and pixels with a
+        NaN among the matched loadings (all NaN, as masked pixels are).
+
+    Raises
+    ------
+    ValueError
+        If an endmember array is not 2-D or not finite, the channel counts
+        differ, ``estimated_abundances`` does not end with one column per
+        estimated endmember, ``order`` is invalid, or a reference endmember
+        is zero (it has no scale).
+
+    Notes
+    -----
+    Unmatched extra estimates (``n_estimated > n_reference``) are dropped
+    before step 4: they have no reference scale, so the fractions are
+    relative to the matched components only.
+
+    When :math:`c_k \\le 0` the matched estimate is orthogonal or
+    anti-correlated to its reference (spectral angle of 90° or more) and
+    explains none of it in the least-squares sense: :math:`c_k` is clipped
+    to 0, so its fractions are zero everywhere and the pixels are
+    normalised over the other components. The sign is not repaired; resolve
+    sign ambiguities (ICA) before, as the benchmark does by flipping each
+    source to a positive sum.
+    """
+    estimated_endmembers = _as_endmember_matrix(
+        "estimated_endmembers", estimated_endmembers
+    )
+    reference_endmembers = _as_endmember_matrix(
+        "reference_endmembers", reference_endmembers
+    )
+    n_estimated, n_channels = estimated_endmembers.shape
+    n_reference = reference_endmembers.shape[0]
+    if reference_endmembers.shape[1] != n_channels:
+        raise ValueError(
+            "estimated_endmembers and reference_endmembers must have the same "
+            f"number of channels, got {n_channels} and "
+            f"{reference_endmembers.shape[1]}."
+        )
+    for name, matrix in (
+        ("estimated_endmembers", estimated_endmembers),
+        ("reference_endmembers", reference_endmembers),
+    ):
+        if not np.all(np.isfinite(matrix)):
+            # HyperSpy gives masked channels NaN factors; a scale fitted on
+            # them would silently turn every fraction into NaN.
+            raise ValueError(
+                f"{name} contain NaN or infinite values; drop those channels "
+                "from both endmember arrays first."
+            )
+    abundances = np.asarray(estimated_abundances, dtype=float)
+    if abundances.ndim == 0 or abundances.shape[-1] != n_estimated:
+        raise ValueError(
+            f"estimated_abundances must have shape (..., {n_estimated}), one "
+            f"column per estimated endmember, got shape {abundances.shape}."
+        )
+    reference_energy = np.sum(reference_endmembers**2, axis=1)
+    if np.any(reference_energy == 0):
+        raise ValueError(
+            "reference endmembers "
+            f"{np.flatnonzero(reference_energy == 0).tolist()} are zero and "
+            "define no fraction scale."
+        )
+    if order is None:
+        order = match_endmembers(estimated_endmembers, reference_endmembers)
+    order = _check_order(order, n_estimated, n_reference)
+
+    scales = (
+        np.sum(estimated_endmembers[order] * reference_endmembers, axis=1)
+        / reference_energy
+    )
+    scaled = np.clip(abundances[..., order] * np.maximum(scales, 0.0), 0.0, None)
+    totals = scaled.sum(axis=-1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(
+            np.isnan(totals), np.nan, np.where(totals > 0, scaled / totals, 0.0)
+        )
 
 
 def reconstruction_error(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -12,6 +13,7 @@ from hs_aeunmix.metrics import (
     abundance_entropy,
     abundance_nmse,
     abundance_rmse,
+    fractions_on_reference_scale,
     gradient_energy,
     match_endmembers,
     mean_spectral_angle,
@@ -193,6 +195,207 @@ def test_abundance_validation(abundances):
         abundance_rmse(abundances, abundances, order=np.array([0, 1, 3]))
     with pytest.raises(ValueError, match=r"at least one\s+navigation axis"):
         abundance_rmse(np.ones(3), np.ones(3))
+
+
+# --------------------------------------------------------------------------
+# Fractions on the reference scale
+# --------------------------------------------------------------------------
+
+
+def _split_scale(endmembers, abundances, permutation, scales, intensity):
+    """Estimates as a method would return them: permuted, scale moved around."""
+    estimated_endmembers = endmembers[permutation] * scales[:, None]
+    loadings = abundances[..., permutation] * intensity[..., None] / scales
+    return estimated_endmembers, loadings
+
+
+def test_fractions_on_reference_scale_undo_any_scale_split(endmembers, abundances):
+    permutation = np.array([2, 0, 1])
+    scales = np.array([0.03, 250.0, 7.0])
+    intensity = np.linspace(0.5, 2.0, abundances[..., 0].size).reshape(6, 5)
+    estimated, loadings = _split_scale(
+        endmembers, abundances, permutation, scales, intensity
+    )
+    fractions = fractions_on_reference_scale(estimated, loadings, endmembers)
+    assert fractions.shape == (6, 5, 3)
+    np.testing.assert_allclose(fractions, abundances, rtol=0, atol=1e-12)
+    explicit = fractions_on_reference_scale(
+        estimated, loadings, endmembers, order=np.argsort(permutation)
+    )
+    np.testing.assert_allclose(explicit, abundances, rtol=0, atol=1e-12)
+    # Normalising the loadings per pixel without the endmember scales is
+    # far off: the convention this function replaces in the benchmark.
+    old_rmse = abundance_rmse(
+        loadings, abundances, order=np.argsort(permutation), scale="sum_to_one"
+    )
+    assert old_rmse > 0.3
+
+
+def test_fractions_on_reference_scale_flat_pixels_and_extra_estimate(
+    endmembers, abundances
+):
+    flat = abundances.reshape(-1, 3)
+    permutation = np.array([1, 2, 0])
+    scales = np.array([4.0, 0.5, 2.0])
+    estimated, loadings = _split_scale(
+        endmembers, flat, permutation, scales, np.ones(len(flat))
+    )
+    rng = np.random.default_rng(2)
+    distractor = rng.uniform(0.5, 1.5, (1, endmembers.shape[1]))
+    estimated = np.vstack([estimated, distractor])
+    loadings = np.hstack([loadings, rng.uniform(1.0, 2.0, (len(flat), 1))])
+    # The unmatched fourth component is dropped, not counted in the sums.
+    fractions = fractions_on_reference_scale(estimated, loadings, endmembers)
+    assert fractions.shape == (30, 3)
+    np.testing.assert_allclose(fractions, flat, rtol=0, atol=1e-12)
+
+
+def test_fractions_on_reference_scale_hand_computed():
+    reference = np.array([[1.0, 0.0], [0.0, 1.0]])
+    # c_0 = <(2, 1), (1, 0)> / 1 = 2 (least squares, not the norm), c_1 = 0.5.
+    estimated = np.array([[2.0, 1.0], [0.0, 0.5]])
+    loadings = np.array([[1.0, 1.0], [1.0, -4.0], [3.0, 2.0]])
+    fractions = fractions_on_reference_scale(
+        estimated, loadings, reference, order=np.array([0, 1])
+    )
+    expected = np.array([[0.8, 0.2], [1.0, 0.0], [6.0 / 7.0, 1.0 / 7.0]])
+    np.testing.assert_allclose(fractions, expected, rtol=0, atol=1e-15)
+
+
+def test_fractions_on_reference_scale_nan_pixels_stay_nan(endmembers, abundances):
+    loadings = abundances * np.array([2.0, 3.0, 5.0])
+    estimated = endmembers / np.array([[2.0], [3.0], [5.0]])
+    loadings[0, 0] = np.nan  # masked pixel
+    loadings[2, 3, 1] = np.nan  # one bad loading spoils its pixel
+    fractions = fractions_on_reference_scale(estimated, loadings, endmembers)
+    assert np.isnan(fractions[0, 0]).all()
+    assert np.isnan(fractions[2, 3]).all()
+    assert np.isnan(fractions).sum() == 6
+    valid = ~np.isnan(fractions[..., 0])
+    np.testing.assert_allclose(fractions[valid], abundances[valid], atol=1e-12)
+
+
+def test_fractions_on_reference_scale_zero_pixels_give_zeros(endmembers, abundances):
+    loadings = abundances.copy()
+    loadings[1, 2] = 0.0
+    loadings[4, 4] = [-0.1, -2.0, 0.0]  # nothing left after clipping
+    fractions = fractions_on_reference_scale(endmembers, loadings, endmembers)
+    np.testing.assert_array_equal(fractions[1, 2], [0.0, 0.0, 0.0])
+    np.testing.assert_array_equal(fractions[4, 4], [0.0, 0.0, 0.0])
+    assert not np.isnan(fractions).any()
+    keep = np.ones((6, 5), dtype=bool)
+    keep[1, 2] = keep[4, 4] = False
+    np.testing.assert_allclose(fractions[keep], abundances[keep], atol=1e-12)
+
+
+def test_fractions_on_reference_scale_anticorrelated_estimate_gets_zero():
+    reference = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+    # Estimate 1 points against reference 1 (c_1 = -3): still its best
+    # match, but it explains none of it, so its loadings count for nothing.
+    estimated = np.array([[2.0, 0.0, 0.0], [0.0, -3.0, 0.3]])
+    loadings = np.array([[1.0, 1.0], [0.5, 2.0], [0.0, 3.0], [1.0, -1.0]])
+    np.testing.assert_array_equal(match_endmembers(estimated, reference), [0, 1])
+    fractions = fractions_on_reference_scale(estimated, loadings, reference)
+    expected = np.array([[1.0, 0.0], [1.0, 0.0], [0.0, 0.0], [1.0, 0.0]])
+    np.testing.assert_array_equal(fractions, expected)
+    # Orthogonal (c = 0) is treated the same way.
+    orthogonal = np.array([[2.0, 0.0, 0.0], [0.0, 0.0, 3.0]])
+    np.testing.assert_array_equal(
+        fractions_on_reference_scale(
+            orthogonal, loadings, reference, order=np.array([0, 1])
+        ),
+        expected,
+    )
+
+
+@pytest.mark.parametrize(
+    ("estimated_shape", "abundance_shape", "reference_shape", "message"),
+    [
+        (
+            (3, 50),
+            (6, 5, 2),
+            (3, 50),
+            "estimated_abundances must have shape (..., 3), one column per "
+            "estimated endmember, got shape (6, 5, 2).",
+        ),
+        (
+            (3, 50),
+            (),
+            (3, 50),
+            "estimated_abundances must have shape (..., 3), one column per "
+            "estimated endmember, got shape ().",
+        ),
+        (
+            (3, 49),
+            (6, 5, 3),
+            (3, 50),
+            "estimated_endmembers and reference_endmembers must have the same "
+            "number of channels, got 49 and 50.",
+        ),
+        (
+            (50,),
+            (6, 5, 3),
+            (3, 50),
+            "estimated_endmembers must be a 2-D (n_endmembers, n_channels) "
+            "array, got shape (50,).",
+        ),
+        (
+            (3, 50),
+            (6, 5, 3),
+            (1, 3, 50),
+            "reference_endmembers must be a 2-D (n_endmembers, n_channels) "
+            "array, got shape (1, 3, 50).",
+        ),
+        (
+            (2, 50),
+            (6, 5, 2),
+            (3, 50),
+            "Cannot match 2 estimated endmembers to 3 reference endmembers: at "
+            "least as many estimates as references are needed.",
+        ),
+    ],
+)
+def test_fractions_on_reference_scale_shape_errors(
+    estimated_shape, abundance_shape, reference_shape, message
+):
+    rng = np.random.default_rng(3)
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        fractions_on_reference_scale(
+            rng.uniform(0.5, 1.0, estimated_shape),
+            rng.uniform(0.0, 1.0, abundance_shape),
+            rng.uniform(0.5, 1.0, reference_shape),
+        )
+
+
+def test_fractions_on_reference_scale_value_errors(endmembers, abundances):
+    def message(text):
+        return f"^{re.escape(text)}$"
+
+    zero = endmembers.copy()
+    zero[1] = 0.0
+    with pytest.raises(
+        ValueError,
+        match=message(
+            "reference endmembers [1] are zero and define no fraction scale."
+        ),
+    ):
+        fractions_on_reference_scale(endmembers, abundances, zero)
+    masked = endmembers.copy()
+    masked[:, 7] = np.nan
+    with pytest.raises(
+        ValueError,
+        match=message(
+            "estimated_endmembers contain NaN or infinite values; drop those "
+            "channels from both endmember arrays first."
+        ),
+    ):
+        fractions_on_reference_scale(masked, abundances, endmembers)
+    with pytest.raises(
+        ValueError, match=message("order must not repeat indices, got [0, 0, 1].")
+    ):
+        fractions_on_reference_scale(
+            endmembers, abundances, endmembers, order=np.array([0, 0, 1])
+        )
 
 
 # --------------------------------------------------------------------------
