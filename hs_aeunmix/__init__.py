@@ -2,7 +2,9 @@
 
 ``import hs_aeunmix`` enables ``s.decomposition(algorithm="ae",
 output_dimension=n)`` on every HyperSpy signal; :class:`AEUnmix` is the
-scikit-learn estimator behind it.
+scikit-learn estimator behind it. A trained model is saved with
+``model.save(path)``, loaded with :func:`load_model` and reapplied to later
+scans with ``s.decomposition(algorithm="ae", model=...)``.
 """
 
 import logging
@@ -11,6 +13,7 @@ from importlib.metadata import PackageNotFoundError, version
 from hs_aeunmix import datasets, metrics
 from hs_aeunmix._estimator import AEUnmix
 from hs_aeunmix._hyperspy import enable as _enable
+from hs_aeunmix._persistence import ModelFileError, load_model
 from hs_aeunmix._training import TrainingHistory
 
 try:
@@ -22,4 +25,12 @@ _logger = logging.getLogger(__name__)
 
 _enable()
 
-__all__ = ["AEUnmix", "TrainingHistory", "__version__", "datasets", "metrics"]
+__all__ = [
+    "AEUnmix",
+    "ModelFileError",
+    "TrainingHistory",
+    "__version__",
+    "datasets",
+    "load_model",
+    "metrics",
+]

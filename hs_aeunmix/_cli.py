@@ -1,4 +1,4 @@
-"""Command line: ``hs-aeunmix demo`` and ``hs-aeunmix train FILE -n N``."""
+"""Command line: ``hs-aeunmix demo``, ``train FILE -n N`` and ``apply MODEL FILES``."""
 
 from __future__ import annotations
 
@@ -13,8 +13,16 @@ import numpy as np
 _logger = logging.getLogger(__name__)
 
 
-def _add_training_options(parser: argparse.ArgumentParser) -> None:
+def _add_output_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-o", "--output", type=Path, help="folder for the results")
+    parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    parser.add_argument(
+        "--no-progressbar", action="store_true", help="hide the progress bar"
+    )
+
+
+def _add_training_options(parser: argparse.ArgumentParser) -> None:
+    _add_output_options(parser)
     parser.add_argument("--encoder", choices=["dense", "conv"], default="dense")
     parser.add_argument(
         "--abundance", choices=["sum_to_one", "nonnegative"], default="sum_to_one"
@@ -24,10 +32,6 @@ def _add_training_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--max-epochs", type=int, default=200)
     parser.add_argument("--seed", type=int, default=0, help="random_state")
-    parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
-    parser.add_argument(
-        "--no-progressbar", action="store_true", help="hide the progress bar"
-    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -43,13 +47,27 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_training_options(demo)
     train = commands.add_parser(
-        "train", help="unmix a file HyperSpy can read and save the results"
+        "train",
+        help="unmix a file HyperSpy can read; save the results and the model",
     )
     train.add_argument("file", type=Path, help="spectrum image (any HyperSpy format)")
     train.add_argument(
         "-n", "--n-components", type=int, required=True, help="number of endmembers"
     )
     _add_training_options(train)
+    apply = commands.add_parser(
+        "apply",
+        help="unmix more scans with a trained model (no training)",
+    )
+    apply.add_argument(
+        "model",
+        type=Path,
+        help="model file (.aeunmix) or a results file (.hspy) unmixed with 'ae'",
+    )
+    apply.add_argument(
+        "files", type=Path, nargs="+", help="spectrum images (any HyperSpy format)"
+    )
+    _add_output_options(apply)
     return parser
 
 
@@ -65,14 +83,38 @@ def _estimator_options(args: argparse.Namespace) -> dict:
     }
 
 
-def _unmix_and_save(
-    signal, n_components: int, args, output: Path, stem: str, truth=None
-):
-    """Train on ``signal``, write the results file and figures, print a summary."""
-    from hs_aeunmix import metrics
+def _describe(signal, stem: str) -> str:
+    return (
+        f"{signal.metadata.General.title or stem}: "
+        f"{signal.axes_manager.navigation_shape} pixels x "
+        f"{signal.axes_manager.signal_size} channels"
+    )
+
+
+def _write_results(signal, output: Path, stem: str, reference=None) -> list[Path]:
+    """The results file and the two figures of a decomposed signal."""
     from hs_aeunmix._figures import abundance_figure, endmember_figure
 
     output.mkdir(parents=True, exist_ok=True)
+    results_file = output / f"{stem}_ae.hspy"
+    endmember_path = output / f"{stem}_endmembers.png"
+    abundance_path = output / f"{stem}_abundances.png"
+    signal.save(results_file, overwrite=True)
+    endmember_figure(signal.get_decomposition_factors(), reference).savefig(
+        endmember_path, dpi=120
+    )
+    abundance_figure(signal.get_decomposition_loadings()).savefig(
+        abundance_path, dpi=120
+    )
+    return [results_file, endmember_path, abundance_path]
+
+
+def _train_and_save(
+    signal, n_components: int, args, output: Path, stem: str, truth=None
+):
+    """Train on ``signal``; write results, model and figures; print a summary."""
+    from hs_aeunmix import metrics
+
     start = time.perf_counter()
     model = signal.decomposition(
         algorithm="ae",
@@ -82,51 +124,59 @@ def _unmix_and_save(
         **_estimator_options(args),
     )
     seconds = time.perf_counter() - start
-    factors = signal.get_decomposition_factors()
-    loadings = signal.get_decomposition_loadings()
     history = model.history_
+    best = history.best_epoch
     lines = [
-        f"data            {signal.metadata.General.title or stem}: "
-        f"{signal.axes_manager.navigation_shape} pixels x "
-        f"{signal.axes_manager.signal_size} channels",
+        f"data            {_describe(signal, stem)}",
         f"endmembers      {n_components}",
         f"training        {seconds:.2f} s, {history.n_epochs} epochs "
-        f"(best {history.best_epoch + 1}), device {model.device_}",
-        f"final loss      training {history.train_loss[history.best_epoch]:.4g}"
+        f"(best {best + 1}), device {model.device_}",
+        f"final loss      training {history.train_loss[best]:.4g}"
         + (
-            f", validation {history.validation_loss[history.best_epoch]:.4g}"
+            f", validation {history.validation_loss[best]:.4g}"
             if history.validation_loss
             else ""
         ),
     ]
     reference = None
     if truth is not None:
-        flat_truth = truth.abundances.reshape(-1, truth.abundances.shape[-1])
-        order = metrics.match_endmembers(factors.data, truth.endmembers)
-        angles = metrics.spectral_angles(factors.data, truth.endmembers)
+        factors = signal.learning_results.factors.T
+        order = metrics.match_endmembers(factors, truth.endmembers)
+        angles = metrics.spectral_angles(factors, truth.endmembers, order=order)
+        fractions = metrics.fractions_on_reference_scale(
+            factors, signal.learning_results.loadings, truth.endmembers, order=order
+        )
         rmse = metrics.abundance_rmse(
-            signal.learning_results.loadings, flat_truth, order=order, scale="none"
+            fractions, truth.abundances.reshape(-1, truth.n_endmembers)
         )
         lines += [
             "spectral angle  "
             + ", ".join(f"{np.degrees(a):.2f}°" for a in angles)
             + f" (mean {np.mean(angles):.4f} rad)",
-            f"abundance RMSE  {rmse:.4f} (fractions, sum-to-one)",
+            f"abundance RMSE  {rmse:.4f} (fractions)",
         ]
-        reference = np.full_like(factors.data, np.nan)
+        reference = np.full_like(factors, np.nan)
         reference[order] = truth.endmembers
-    results_file = output / f"{stem}_ae.hspy"
-    signal.save(results_file, overwrite=True)
-    endmember_path = output / f"{stem}_endmembers.png"
-    abundance_path = output / f"{stem}_abundances.png"
-    endmember_figure(factors, reference).savefig(endmember_path, dpi=120)
-    abundance_figure(loadings).savefig(abundance_path, dpi=120)
-    lines += [
-        f"wrote           {path}"
-        for path in (results_file, endmember_path, abundance_path)
-    ]
+    output.mkdir(parents=True, exist_ok=True)
+    written = [*_write_results(signal, output, stem, reference)]
+    written.append(model.save(output / f"{stem}.aeunmix"))
+    lines += [f"wrote           {path}" for path in written]
     print("\n".join(lines))
     return model
+
+
+def _load_single_signal(path: Path):
+    import hyperspy.api as hs
+
+    if not path.exists():
+        raise FileNotFoundError(f"no such file: {path}")
+    signal = hs.load(path)
+    if isinstance(signal, list):
+        raise ValueError(
+            f"{path} holds {len(signal)} signals; save the spectrum image on its "
+            "own and try again."
+        )
+    return signal
 
 
 def run_demo(args: argparse.Namespace) -> int:
@@ -138,26 +188,49 @@ def run_demo(args: argparse.Namespace) -> int:
         "Built-in data: synthetic EELS chequerboard, 3 endmembers (64 x 64 x 200, "
         "Poisson noise)."
     )
-    _unmix_and_save(signal, 3, args, output, "eels_chequerboard", truth=truth)
+    _train_and_save(signal, 3, args, output, "eels_chequerboard", truth=truth)
     return 0
 
 
 def run_train(args: argparse.Namespace) -> int:
-    import hyperspy.api as hs
+    signal = _load_single_signal(args.file)
+    output = args.output or args.file.parent
+    _train_and_save(signal, args.n_components, args, output, args.file.stem)
+    return 0
 
-    if not args.file.exists():
-        print(f"hs-aeunmix: no such file: {args.file}", file=sys.stderr)
-        return 2
-    signal = hs.load(args.file)
-    if isinstance(signal, list):
+
+def run_apply(args: argparse.Namespace) -> int:
+    """Unmix every file with the model; a file that fails does not stop the rest."""
+    from hyperspy.external.progressbar import progressbar
+
+    from hs_aeunmix._persistence import load_model
+
+    model = load_model(args.model, device=args.device)
+    failures = 0
+    files = progressbar(
+        args.files, desc="Unmixing scans", unit="scan", disable=args.no_progressbar
+    )
+    for path in files:
+        try:
+            signal = _load_single_signal(path)
+            start = time.perf_counter()
+            signal.decomposition(algorithm="ae", model=model, print_info=False)
+            seconds = time.perf_counter() - start
+            written = _write_results(signal, args.output or path.parent, path.stem)
+        except (OSError, ValueError, TypeError) as error:
+            failures += 1
+            print(f"hs-aeunmix: {path}: {error}", file=sys.stderr)
+            continue
+        files.write(
+            f"{_describe(signal, path.stem)}: unmixed in {seconds:.3f} s, wrote "
+            + ", ".join(str(item) for item in written)
+        )
+    if failures:
         print(
-            f"hs-aeunmix: {args.file} holds {len(signal)} signals; save the "
-            "spectrum image on its own and try again.",
+            f"hs-aeunmix: {failures} of {len(args.files)} scans failed",
             file=sys.stderr,
         )
-        return 2
-    output = args.output or args.file.parent
-    _unmix_and_save(signal, args.n_components, args, output, args.file.stem)
+        return 1
     return 0
 
 
@@ -170,10 +243,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     import hs_aeunmix  # noqa: F401  (enables algorithm="ae")
 
-    runner = {"demo": run_demo, "train": run_train}[args.command]
+    runner = {"demo": run_demo, "train": run_train, "apply": run_apply}[args.command]
     try:
         return runner(args)
-    except (ValueError, TypeError, NotImplementedError) as error:
+    except (OSError, ValueError, TypeError, NotImplementedError) as error:
         print(f"hs-aeunmix: {error}", file=sys.stderr)
         return 2
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import numbers
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -17,7 +18,12 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from hs_aeunmix._losses import LOSSES, get_loss
-from hs_aeunmix._networks import ABUNDANCE_CONSTRAINTS, ENCODERS, build_autoencoder
+from hs_aeunmix._networks import (
+    ABUNDANCE_CONSTRAINTS,
+    ENCODERS,
+    UnmixingAutoencoder,
+    build_autoencoder,
+)
 from hs_aeunmix._training import TrainingHistory, shuffled_minibatches, train
 from hs_aeunmix._validation import (
     check_enough_pixels,
@@ -32,6 +38,12 @@ _logger = logging.getLogger(__name__)
 
 INITIALISATIONS = ("vca", "random")
 _INFERENCE_BATCH_SIZE = 8192
+# intensity_ratio: spectra it looks at, and the secant search for its fixed
+# point (natural-log units: 1e-5 is a 0.001 % intensity difference).
+_RATIO_SAMPLE_SIZE = 2048
+_RATIO_ITERATIONS = 20
+_RATIO_TOLERANCE = 1e-5
+_RATIO_MAX_STEP = 0.5
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
@@ -118,6 +130,13 @@ class AEUnmix(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     random_state : int, numpy.random.RandomState or None
         Seeds the initialisation, pixel shuffling and dropout; a fixed value
         gives identical results on the CPU.
+    warm_start : bool
+        When true and the estimator is already fitted, ``fit`` continues
+        training the fitted network (same architecture, same internal data
+        scaling) on the new data instead of starting afresh: fine-tuning a
+        model trained on an earlier scan. The weights before the first new
+        epoch compete in early stopping, so the held-out loss never gets
+        worse than the model's starting point.
     show_progressbar : bool or None
         ``None`` follows ``hs.preferences.General.show_progressbar``.
 
@@ -137,6 +156,10 @@ class AEUnmix(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         The trained autoencoder.
     n_features_in_ : int
         Number of spectral channels seen in ``fit``.
+    signal_calibration_ : SignalCalibration or None
+        Spectral axis of the HyperSpy signal the model was trained on (set by
+        ``s.decomposition(algorithm="ae")``); None after fitting a plain
+        array. Used to map later scans onto the model's channels.
 
     Notes
     -----
@@ -165,6 +188,7 @@ class AEUnmix(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         patience: int = 20,
         device: str | torch.device = "auto",
         random_state: int | np.random.RandomState | None = None,
+        warm_start: bool = False,
         show_progressbar: bool | None = None,
     ) -> None:
         self.n_components = n_components
@@ -185,6 +209,7 @@ class AEUnmix(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         self.patience = patience
         self.device = device
         self.random_state = random_state
+        self.warm_start = warm_start
         self.show_progressbar = show_progressbar
 
     # ------------------------------------------------------------------ fit
@@ -203,9 +228,14 @@ class AEUnmix(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         -------
         self
         """
+        resume = bool(self.warm_start) and hasattr(self, "module_")
         check_not_complex(X)
         X = validate_data(
-            self, X, dtype=[np.float64, np.float32], ensure_all_finite=False
+            self,
+            X,
+            dtype=[np.float64, np.float32],
+            ensure_all_finite=False,
+            reset=not resume,
         )
         check_finite(X)
         n_pixels, n_channels = X.shape
@@ -219,35 +249,24 @@ class AEUnmix(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
             check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
         )
         rng = np.random.default_rng(seed)
-        self.data_scale_ = _data_scale(X)
+        if not resume:
+            self.data_scale_ = _data_scale(X)
+            self.signal_calibration_ = None
         scaled = (X / self.data_scale_).astype(np.float32)
 
         order = rng.permutation(n_pixels)
         n_validation = _n_validation(n_pixels, self.validation_fraction)
         validation_rows, train_rows = order[:n_validation], order[n_validation:]
         train_data = scaled[train_rows]
-        initial_endmembers = self._initial_endmembers(train_data, n_components, rng)
-
-        input_mean = train_data.mean(axis=0)
-        input_std = train_data.std(axis=0)
-        # Channels with no variation would divide by zero; give them unit scale.
-        input_std[input_std <= 1e-6 * max(float(input_std.max()), 1e-30)] = 1.0
 
         devices = [self.device_.index or 0] if self.device_.type == "cuda" else []
         with torch.random.fork_rng(devices=devices):
             torch.manual_seed(seed)
-            self.module_ = build_autoencoder(
-                encoder=self.encoder,
-                abundance=self.abundance,
-                endmembers=torch.from_numpy(initial_endmembers),
-                input_mean=torch.from_numpy(input_mean),
-                input_scale=torch.from_numpy(input_std),
-                hidden_layer_sizes=tuple(self.hidden_layer_sizes),
-                dropout=self.dropout,
-                kernel_sizes=tuple(self.kernel_sizes),
-                n_filters=self.n_filters,
-                conv_dropout=self.conv_dropout,
-            ).to(self.device_)
+            if resume:
+                self.module_ = self._rebuilt_module(n_components)
+            else:
+                self.module_ = self._new_module(train_data, n_components, rng)
+            self.module_.to(self.device_)
             generator = torch.Generator().manual_seed(seed)
             train_tensor = torch.from_numpy(train_data).to(self.device_)
             validation = None
@@ -264,17 +283,91 @@ class AEUnmix(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
                 max_epochs=self.max_epochs,
                 learning_rate=self.learning_rate,
                 patience=self.patience,
+                starting_weights_compete=resume,
                 show_progressbar=self.show_progressbar,
             )
         self.n_iter_ = self.history_.n_epochs
         self.components_ = self._endmembers_in_data_units()
         _logger.info(
-            "Trained %d epochs (best %d) on %d pixels",
+            "Trained %d epochs (best %d) on %d pixels%s",
             self.n_iter_,
             self.history_.best_epoch + 1,
             len(train_rows),
+            " from the fitted weights" if resume else "",
         )
         return self
+
+    def _new_module(
+        self, train_data: np.ndarray, n_components: int, rng: np.random.Generator
+    ) -> UnmixingAutoencoder:
+        """A freshly initialised network for ``train_data`` (scaled units)."""
+        input_mean = train_data.mean(axis=0)
+        input_std = train_data.std(axis=0)
+        # Channels with no variation would divide by zero; give them unit scale.
+        input_std[input_std <= 1e-6 * max(float(input_std.max()), 1e-30)] = 1.0
+        return self._build_module(
+            train_data.shape[1],
+            n_components,
+            endmembers=self._initial_endmembers(train_data, n_components, rng),
+            input_mean=input_mean,
+            input_scale=input_std,
+        )
+
+    def _build_module(
+        self,
+        n_channels: int,
+        n_components: int,
+        *,
+        endmembers: np.ndarray | None = None,
+        input_mean: np.ndarray | None = None,
+        input_scale: np.ndarray | None = None,
+    ) -> UnmixingAutoencoder:
+        """The network the hyperparameters describe.
+
+        Without initial values (a network about to receive trained weights)
+        the endmembers are zeros and the input standardisation is neutral.
+        """
+        if endmembers is None:
+            endmembers = np.zeros((n_components, n_channels), dtype=np.float32)
+        if input_mean is None:
+            input_mean = np.zeros(n_channels, dtype=np.float32)
+        if input_scale is None:
+            input_scale = np.ones(n_channels, dtype=np.float32)
+        return build_autoencoder(
+            encoder=self.encoder,
+            abundance=self.abundance,
+            endmembers=torch.from_numpy(np.asarray(endmembers, dtype=np.float32)),
+            input_mean=torch.from_numpy(np.asarray(input_mean, dtype=np.float32)),
+            input_scale=torch.from_numpy(np.asarray(input_scale, dtype=np.float32)),
+            hidden_layer_sizes=tuple(self.hidden_layer_sizes),
+            dropout=self.dropout,
+            kernel_sizes=tuple(self.kernel_sizes),
+            n_filters=self.n_filters,
+            conv_dropout=self.conv_dropout,
+        )
+
+    def _rebuilt_module(self, n_components: int) -> UnmixingAutoencoder:
+        """The fitted weights in a network built from the current hyperparameters.
+
+        Rebuilding (rather than reusing ``module_``) keeps the network and
+        ``get_params()`` in agreement when options such as dropout changed.
+        """
+        state = {
+            name: tensor.detach().cpu()
+            for name, tensor in self.module_.state_dict().items()
+        }
+        module = self._build_module(self.n_features_in_, n_components)
+        try:
+            module.load_state_dict(state)
+        except RuntimeError as error:
+            raise ValueError(
+                "warm_start=True continues training the fitted network, but the "
+                "current options describe a network of another shape (changed "
+                "n_components, encoder, abundance, hidden_layer_sizes, "
+                "kernel_sizes or n_filters). Restore those options, or set "
+                "warm_start=False to train a new network."
+            ) from error
+        return module
 
     # ------------------------------------------------------------ transform
     def transform(self, X) -> np.ndarray:
@@ -289,6 +382,84 @@ class AEUnmix(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         -------
         numpy.ndarray of shape (n_pixels, n_components)
         """
+        X = self._validated_for_inference(X)
+        return self._encode(X)
+
+    def inverse_transform(self, X) -> np.ndarray:
+        """Spectra reconstructed from abundances ``X`` (n_pixels, n_components)."""
+        check_is_fitted(self, "components_")
+        return np.asarray(X, dtype=np.float64) @ self.components_
+
+    def intensity_ratio(self, X) -> float:
+        """Overall intensity of spectra ``X`` relative to the training data.
+
+        A later scan of the same sample often differs from the training scan
+        by one factor (beam current, dwell time, detector gain). The ratio
+        ``g`` starts as the ratio of mean total intensities. With
+        ``abundance="sum_to_one"`` that first guess is biased when the new
+        scan holds the endmembers in other proportions, so it is refined
+        (secant steps) to the fixed point ``g = sum(totals of X) /
+        sum(totals predicted by the model for X / g)``: the factor that makes
+        the model's predicted total intensity match the scan's. Up to 2048 evenly spaced spectra
+        are used. Unmix a scan of another intensity with ``transform(X / g)``:
+        sum-to-one abundances stay fractions and the scan's endmembers are
+        ``g * components_``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_pixels, n_channels)
+            Spectra on the model's channels.
+
+        Returns
+        -------
+        float
+        """
+        X = self._validated_for_inference(X)
+        rows = np.unique(np.linspace(0, X.shape[0] - 1, _RATIO_SAMPLE_SIZE).astype(int))
+        totals = X[rows].sum(axis=1) / self.data_scale_
+        trained_total = float(self.module_.input_mean.sum())
+        if not (totals.mean() > 0 and trained_total > 0):
+            return 1.0
+        ratio = float(totals.mean()) / trained_total
+        if self.abundance != "sum_to_one":
+            # Unconstrained abundances absorb any intensity: the first guess
+            # only brings the spectra to the range the encoder was trained on.
+            return ratio
+        sample = X[rows]
+        endmember_totals = self.components_.sum(axis=1) / self.data_scale_
+
+        def mismatch(log_ratio: float) -> float:
+            """log(fixed-point update) - log(ratio): zero at the answer."""
+            predicted = self._encode(sample / np.exp(log_ratio)) @ endmember_totals
+            return float(np.log(totals.sum() / predicted.sum())) - log_ratio
+
+        # Secant steps on the mismatch: the plain fixed-point iteration
+        # converges only linearly (about x0.7 per step on EELS data).
+        previous = np.log(ratio)
+        previous_mismatch = mismatch(previous)
+        current = previous + previous_mismatch
+        for _ in range(_RATIO_ITERATIONS):
+            current_mismatch = mismatch(current)
+            if abs(current_mismatch) < _RATIO_TOLERANCE or (
+                current_mismatch == previous_mismatch
+            ):
+                break
+            step = current_mismatch * (current - previous)
+            step /= previous_mismatch - current_mismatch
+            previous, previous_mismatch = current, current_mismatch
+            current += float(np.clip(step, -_RATIO_MAX_STEP, _RATIO_MAX_STEP))
+        return float(np.exp(current))
+
+    def save(self, path) -> Path:
+        """Write the fitted model to one file (safetensors, no pickle).
+
+        See :func:`hs_aeunmix.load_model`. Returns the path written.
+        """
+        from hs_aeunmix._persistence import save_model
+
+        return save_model(self, path)
+
+    def _validated_for_inference(self, X) -> np.ndarray:
         check_is_fitted(self, "module_")
         check_not_complex(X)
         X = validate_data(
@@ -298,7 +469,15 @@ class AEUnmix(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
             ensure_all_finite=False,
             reset=False,
         )
-        check_finite(X)
+        # Batch by batch: a whole-array check would allocate a mask as large
+        # as a big scan. The full count is only needed for the error message.
+        for start in range(0, X.shape[0], _INFERENCE_BATCH_SIZE):
+            if not np.isfinite(X[start : start + _INFERENCE_BATCH_SIZE]).all():
+                check_finite(X)
+        return X
+
+    def _encode(self, X: np.ndarray) -> np.ndarray:
+        """Abundances of validated spectra, batch by batch, in evaluation mode."""
         abundances = np.empty((X.shape[0], self.components_.shape[0]))
         self.module_.eval()
         with torch.no_grad():
@@ -309,11 +488,6 @@ class AEUnmix(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
                 ).to(self.device_)
                 abundances[start:stop] = self.module_.encode(batch).cpu().numpy()
         return abundances
-
-    def inverse_transform(self, X) -> np.ndarray:
-        """Spectra reconstructed from abundances ``X`` (n_pixels, n_components)."""
-        check_is_fitted(self, "components_")
-        return np.asarray(X, dtype=np.float64) @ self.components_
 
     @property
     def _n_features_out(self) -> int:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
@@ -28,13 +29,18 @@ class TrainingHistory:
     """Loss per epoch on the training and held-out validation pixels.
 
     ``validation_loss`` is empty when no pixels were held out; early stopping
-    then watches the training loss.
+    then watches the training loss. When training continued from fitted
+    weights (``warm_start``), ``initial_loss`` is the monitored loss of those
+    weights, and ``best_epoch`` stays -1 if no epoch improved on them (the
+    starting weights were kept).
     """
 
     train_loss: list[float] = field(default_factory=list)
     validation_loss: list[float] = field(default_factory=list)
     best_epoch: int = -1
     stopped_early: bool = False
+    initial_loss: float | None = None
+    seconds: float = 0.0
 
     @property
     def n_epochs(self) -> int:
@@ -43,13 +49,38 @@ class TrainingHistory:
     def monitored_loss(self) -> list[float]:
         return self.validation_loss or self.train_loss
 
-    def as_dict(self) -> dict[str, list[float] | int | bool]:
+    @property
+    def best_loss(self) -> float:
+        """Monitored loss of the weights the model kept."""
+        if self.best_epoch < 0:
+            return np.nan if self.initial_loss is None else self.initial_loss
+        return self.monitored_loss()[self.best_epoch]
+
+    def as_dict(self) -> dict[str, list[float] | int | bool | float | None]:
         return {
             "train_loss": list(self.train_loss),
             "validation_loss": list(self.validation_loss),
             "best_epoch": self.best_epoch,
             "stopped_early": self.stopped_early,
+            "initial_loss": self.initial_loss,
+            "seconds": self.seconds,
         }
+
+    @classmethod
+    def from_dict(cls, values: dict) -> TrainingHistory:
+        """Inverse of :meth:`as_dict`."""
+        return cls(
+            train_loss=[float(value) for value in values["train_loss"]],
+            validation_loss=[float(value) for value in values["validation_loss"]],
+            best_epoch=int(values["best_epoch"]),
+            stopped_early=bool(values["stopped_early"]),
+            initial_loss=(
+                None
+                if values["initial_loss"] is None
+                else float(values["initial_loss"])
+            ),
+            seconds=float(values["seconds"]),
+        )
 
     def plot(self, ax=None):
         """Plot the loss curves; returns the matplotlib axes."""
@@ -128,6 +159,7 @@ def train(
     max_epochs: int,
     learning_rate: float,
     patience: int,
+    starting_weights_compete: bool = False,
     show_progressbar: bool | None = None,
 ) -> TrainingHistory:
     """Train ``model`` with Adam and restore its best weights.
@@ -145,6 +177,9 @@ def train(
     max_epochs, learning_rate, patience
         Training budget, Adam step size, and the number of epochs without a
         relative improvement of at least 1e-4 after which training stops.
+    starting_weights_compete
+        Evaluate the model before the first epoch and keep those weights
+        unless an epoch improves on them (fine-tuning a trained model).
     show_progressbar
         ``None`` follows ``hs.preferences.General.show_progressbar``.
 
@@ -152,10 +187,14 @@ def train(
     -------
     TrainingHistory
     """
+    started = time.perf_counter()
     optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate)
     history = TrainingHistory()
     best_loss = np.inf
-    best_state = model.state_dict()
+    best_state = copy.deepcopy(model.state_dict())
+    if starting_weights_compete:
+        batches = validation_batches or train_batches
+        best_loss = history.initial_loss = evaluate(model, loss_function, batches())
     epochs_without_improvement = 0
     epochs = progressbar(
         range(max_epochs),
@@ -188,7 +227,7 @@ def train(
                 "lower learning_rate or check the data for extreme values."
             )
         epochs.set_postfix(loss=f"{monitored:.4g}", refresh=False)
-        if history.best_epoch < 0 or monitored < best_loss - 1e-4 * abs(best_loss):
+        if np.isinf(best_loss) or monitored < best_loss - 1e-4 * abs(best_loss):
             best_loss = monitored
             best_state = copy.deepcopy(model.state_dict())
             history.best_epoch = epoch
@@ -202,4 +241,5 @@ def train(
     epochs.close()
     model.load_state_dict(best_state)
     model.eval()
+    history.seconds = time.perf_counter() - started
     return history

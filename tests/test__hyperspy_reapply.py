@@ -1,0 +1,380 @@
+"""Reapplying a trained model to later scans: ``decomposition(model=...)``."""
+
+from __future__ import annotations
+
+import warnings
+
+import exspy
+import hyperspy.api as hs
+import numpy as np
+import pytest
+from conftest import FAST, make_mixture, to_signal
+
+import hs_aeunmix
+from hs_aeunmix import datasets, metrics
+
+
+def _quiet_decomposition(signal, **options):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return signal.decomposition(algorithm="ae", print_info=False, **options)
+
+
+def _scores(signal, truth):
+    factors = signal.learning_results.factors.T
+    order = metrics.match_endmembers(factors, truth.endmembers)
+    fractions = metrics.fractions_on_reference_scale(
+        factors, signal.learning_results.loadings, truth.endmembers, order=order
+    )
+    rmse = metrics.abundance_rmse(
+        fractions, truth.abundances.reshape(-1, truth.n_endmembers)
+    )
+    return metrics.mean_spectral_angle(factors, truth.endmembers, order=order), rmse
+
+
+def _small_eels(seed, dose=200.0):
+    return datasets.eels_chequerboard(
+        3, shape=(32, 32), block_size=4, filter_size=5, dose=dose, random_state=seed
+    )
+
+
+@pytest.fixture(scope="module")
+def first_scan_model():
+    signal, _ = _small_eels(seed=0)
+    return signal.decomposition(
+        algorithm="ae",
+        output_dimension=3,
+        return_info=True,
+        print_info=False,
+        random_state=0,
+        show_progressbar=False,
+    )
+
+
+# ------------------------------------------------------------ accuracy
+def test_second_acquisition_as_good_as_its_own_model(first_scan_model):
+    # New maps and 1.5 times the dose: the situation at the microscope.
+    second, truth = _small_eels(seed=1, dose=300.0)
+    own = second.deepcopy()
+    own.decomposition(
+        algorithm="ae",
+        output_dimension=3,
+        print_info=False,
+        random_state=0,
+        show_progressbar=False,
+    )
+    with pytest.warns(UserWarning, match=r"1\.5\d* times as intense"):
+        second.decomposition(algorithm="ae", model=first_scan_model, print_info=False)
+    reapplied_angle, reapplied_rmse = _scores(second, truth)
+    _, own_rmse = _scores(own, truth)
+    assert reapplied_rmse <= 1.5 * own_rmse
+    assert reapplied_angle < 0.03
+
+
+def test_results_are_ordinary_decomposition_results(first_scan_model):
+    second, _ = _small_eels(seed=1)
+    model = _quiet_decomposition(second, model=first_scan_model, return_info=True)
+    results = second.learning_results
+    assert results.decomposition_algorithm == "ae"
+    assert results.output_dimension == 3
+    assert results.loadings.shape == (1024, 3)
+    np.testing.assert_allclose(results.loadings.sum(axis=1), 1.0, atol=1e-5)
+    np.testing.assert_array_equal(results.factors, model.components_.T)
+    factors = second.get_decomposition_factors()
+    assert isinstance(factors, exspy.signals.EELSSpectrum)
+    assert factors.axes_manager.signal_axes[0].units == "eV"
+    assert second.get_decomposition_loadings().axes_manager.signal_shape == (32, 32)
+    reconstruction = second.get_decomposition_model()
+    relative = np.linalg.norm(reconstruction.data - second.data) / np.linalg.norm(
+        second.data
+    )
+    assert relative < 0.1
+
+
+def test_same_dose_applies_the_model_unchanged(first_scan_model):
+    second, _ = _small_eels(seed=1)
+    before = first_scan_model.components_.copy()
+    model = _quiet_decomposition(second, model=first_scan_model, return_info=True)
+    assert model is first_scan_model
+    np.testing.assert_array_equal(
+        second.learning_results.loadings,
+        first_scan_model.transform(second.data.reshape(-1, 200)),
+    )
+    np.testing.assert_array_equal(first_scan_model.components_, before)
+
+
+def test_dose_change_scales_a_copy_not_the_model(first_scan_model):
+    second, _ = _small_eels(seed=1, dose=100.0)
+    before = first_scan_model.components_.copy()
+    model = _quiet_decomposition(second, model=first_scan_model, return_info=True)
+    assert model is not first_scan_model
+    ratio = model.data_scale_ / first_scan_model.data_scale_
+    assert ratio == pytest.approx(0.5, rel=0.02)
+    np.testing.assert_allclose(model.components_, ratio * before)
+    np.testing.assert_array_equal(first_scan_model.components_, before)
+
+
+def test_fine_tuning_keeps_or_improves_the_reconstruction(first_scan_model):
+    second, _ = _small_eels(seed=2, dose=300.0)
+    _quiet_decomposition(second, model=first_scan_model)
+    applied_error = np.linalg.norm(second.get_decomposition_model().data - second.data)
+    tuned = _quiet_decomposition(
+        second, model=first_scan_model, fine_tune=True, return_info=True
+    )
+    tuned_error = np.linalg.norm(second.get_decomposition_model().data - second.data)
+    assert tuned_error <= applied_error * 1.001
+    assert tuned is not first_scan_model
+    assert tuned.warm_start is True
+    assert tuned.max_epochs == 30
+    assert tuned.history_.initial_loss is not None
+    assert tuned.history_.best_loss <= tuned.history_.initial_loss
+    assert first_scan_model.warm_start is False
+
+
+def test_fine_tuning_options(first_scan_model):
+    second, _ = _small_eels(seed=1)
+    tuned = _quiet_decomposition(
+        second,
+        model=first_scan_model,
+        fine_tune=True,
+        max_epochs=2,
+        learning_rate=1e-4,
+        return_info=True,
+    )
+    assert tuned.n_iter_ <= 2
+    assert tuned.learning_rate == 1e-4
+
+
+def test_model_from_file_and_from_reloaded_results(first_scan_model, tmp_path):
+    second, _ = _small_eels(seed=1)
+    expected = first_scan_model.transform(second.data.reshape(-1, 200))
+    path = first_scan_model.save(tmp_path / "series.aeunmix")
+    for source in (path, str(path)):
+        _quiet_decomposition(second, model=source)
+        np.testing.assert_array_equal(second.learning_results.loadings, expected)
+    # Last week's results file is enough to reapply its model.
+    second.save(tmp_path / "second_ae.hspy")
+    third, _ = _small_eels(seed=3)
+    _quiet_decomposition(third, model=hs.load(tmp_path / "second_ae.hspy"))
+    np.testing.assert_array_equal(
+        third.learning_results.loadings,
+        first_scan_model.transform(third.data.reshape(-1, 200)),
+    )
+
+
+# ------------------------------------------------------------------ axes
+def _analytic_scan(values, abundances, *, scale_counts=1.0, signal_class=None):
+    """Three smooth endmembers evaluated at any axis positions, mixed."""
+    centres = (300.0, 320.0, 340.0)
+    endmembers = np.stack(
+        [
+            200
+            + 2000 * np.exp(-0.5 * ((values - centre) / 4.0) ** 2)
+            + 800 * np.exp(-0.5 * ((values - centre - 9) / 6.0) ** 2)
+            for centre in centres
+        ]
+    )
+    spectra = abundances.reshape(-1, 3) @ endmembers * scale_counts
+    ny, nx, _ = abundances.shape
+    signal_class = signal_class or hs.signals.Signal1D
+    signal = signal_class(spectra.reshape(ny, nx, -1))
+    axis = signal.axes_manager.signal_axes[0]
+    axis.units, axis.name = "eV", "Energy"
+    if np.allclose(np.diff(values), values[1] - values[0]):
+        axis.offset, axis.scale = values[0], values[1] - values[0]
+    else:
+        axis.convert_to_non_uniform_axis()
+        axis.axis = values
+    return signal
+
+
+@pytest.fixture(scope="module")
+def analytic_model():
+    abundances = make_mixture(shape=(24, 24)).abundances
+    trained = _analytic_scan(280 + 0.5 * np.arange(160), abundances)
+    model = trained.decomposition(
+        algorithm="ae",
+        output_dimension=3,
+        return_info=True,
+        print_info=False,
+        random_state=0,
+        show_progressbar=False,
+    )
+    return model, trained.learning_results.loadings
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        (272.3 + 0.5 * np.arange(180), r"offset shifted by -7\.7 eV, scale x1"),
+        (270 + 0.25 * np.arange(400), r"scale x0\.5"),
+        (np.sort(270 + 95 * np.linspace(0, 1, 300) ** 1.3), "non-uniform"),
+    ],
+    ids=["shifted", "finer", "non-uniform"],
+)
+def test_other_calibration_is_interpolated(analytic_model, values, message):
+    model, trained_loadings = analytic_model
+    abundances = make_mixture(shape=(24, 24)).abundances
+    scan = _analytic_scan(values, abundances)
+    with pytest.warns(UserWarning, match=message):
+        scan.decomposition(algorithm="ae", model=model, print_info=False)
+    loadings = scan.learning_results.loadings
+    assert np.abs(loadings - trained_loadings).max() < 0.02
+    factors = scan.learning_results.factors
+    assert factors.shape == (values.size, 3)
+    inside = (values >= 280) & (values <= 280 + 0.5 * 159)
+    assert np.isnan(factors[~inside]).all()
+    assert np.isfinite(factors[inside]).all()
+    assert scan.get_decomposition_factors().axes_manager.signal_size == values.size
+
+
+def test_binned_signal_with_finer_dispersion():
+    abundances = make_mixture(shape=(24, 24)).abundances
+    trained = _analytic_scan(
+        280 + 0.5 * np.arange(160), abundances, signal_class=exspy.signals.EELSSpectrum
+    )
+    binned_model = _quiet_decomposition(
+        trained, output_dimension=3, return_info=True, **FAST
+    )
+    finer = _analytic_scan(
+        275 + 0.25 * np.arange(360),
+        abundances,
+        scale_counts=0.5,
+        signal_class=exspy.signals.EELSSpectrum,
+    )
+    with pytest.warns(UserWarning, match=r"rescaled by x2"):
+        finer.decomposition(algorithm="ae", model=binned_model, print_info=False)
+    assert (
+        np.abs(
+            finer.learning_results.loadings - trained.learning_results.loadings
+        ).max()
+        < 0.02
+    )
+
+
+def test_range_not_covered(analytic_model):
+    model, _ = analytic_model
+    scan = _analytic_scan(300 + 0.5 * np.arange(160), make_mixture((8, 8)).abundances)
+    with pytest.raises(
+        ValueError,
+        match=r"\(160 channels, 300 to 379.5 eV \(0.5 eV/channel\)\) does not cover "
+        r"the range the model was trained on \(160 channels, 280 to 359.5 eV",
+    ):
+        scan.decomposition(algorithm="ae", model=model)
+
+
+def test_units_differ(analytic_model):
+    model, _ = analytic_model
+    scan = _analytic_scan(280 + 0.5 * np.arange(160), make_mixture((8, 8)).abundances)
+    scan.axes_manager.signal_axes[0].units = "keV"
+    with pytest.raises(ValueError, match=r"trained on a signal axis in 'eV'.*'keV'"):
+        scan.decomposition(algorithm="ae", model=model)
+
+
+def test_image_signal_refused(analytic_model):
+    model, _ = analytic_model
+    with pytest.raises(ValueError, match=r"unmixes 1-D spectra.*signal dimension 2"):
+        hs.signals.Signal2D(np.ones((4, 8, 8))).decomposition(
+            algorithm="ae", model=model
+        )
+
+
+def test_model_trained_on_arrays_needs_the_same_channel_count(mixture):
+    model = hs_aeunmix.AEUnmix(3, **FAST).fit(mixture.spectra)
+    signal = to_signal(mixture)
+    _quiet_decomposition(signal, model=model)
+    np.testing.assert_array_equal(
+        signal.learning_results.loadings, model.transform(mixture.spectra)
+    )
+    with pytest.raises(ValueError, match="trained on arrays of 100 channels"):
+        signal.isig[:90].decomposition(algorithm="ae", model=model)
+
+
+def test_signal_mask_of_the_model_is_reused(mixture):
+    signal = to_signal(mixture)
+    mask = np.zeros(100, dtype=bool)
+    mask[90:] = True
+    model = _quiet_decomposition(
+        signal, output_dimension=3, signal_mask=mask, return_info=True, **FAST
+    )
+    again = to_signal(mixture)
+    _quiet_decomposition(again, model=model)
+    assert np.isnan(again.learning_results.factors[90:]).all()
+    np.testing.assert_array_equal(
+        again.learning_results.loadings, signal.learning_results.loadings
+    )
+
+
+# ------------------------------------------------------------ bad calls
+@pytest.mark.parametrize(
+    ("options", "error", "match"),
+    [
+        ({"output_dimension": 4}, ValueError, "disagrees with the model"),
+        ({"max_epochs": 5}, TypeError, r"configure training.*fine_tune=True"),
+        (
+            {"signal_mask": np.zeros(200, bool)},
+            ValueError,
+            "signal_mask cannot be combined",
+        ),
+        ({"fine_tune": True, "epochs": 3}, TypeError, r"Unknown option\(s\)"),
+        ({"fine_tune": "yes"}, TypeError, "fine_tune must be True or False"),
+    ],
+)
+def test_bad_reapply_calls(first_scan_model, options, error, match):
+    second, _ = _small_eels(seed=1)
+    with pytest.raises(error, match=match):
+        second.decomposition(algorithm="ae", model=first_scan_model, **options)
+
+
+def test_fine_tune_needs_a_model(spectrum_image):
+    with pytest.raises(TypeError, match="pass it with model="):
+        spectrum_image.decomposition(algorithm="ae", output_dimension=3, fine_tune=True)
+
+
+def test_model_with_an_estimator_instance(spectrum_image, first_scan_model):
+    with pytest.raises(TypeError, match=r"Use s\.decomposition\(algorithm='ae', model"):
+        spectrum_image.decomposition(
+            algorithm=hs_aeunmix.AEUnmix(3), model=first_scan_model
+        )
+
+
+def test_unfitted_model(spectrum_image):
+    with pytest.raises(ValueError, match="needs a trained model"):
+        spectrum_image.decomposition(algorithm="ae", model=hs_aeunmix.AEUnmix(3))
+
+
+def test_corrupt_model_file_named(spectrum_image, tmp_path):
+    path = tmp_path / "broken.aeunmix"
+    path.write_bytes(b"\x00" * 64)
+    with pytest.raises(hs_aeunmix.ModelFileError, match=r"broken\.aeunmix"):
+        spectrum_image.decomposition(algorithm="ae", model=path)
+
+
+def test_single_spectrum(first_scan_model):
+    second, _ = _small_eels(seed=1)
+    with pytest.raises(ValueError, match=r"transform\(s\.data\.reshape\(1, -1\)\)"):
+        second.inav[0, 0].decomposition(algorithm="ae", model=first_scan_model)
+
+
+# ------------------------------------------------------------------ lazy
+def test_lazy_scan_unmixed_chunk_by_chunk(first_scan_model):
+    second, _ = _small_eels(seed=1, dose=300.0)
+    eager = second.deepcopy()
+    _quiet_decomposition(eager, model=first_scan_model)
+    lazy = second.as_lazy()
+    lazy.data = lazy.data.rechunk((8, 32, 200))
+    _quiet_decomposition(lazy, model=first_scan_model)
+    loadings = np.asarray(lazy.learning_results.loadings)
+    assert np.abs(loadings - eager.learning_results.loadings).max() < 1e-3
+    assert lazy.learning_results.decomposition_algorithm == "ae"
+
+
+def test_lazy_training_refused(spectrum_image, first_scan_model):
+    lazy = spectrum_image.as_lazy()
+    with pytest.raises(NotImplementedError, match=r"s\.compute\(\)"):
+        lazy.decomposition(algorithm="ae", output_dimension=3)
+    second, _ = _small_eels(seed=1)
+    with pytest.raises(NotImplementedError, match="Training algorithm='ae'"):
+        second.as_lazy().decomposition(
+            algorithm="ae", model=first_scan_model, fine_tune=True
+        )
