@@ -10,9 +10,10 @@ scans with ``s.decomposition(algorithm="ae", model=...)``.
 import logging
 from importlib.metadata import PackageNotFoundError, version
 
-from hs_aeunmix import datasets, metrics
+from hs_aeunmix import datasets, metrics, presets
 from hs_aeunmix._estimator import AEUnmix
 from hs_aeunmix._hyperspy import enable as _enable
+from hs_aeunmix._model_selection import ComponentScan, scan_components
 from hs_aeunmix._persistence import ModelFileError, load_model
 from hs_aeunmix._training import TrainingHistory
 
@@ -27,10 +28,13 @@ _enable()
 
 __all__ = [
     "AEUnmix",
+    "ComponentScan",
     "ModelFileError",
     "TrainingHistory",
     "__version__",
     "datasets",
     "load_model",
     "metrics",
+    "presets",
+    "scan_components",
 ]

@@ -17,10 +17,12 @@ from sklearn.base import (
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from hs_aeunmix._losses import LOSSES, get_loss
+from hs_aeunmix._losses import LOSSES, endmember_penalty, get_loss
 from hs_aeunmix._networks import (
     ABUNDANCE_CONSTRAINTS,
+    ACTIVATIONS,
     ENCODERS,
+    NetworkOptions,
     UnmixingAutoencoder,
     build_autoencoder,
 )
@@ -37,6 +39,9 @@ from hs_aeunmix._vca import vertex_component_analysis
 _logger = logging.getLogger(__name__)
 
 INITIALISATIONS = ("vca", "random")
+# An endmember whose RMS value is below this fraction of the largest one's
+# has been driven to zero (l2,1 penalty) and is reported as inactive.
+_ACTIVE_FRACTION = 0.05
 _INFERENCE_BATCH_SIZE = 8192
 # intensity_ratio: spectra it looks at, and the secant search for its fixed
 # point (natural-log units: 1e-5 is a 0.001 % intensity difference).
@@ -91,21 +96,38 @@ class AEUnmix(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         ``"conv"``: the multi-branch 1-D convolutional encoder of Georgiev et
         al. (PNAS 2024), parallel kernels ``kernel_sizes`` merged back to the
         spectrum length, followed by the dense layers.
-    abundance : {"sum_to_one", "nonnegative"}
+    abundance : {"sum_to_one", "nonnegative", "thresholded_sum_to_one"}
         ``"sum_to_one"``: softmax, abundances are fractions summing to one.
         ``"nonnegative"``: the softly-rectified tanh
         ``log(1 + exp(10 tanh x)) / 10`` of the PNAS paper, no sum constraint
         (for data whose intensity varies, e.g. with thickness).
+        ``"thresholded_sum_to_one"``: the DAEU layers (batch norm, learned
+        soft threshold, division by the sum): fractions that can be exactly 0.
     loss : {"mse", "sad", "mse_sad", "poisson"}
         Mean squared error, spectral angle, ``mse + sad_weight * sad``, or
         the Poisson negative log-likelihood for count data (EELS, EDS).
     sad_weight : float
         Weight of the spectral angle in ``loss="mse_sad"``.
+    volume_weight : float
+        Weight of the inverse-volume penalty
+        ``(det(E Eᵀ / B + εI) + ε)^(-1/2)`` of Jensen et al. on the endmember
+        matrix ``E`` (in the network's scaled units, ``B`` channels, see
+        :mod:`hs_aeunmix._losses`): pushes endmembers apart. 0 disables it.
+    endmember_l21_weight : float
+        Weight of the l2,1 group penalty (sum over endmembers of their RMS
+        value): drives endmembers the data do not need to zero, so that
+        ``n_components`` may be over-specified; see ``active_components_``.
     init : {"vca", "random"} or array of shape (n_components, n_channels)
         Initial endmembers: vertex component analysis of the training pixels,
         randomly chosen pixel spectra, or given spectra in the data's units.
     hidden_layer_sizes : sequence of int
-        Widths of the encoder's fully connected layers.
+        Widths of the encoder's fully connected layers (may be empty).
+    activation : {"leaky_relu", "relu"}
+        Non-linearity of the hidden layers and convolutions.
+    negative_slope : float
+        Slope of ``"leaky_relu"`` below zero.
+    batch_norm : bool
+        Batch normalisation after each hidden layer and convolution.
     kernel_sizes : sequence of int
         Kernel sizes of the parallel convolutions (``encoder="conv"``).
     n_filters : int
@@ -114,6 +136,12 @@ class AEUnmix(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         Dropout rate after each fully connected layer.
     conv_dropout : float
         Dropout rate after each convolution (``encoder="conv"``).
+    input_noise : float
+        Standard deviation of Gaussian noise added to the encoder's
+        (standardised) input during training: a denoising autoencoder.
+    gaussian_dropout : float
+        Rate ``p`` of multiplicative Gaussian noise ``N(1, p / (1 - p))`` on
+        the abundances during training (DAEU).
     max_epochs : int
         Most passes over the training pixels.
     batch_size : int
@@ -160,6 +188,14 @@ class AEUnmix(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         Spectral axis of the HyperSpy signal the model was trained on (set by
         ``s.decomposition(algorithm="ae")``); None after fitting a plain
         array. Used to map later scans onto the model's channels.
+    active_components_ : numpy.ndarray of bool, shape (n_components,)
+        Endmembers the model uses: False for an endmember whose RMS value
+        fell below 5 % of the largest endmember's (driven to zero by
+        ``endmember_l21_weight``).
+
+    See Also
+    --------
+    AEUnmix.from_preset : the methods of the papers this package comes from.
 
     Notes
     -----
@@ -175,12 +211,19 @@ class AEUnmix(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         abundance: str = "sum_to_one",
         loss: str = "mse",
         sad_weight: float = 0.1,
+        volume_weight: float = 0.0,
+        endmember_l21_weight: float = 0.0,
         init: str | np.ndarray = "vca",
         hidden_layer_sizes: Sequence[int] = (128, 64),
+        activation: str = "leaky_relu",
+        negative_slope: float = 0.01,
+        batch_norm: bool = True,
         kernel_sizes: Sequence[int] = (5, 10, 15, 20),
         n_filters: int = 32,
         dropout: float = 0.0,
         conv_dropout: float = 0.2,
+        input_noise: float = 0.0,
+        gaussian_dropout: float = 0.0,
         max_epochs: int = 200,
         batch_size: int = 128,
         learning_rate: float = 1e-3,
@@ -196,12 +239,19 @@ class AEUnmix(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         self.abundance = abundance
         self.loss = loss
         self.sad_weight = sad_weight
+        self.volume_weight = volume_weight
+        self.endmember_l21_weight = endmember_l21_weight
         self.init = init
         self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.negative_slope = negative_slope
+        self.batch_norm = batch_norm
         self.kernel_sizes = kernel_sizes
         self.n_filters = n_filters
         self.dropout = dropout
         self.conv_dropout = conv_dropout
+        self.input_noise = input_noise
+        self.gaussian_dropout = gaussian_dropout
         self.max_epochs = max_epochs
         self.batch_size = batch_size
         self.learning_rate = learning_rate
@@ -211,6 +261,29 @@ class AEUnmix(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         self.random_state = random_state
         self.warm_start = warm_start
         self.show_progressbar = show_progressbar
+
+    @classmethod
+    def from_preset(cls, name: str, n_components: int, **overrides) -> AEUnmix:
+        """The estimator configured as the method of one of the seed papers.
+
+        Parameters
+        ----------
+        name : str
+            One of :data:`hs_aeunmix.PRESETS`: ``"pnas2024"``, ``"volume"``,
+            ``"daeu"``, ``"udas"`` (see :mod:`hs_aeunmix.presets`).
+        n_components : int
+            Number of endmembers (some presets size their layers with it).
+        **overrides
+            Any other hyperparameter, replacing the preset's value.
+
+        Returns
+        -------
+        AEUnmix
+            An ordinary estimator: ``get_params()`` shows every value used.
+        """
+        from hs_aeunmix.presets import preset_options
+
+        return cls(n_components, **{**preset_options(name, n_components), **overrides})
 
     # ------------------------------------------------------------------ fit
     def fit(self, X, y=None) -> AEUnmix:
@@ -283,11 +356,24 @@ class AEUnmix(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
                 max_epochs=self.max_epochs,
                 learning_rate=self.learning_rate,
                 patience=self.patience,
+                penalty=endmember_penalty(
+                    volume_weight=self.volume_weight,
+                    l21_weight=self.endmember_l21_weight,
+                ),
                 starting_weights_compete=resume,
                 show_progressbar=self.show_progressbar,
             )
         self.n_iter_ = self.history_.n_epochs
         self.components_ = self._endmembers_in_data_units()
+        inactive = np.flatnonzero(~self.active_components_)
+        if inactive.size:
+            _logger.warning(
+                "Endmembers %s were driven to zero: the data need %d of the %d "
+                "endmembers asked for.",
+                inactive.tolist(),
+                n_components - inactive.size,
+                n_components,
+            )
         _logger.info(
             "Trained %d epochs (best %d) on %d pixels%s",
             self.n_iter_,
@@ -334,16 +420,26 @@ class AEUnmix(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         if input_scale is None:
             input_scale = np.ones(n_channels, dtype=np.float32)
         return build_autoencoder(
-            encoder=self.encoder,
-            abundance=self.abundance,
+            self._network_options(),
             endmembers=torch.from_numpy(np.asarray(endmembers, dtype=np.float32)),
             input_mean=torch.from_numpy(np.asarray(input_mean, dtype=np.float32)),
             input_scale=torch.from_numpy(np.asarray(input_scale, dtype=np.float32)),
+        )
+
+    def _network_options(self) -> NetworkOptions:
+        return NetworkOptions(
+            encoder=self.encoder,
+            abundance=self.abundance,
             hidden_layer_sizes=tuple(self.hidden_layer_sizes),
-            dropout=self.dropout,
+            activation=self.activation,
+            negative_slope=float(self.negative_slope),
+            batch_norm=bool(self.batch_norm),
+            dropout=float(self.dropout),
             kernel_sizes=tuple(self.kernel_sizes),
             n_filters=self.n_filters,
-            conv_dropout=self.conv_dropout,
+            conv_dropout=float(self.conv_dropout),
+            input_noise=float(self.input_noise),
+            gaussian_dropout=float(self.gaussian_dropout),
         )
 
     def _rebuilt_module(self, n_components: int) -> UnmixingAutoencoder:
@@ -400,10 +496,10 @@ class AEUnmix(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         scan holds the endmembers in other proportions, so it is refined
         (secant steps) to the fixed point ``g = sum(totals of X) /
         sum(totals predicted by the model for X / g)``: the factor that makes
-        the model's predicted total intensity match the scan's. Up to 2048 evenly spaced spectra
-        are used. Unmix a scan of another intensity with ``transform(X / g)``:
-        sum-to-one abundances stay fractions and the scan's endmembers are
-        ``g * components_``.
+        the model's predicted total intensity match the scan's. Up to 2048
+        evenly spaced spectra are used. Unmix a scan of another intensity
+        with ``transform(X / g)``: sum-to-one abundances stay fractions and
+        the scan's endmembers are ``g * components_``.
 
         Parameters
         ----------
@@ -493,6 +589,12 @@ class AEUnmix(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     def _n_features_out(self) -> int:
         return self.components_.shape[0]
 
+    @property
+    def active_components_(self) -> np.ndarray:
+        check_is_fitted(self, "components_")
+        level = np.sqrt((self.components_**2).mean(axis=1))
+        return level >= _ACTIVE_FRACTION * level.max()
+
     # -------------------------------------------------------------- helpers
     def _endmembers_in_data_units(self) -> np.ndarray:
         weight = self.module_.decoder.weight.detach().cpu().numpy()
@@ -502,6 +604,7 @@ class AEUnmix(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         _check_choice("encoder", self.encoder, ENCODERS)
         _check_choice("abundance", self.abundance, ABUNDANCE_CONSTRAINTS)
         _check_choice("loss", self.loss, LOSSES)
+        _check_choice("activation", self.activation, ACTIVATIONS)
         if not isinstance(self.init, np.ndarray):
             _check_choice("init", self.init, INITIALISATIONS)
         for name in ("max_epochs", "batch_size", "patience", "n_filters"):
@@ -514,12 +617,34 @@ class AEUnmix(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
                 _check_positive_int(f"each of {name}", size)
         if self.encoder == "conv" and len(self.kernel_sizes) == 0:
             raise ValueError("encoder='conv' needs at least one kernel size.")
-        for name in ("dropout", "conv_dropout", "validation_fraction"):
+        for name in (
+            "dropout",
+            "conv_dropout",
+            "validation_fraction",
+            "gaussian_dropout",
+        ):
             _check_fraction(name, getattr(self, name))
         for name in ("learning_rate", "sad_weight"):
             value = getattr(self, name)
             if not isinstance(value, numbers.Real) or not value > 0:
                 raise ValueError(f"{name} must be a positive number, got {value!r}")
+        for name in (
+            "volume_weight",
+            "endmember_l21_weight",
+            "input_noise",
+            "negative_slope",
+        ):
+            value = getattr(self, name)
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, numbers.Real)
+                or not 0 <= value < np.inf
+            ):
+                raise ValueError(f"{name} must be a non-negative number, got {value!r}")
+        if not isinstance(self.batch_norm, bool | np.bool_):
+            raise ValueError(
+                f"batch_norm must be True or False, got {self.batch_norm!r}"
+            )
 
     def _initial_endmembers(
         self, train_data: np.ndarray, n_components: int, rng: np.random.Generator

@@ -46,7 +46,7 @@ _logger = logging.getLogger(__name__)
 
 ALGORITHM_NAME = "ae"
 # Options of ``decomposition`` that are not AEUnmix hyperparameters.
-REAPPLY_OPTIONS = ("model", "fine_tune")
+GLUE_OPTIONS = ("preset", "model", "fine_tune")
 # Fine-tuning is a warm start: a few epochs unless max_epochs says otherwise.
 FINE_TUNE_EPOCHS = 30
 # Intensity ratios closer to one than this are within what the ratio search
@@ -334,6 +334,11 @@ def _scan_run(
             "the channels it was trained on (its own signal mask is applied "
             "automatically)."
         )
+    if "preset" in options:
+        raise TypeError(
+            "preset= configures a new model; with model= the saved model's own "
+            "options are used. Leave preset out."
+        )
     if fine_tune:
         unknown = sorted(set(options) - set(autoencoder_options()))
         if unknown:
@@ -441,16 +446,21 @@ def _make_estimator(algorithm, output_dimension, extra_options: dict) -> AEUnmix
                 f"estimator's n_components={algorithm.n_components}."
             )
         return algorithm
+    extra_options = dict(extra_options)
+    preset = extra_options.pop("preset", None)
     unknown = sorted(set(extra_options) - set(autoencoder_options()))
     if unknown:
         raise TypeError(
             f"Unknown option(s) {unknown} for algorithm='ae'. Valid options: "
-            f"{', '.join([*autoencoder_options(), *REAPPLY_OPTIONS])}."
+            f"{', '.join([*autoencoder_options(), *GLUE_OPTIONS])}."
         )
     if output_dimension is None:
         raise ValueError(
             "algorithm='ae' needs output_dimension, the number of endmembers to "
             "extract, e.g. s.decomposition(algorithm='ae', output_dimension=3). "
-            "The scree plot of an SVD decomposition helps to choose it."
+            "The scree plot of an SVD decomposition helps to choose it, or "
+            "hs_aeunmix.scan_components."
         )
+    if preset is not None:
+        return AEUnmix.from_preset(preset, output_dimension, **extra_options)
     return AEUnmix(n_components=output_dimension, **extra_options)

@@ -1,7 +1,12 @@
-"""Reconstruction losses of the unmixing autoencoder.
+"""Reconstruction losses and endmember penalties of the unmixing autoencoder.
 
 Every loss takes ``(reconstruction, target)``, both (n_pixels, n_channels)
-in the network's scaled units, and returns the mean over pixels.
+in the network's scaled units, and returns the mean over pixels. Penalties
+take the endmember matrix ``E`` (n_components, n_channels) in the same
+units; they are normalised per channel so that their weights carry over
+between data sets of different intensity and channel count (the network's
+data are divided by one global scale that brings the mean spectrum's maximum
+to one).
 """
 
 from __future__ import annotations
@@ -15,6 +20,11 @@ from torch.nn import functional
 LOSSES = ("mse", "sad", "mse_sad", "poisson")
 
 LossFunction = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+Penalty = Callable[[torch.Tensor], torch.Tensor]
+
+# The epsilon of the volume term (det(G + eps I) + eps)^(-1/2): keeps it
+# finite for collinear endmembers. Jensen et al. do not give its value.
+VOLUME_EPSILON = 1e-6
 
 # Keeps arccos differentiable: its derivative is infinite at +-1.
 _COSINE_LIMIT = 1.0 - 1e-7
@@ -76,3 +86,49 @@ def get_loss(name: str, *, sad_weight: float) -> LossFunction:
     if name == "poisson":
         return poisson_deviance
     raise ValueError(f"loss must be one of {LOSSES}")
+
+
+def endmember_gram(endmembers: torch.Tensor) -> torch.Tensor:
+    """``E Eᵀ / n_channels``: mean products of the endmember spectra."""
+    return endmembers @ endmembers.T / endmembers.shape[1]
+
+
+def volume_penalty(endmembers: torch.Tensor) -> torch.Tensor:
+    """Inverse volume ``(det(E Eᵀ / B + eps I) + eps)^(-1/2)`` of Jensen et al.
+
+    Small when the endmembers span a large volume, large when two of them
+    are nearly collinear: adding it to the loss pushes endmembers apart. The
+    Gram matrix is divided by the number of channels ``B`` (see the module
+    docstring); ``eps`` is :data:`VOLUME_EPSILON`.
+    """
+    gram = endmember_gram(endmembers)
+    identity = torch.eye(gram.shape[0], dtype=gram.dtype, device=gram.device)
+    return (torch.linalg.det(gram + VOLUME_EPSILON * identity) + VOLUME_EPSILON) ** (
+        -0.5
+    )
+
+
+def l21_penalty(endmembers: torch.Tensor) -> torch.Tensor:
+    """Sum over endmembers of their root-mean-square value (an l2,1 norm).
+
+    A group penalty: it drives whole endmembers to zero, so that an
+    over-specified number of endmembers shrinks to the number the data need.
+    """
+    # The tiny offset keeps the gradient finite once an endmember is zero.
+    return torch.sqrt((endmembers**2).mean(dim=1) + 1e-12).sum()
+
+
+def endmember_penalty(*, volume_weight: float, l21_weight: float) -> Penalty | None:
+    """``volume_weight * volume_penalty + l21_weight * l21_penalty``, or None."""
+    if not volume_weight and not l21_weight:
+        return None
+
+    def penalty(endmembers: torch.Tensor) -> torch.Tensor:
+        total = endmembers.new_zeros(())
+        if volume_weight:
+            total = total + volume_weight * volume_penalty(endmembers)
+        if l21_weight:
+            total = total + l21_weight * l21_penalty(endmembers)
+        return total
+
+    return penalty

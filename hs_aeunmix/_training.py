@@ -18,7 +18,7 @@ import torch
 from hyperspy.defaults_parser import preferences
 from hyperspy.external.progressbar import progressbar
 
-from hs_aeunmix._losses import LossFunction
+from hs_aeunmix._losses import LossFunction, Penalty
 from hs_aeunmix._networks import UnmixingAutoencoder
 
 _logger = logging.getLogger(__name__)
@@ -132,14 +132,17 @@ def evaluate(
     model: UnmixingAutoencoder,
     loss_function: LossFunction,
     batches: Iterable[torch.Tensor],
+    penalty: Penalty | None = None,
 ) -> float:
-    """Pixel-weighted mean loss of ``model`` in evaluation mode."""
+    """Pixel-weighted mean loss of ``model`` in evaluation mode, plus the penalty."""
     model.eval()
     total, count = 0.0, 0
     for batch in batches:
         reconstruction, _ = model(batch)
         total += float(loss_function(reconstruction, batch)) * batch.shape[0]
         count += batch.shape[0]
+    if penalty is not None:
+        return total / count + float(penalty(model.decoder.endmembers))
     return total / count
 
 
@@ -159,6 +162,7 @@ def train(
     max_epochs: int,
     learning_rate: float,
     patience: int,
+    penalty: Penalty | None = None,
     starting_weights_compete: bool = False,
     show_progressbar: bool | None = None,
 ) -> TrainingHistory:
@@ -171,6 +175,10 @@ def train(
         after every step.
     loss_function
         ``loss(reconstruction, target)``.
+    penalty
+        ``penalty(endmembers)`` added to the loss of every batch (volume,
+        l2,1); the recorded and monitored losses include it, so that early
+        stopping judges the regularised objective.
     train_batches, validation_batches
         Callables returning one epoch of mini-batches. Without validation
         batches, early stopping watches the training loss.
@@ -194,7 +202,9 @@ def train(
     best_state = copy.deepcopy(model.state_dict())
     if starting_weights_compete:
         batches = validation_batches or train_batches
-        best_loss = history.initial_loss = evaluate(model, loss_function, batches())
+        best_loss = history.initial_loss = evaluate(
+            model, loss_function, batches(), penalty
+        )
     epochs_without_improvement = 0
     epochs = progressbar(
         range(max_epochs),
@@ -210,6 +220,8 @@ def train(
             optimizer.zero_grad(set_to_none=True)
             reconstruction, _ = model(batch)
             loss = loss_function(reconstruction, batch)
+            if penalty is not None:
+                loss = loss + penalty(model.decoder.endmembers)
             loss.backward()
             optimizer.step()
             model.decoder.clamp_()
@@ -218,7 +230,7 @@ def train(
         history.train_loss.append(total / count)
         if validation_batches is not None:
             history.validation_loss.append(
-                evaluate(model, loss_function, validation_batches())
+                evaluate(model, loss_function, validation_batches(), penalty)
             )
         monitored = history.monitored_loss()[-1]
         if not np.isfinite(monitored):

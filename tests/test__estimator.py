@@ -225,6 +225,12 @@ def test_too_few_pixels(mixture):
         ({"hidden_layer_sizes": (64, 0)}, "each of hidden_layer_sizes must be"),
         ({"device": "tpu"}, "device='tpu' is not a device torch knows"),
         ({"init": np.ones((2, 100))}, r"init has shape \(2, 100\)"),
+        ({"activation": "tanh"}, "activation='tanh' is not one of leaky_relu, relu"),
+        ({"volume_weight": -1.0}, "volume_weight must be a non-negative number"),
+        ({"endmember_l21_weight": np.inf}, "endmember_l21_weight must be a non-neg"),
+        ({"input_noise": True}, "input_noise must be a non-negative number"),
+        ({"gaussian_dropout": 1.0}, r"gaussian_dropout must be a number in \[0, 1\)"),
+        ({"batch_norm": "yes"}, "batch_norm must be True or False"),
     ],
 )
 def test_bad_hyperparameters(mixture, option, message):
@@ -246,3 +252,37 @@ def test_scikit_learn_compatibility():
     check_estimator(
         AEUnmix(n_components=2, max_epochs=3, show_progressbar=False, random_state=0)
     )
+
+
+def test_over_specified_endmembers_are_driven_to_zero(caplog):
+    # Well separated spectra: the l2,1 penalty removes what the data do not
+    # need. (On EELS, whose endmembers share their background, the same
+    # strength merges real endmembers: use scan_components there.)
+    noisy = make_mixture(counts=200, seed=0)
+    model = AEUnmix(
+        6, endmember_l21_weight=0.01, random_state=0, show_progressbar=False
+    )
+    with caplog.at_level("WARNING"):
+        model.fit(noisy.spectra)
+    assert model.active_components_.sum() == 3
+    assert "were driven to zero: the data need 3 of the 6" in caplog.text
+    kept = model.components_[model.active_components_]
+    assert np.max(spectral_angles(kept, noisy.endmembers)) < 0.06
+
+
+def test_all_components_active_without_penalty(mixture):
+    model = AEUnmix(3, **FAST).fit(mixture.spectra)
+    np.testing.assert_array_equal(model.active_components_, [True, True, True])
+
+
+def test_volume_weight_pushes_endmembers_apart(mixture):
+    from hs_aeunmix._losses import volume_penalty
+
+    def inverse_volume(model):
+        scaled = torch.from_numpy(model.components_ / model.data_scale_)
+        return float(volume_penalty(scaled))
+
+    options = {"max_epochs": 30, "random_state": 0, "show_progressbar": False}
+    plain = AEUnmix(3, **options).fit(mixture.spectra)
+    pushed = AEUnmix(3, volume_weight=1e-2, **options).fit(mixture.spectra)
+    assert inverse_volume(pushed) < 0.9 * inverse_volume(plain)

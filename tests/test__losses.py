@@ -6,7 +6,13 @@ import numpy as np
 import pytest
 import torch
 
-from hs_aeunmix._losses import get_loss
+from hs_aeunmix._losses import (
+    VOLUME_EPSILON,
+    endmember_penalty,
+    get_loss,
+    l21_penalty,
+    volume_penalty,
+)
 
 
 @pytest.fixture
@@ -84,3 +90,55 @@ def test_poisson_minimum_is_at_the_counts(pair):
 def test_unknown_loss():
     with pytest.raises(ValueError, match="loss must be one of"):
         get_loss("huber", sad_weight=0)
+
+
+# --------------------------------------------------------------- penalties
+@pytest.fixture
+def endmembers():
+    generator = torch.Generator().manual_seed(1)
+    return torch.rand(3, 40, generator=generator, dtype=torch.float64)
+
+
+def test_volume_penalty_matches_numpy(endmembers):
+    e = endmembers.numpy()
+    gram = e @ e.T / e.shape[1]
+    eps = VOLUME_EPSILON
+    expected = (np.linalg.det(gram + eps * np.eye(3)) + eps) ** -0.5
+    assert float(volume_penalty(endmembers)) == pytest.approx(expected, rel=1e-10)
+
+
+def test_volume_penalty_grows_as_endmembers_align(endmembers):
+    apart = float(volume_penalty(endmembers))
+    aligned = endmembers.clone()
+    aligned[1] = 0.9 * aligned[0] + 0.1 * aligned[1]
+    assert float(volume_penalty(aligned)) > 5 * apart
+    collinear = endmembers.clone()
+    collinear[1] = 2 * collinear[0]
+    # Capped near eps^(-1/2) instead of infinite.
+    assert float(volume_penalty(collinear)) < VOLUME_EPSILON**-0.5 * 1.01
+
+
+def test_volume_penalty_ignores_channel_count(endmembers):
+    repeated = endmembers.repeat_interleave(3, dim=1)
+    assert float(volume_penalty(repeated)) == pytest.approx(
+        float(volume_penalty(endmembers)), rel=1e-10
+    )
+
+
+def test_l21_penalty_matches_numpy(endmembers):
+    e = endmembers.numpy()
+    expected = np.sum(np.sqrt(np.mean(e**2, axis=1)))
+    assert float(l21_penalty(endmembers)) == pytest.approx(expected, rel=1e-6)
+
+
+def test_l21_penalty_has_a_gradient_at_zero():
+    zero = torch.zeros(2, 5, dtype=torch.float64, requires_grad=True)
+    l21_penalty(zero).backward()
+    assert torch.isfinite(zero.grad).all()
+
+
+def test_endmember_penalty_combines_weights(endmembers):
+    assert endmember_penalty(volume_weight=0, l21_weight=0) is None
+    penalty = endmember_penalty(volume_weight=0.5, l21_weight=2.0)
+    expected = 0.5 * volume_penalty(endmembers) + 2.0 * l21_penalty(endmembers)
+    assert float(penalty(endmembers)) == pytest.approx(float(expected), rel=1e-10)

@@ -7,10 +7,14 @@ import pytest
 import torch
 
 from hs_aeunmix._networks import (
+    DenseEncoder,
+    GaussianDropout,
     LinearMixingDecoder,
     MultiBranchConvEncoder,
+    NetworkOptions,
     SoftlyRectifiedTanh,
     SumToOne,
+    ThresholdedSumToOne,
     abundance_activation,
     build_autoencoder,
 )
@@ -31,7 +35,85 @@ def test_sum_to_one():
 
 def test_unknown_abundance_constraint():
     with pytest.raises(ValueError, match="abundance must be one of"):
-        abundance_activation("free")
+        abundance_activation("free", 3)
+
+
+def test_thresholded_sum_to_one_can_be_exactly_zero():
+    layer = ThresholdedSumToOne(3).train()
+    with torch.no_grad():
+        layer.threshold.fill_(0.5)
+    x = torch.randn(64, 3, generator=torch.Generator().manual_seed(0))
+    abundances = layer(x)
+    assert (abundances >= 0).all()
+    assert (abundances == 0).any()
+    # Rows with a value clearly above its threshold sum to one (the 1e-7 in
+    # the denominator only matters for rows that are all but zero).
+    clear = abundances.sum(-1) > 1e-3
+    assert clear.sum() >= 16
+    totals = abundances[clear].sum(-1)
+    torch.testing.assert_close(totals, torch.ones_like(totals), atol=1e-5, rtol=0)
+
+
+def test_thresholds_never_go_negative():
+    layer = ThresholdedSumToOne(2).eval()
+    with torch.no_grad():
+        layer.threshold.fill_(-5.0)
+    x = torch.tensor([[-0.5, 0.2]])
+    # A negative threshold acts as zero: relu(x - 0) after the normalisation.
+    normalised = layer.normalisation(torch.nn.functional.leaky_relu(x, 0.1))
+    expected = torch.relu(normalised)
+    torch.testing.assert_close(layer(x), expected / (expected.sum() + 1e-7))
+
+
+def test_gaussian_dropout_only_in_training():
+    torch.manual_seed(0)
+    layer = GaussianDropout(0.2)
+    x = torch.ones(20000)
+    noisy = layer.train()(x)
+    assert float(noisy.mean()) == pytest.approx(1.0, abs=0.02)
+    assert float(noisy.std()) == pytest.approx((0.2 / 0.8) ** 0.5, rel=0.03)
+    torch.testing.assert_close(layer.eval()(x), x)
+
+
+@pytest.mark.parametrize(
+    ("options", "layer_types"),
+    [
+        (
+            NetworkOptions(hidden_layer_sizes=(8,)),
+            ["Linear", "BatchNorm1d", "LeakyReLU", "Dropout"],
+        ),
+        (
+            NetworkOptions(
+                hidden_layer_sizes=(8,), activation="relu", batch_norm=False
+            ),
+            ["Linear", "ReLU", "Dropout"],
+        ),
+    ],
+)
+def test_dense_blocks_follow_the_options(options, layer_types):
+    encoder = DenseEncoder(10, 3, options)
+    assert [type(layer).__name__ for layer in encoder.hidden[0]] == layer_types
+
+
+def test_dense_encoder_without_hidden_layers_is_one_linear_map():
+    encoder = DenseEncoder(10, 3, NetworkOptions(hidden_layer_sizes=()))
+    assert len(encoder.hidden) == 0
+    assert encoder(torch.rand(4, 10)).shape == (4, 3)
+
+
+def test_input_noise_only_in_training():
+    options = NetworkOptions(hidden_layer_sizes=(), input_noise=0.5)
+    model = build_autoencoder(
+        options,
+        endmembers=torch.rand(2, 6),
+        input_mean=torch.zeros(6),
+        input_scale=torch.ones(6),
+    )
+    x = torch.rand(3, 6)
+    model.eval()
+    torch.testing.assert_close(model.encode(x), model.encode(x))
+    model.train()
+    assert not torch.equal(model.encode(x), model.encode(x))
 
 
 def test_decoder_is_linear_mixing_without_bias():
@@ -53,13 +135,11 @@ def test_decoder_clamp_keeps_endmembers_non_negative():
 
 def test_conv_encoder_keeps_spectrum_length_and_handles_even_kernels():
     encoder = MultiBranchConvEncoder(
-        n_channels=37,
-        n_components=3,
-        hidden_layer_sizes=(16,),
-        dropout=0.0,
-        kernel_sizes=(5, 10, 15, 20),
-        n_filters=4,
-        conv_dropout=0.2,
+        37,
+        3,
+        NetworkOptions(
+            hidden_layer_sizes=(16,), kernel_sizes=(5, 10, 15, 20), n_filters=4
+        ),
     )
     merged = encoder.merge(
         torch.cat([branch(torch.rand(6, 1, 37)) for branch in encoder.branches], dim=1)
@@ -71,16 +151,16 @@ def test_conv_encoder_keeps_spectrum_length_and_handles_even_kernels():
 @pytest.mark.parametrize("encoder", ["dense", "conv"])
 def test_autoencoder_shapes(encoder):
     model = build_autoencoder(
-        encoder=encoder,
-        abundance="sum_to_one",
+        NetworkOptions(
+            encoder=encoder,
+            hidden_layer_sizes=(16, 8),
+            kernel_sizes=(3, 4),
+            n_filters=2,
+            conv_dropout=0.0,
+        ),
         endmembers=torch.rand(3, 30),
         input_mean=torch.zeros(30),
         input_scale=torch.ones(30),
-        hidden_layer_sizes=(16, 8),
-        dropout=0.0,
-        kernel_sizes=(3, 4),
-        n_filters=2,
-        conv_dropout=0.0,
     ).eval()
     reconstruction, abundances = model(torch.rand(5, 30))
     assert reconstruction.shape == (5, 30)
@@ -91,14 +171,8 @@ def test_autoencoder_shapes(encoder):
 def test_unknown_encoder():
     with pytest.raises(ValueError, match="encoder must be one of"):
         build_autoencoder(
-            encoder="lstm",
-            abundance="sum_to_one",
+            NetworkOptions(encoder="lstm"),
             endmembers=torch.rand(2, 5),
             input_mean=torch.zeros(5),
             input_scale=torch.ones(5),
-            hidden_layer_sizes=(4,),
-            dropout=0.0,
-            kernel_sizes=(3,),
-            n_filters=2,
-            conv_dropout=0.0,
         )
