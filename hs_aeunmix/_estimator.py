@@ -26,7 +26,13 @@ from hs_aeunmix._networks import (
     UnmixingAutoencoder,
     build_autoencoder,
 )
-from hs_aeunmix._training import TrainingHistory, shuffled_minibatches, train
+from hs_aeunmix._spatial import PixelImage, check_geometry, fit_neighbourhood
+from hs_aeunmix._training import (
+    TrainingHistory,
+    pixel_objective,
+    shuffled_minibatches,
+    train,
+)
 from hs_aeunmix._validation import (
     check_enough_pixels,
     check_finite,
@@ -142,6 +148,16 @@ class AEUnmix(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     gaussian_dropout : float
         Rate ``p`` of multiplicative Gaussian noise ``N(1, p / (1 - p))`` on
         the abundances during training (DAEU).
+    spatial : bool
+        Let each pixel's abundances use its 3 x 3 neighbourhood: an
+        edge-aware weighted mean of the per-pixel estimates, trained under a
+        total-variation prior on the maps (see :mod:`hs_aeunmix._spatial`).
+        ``fit`` and ``transform`` then need the scan grid (``image_shape``).
+        The endmembers mean the same as without it.
+    spatial_weight : float
+        Strength of the total-variation prior of ``spatial=True``, in nats
+        per unit change of abundance between neighbouring pixels:
+        independent of the data's units and channel count.
     max_epochs : int
         Most passes over the training pixels.
     batch_size : int
@@ -224,6 +240,8 @@ class AEUnmix(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         conv_dropout: float = 0.2,
         input_noise: float = 0.0,
         gaussian_dropout: float = 0.0,
+        spatial: bool = False,
+        spatial_weight: float = 1.0,
         max_epochs: int = 200,
         batch_size: int = 128,
         learning_rate: float = 1e-3,
@@ -252,6 +270,8 @@ class AEUnmix(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         self.conv_dropout = conv_dropout
         self.input_noise = input_noise
         self.gaussian_dropout = gaussian_dropout
+        self.spatial = spatial
+        self.spatial_weight = spatial_weight
         self.max_epochs = max_epochs
         self.batch_size = batch_size
         self.learning_rate = learning_rate
@@ -286,7 +306,7 @@ class AEUnmix(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         return cls(n_components, **{**preset_options(name, n_components), **overrides})
 
     # ------------------------------------------------------------------ fit
-    def fit(self, X, y=None) -> AEUnmix:
+    def fit(self, X, y=None, *, image_shape=None, navigation_mask=None) -> AEUnmix:
         """Train the autoencoder on spectra ``X`` (n_pixels, n_channels).
 
         Parameters
@@ -296,6 +316,12 @@ class AEUnmix(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
             modified in place).
         y : None
             Ignored.
+        image_shape : tuple of int, optional
+            With ``spatial=True``: the scan grid ``(ny, nx)`` (or ``(n,)`` for
+            a line scan) whose pixels, in C order, are the rows of ``X``.
+        navigation_mask : array of bool, optional
+            With ``spatial=True``: pixels of the grid without a row in ``X``
+            (True = masked), as HyperSpy's ``navigation_mask`` in array order.
 
         Returns
         -------
@@ -316,6 +342,11 @@ class AEUnmix(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         self._check_hyperparameters()
         warn_if_negative(X, self.loss)
         check_enough_pixels(n_pixels, n_components)
+        geometry = (
+            check_geometry(n_pixels, image_shape, navigation_mask)
+            if self.spatial
+            else None
+        )
         self.device_ = resolve_device(self.device)
 
         seed = int(
@@ -341,30 +372,37 @@ class AEUnmix(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
                 self.module_ = self._new_module(train_data, n_components, rng)
             self.module_.to(self.device_)
             generator = torch.Generator().manual_seed(seed)
-            train_tensor = torch.from_numpy(train_data).to(self.device_)
+            loss_function = get_loss(self.loss, sad_weight=self.sad_weight)
+            penalty = endmember_penalty(
+                volume_weight=self.volume_weight,
+                l21_weight=self.endmember_l21_weight,
+            )
+            train_batches = shuffled_minibatches(
+                torch.from_numpy(train_data).to(self.device_),
+                self.batch_size,
+                generator,
+            )
             validation = None
             if n_validation:
-                validation_tensor = torch.from_numpy(scaled[validation_rows]).to(
-                    self.device_
+                validation = _fixed_batches(
+                    torch.from_numpy(scaled[validation_rows]).to(self.device_),
+                    _INFERENCE_BATCH_SIZE,
                 )
-                validation = _fixed_batches(validation_tensor, _INFERENCE_BATCH_SIZE)
             self.history_: TrainingHistory = train(
                 self.module_,
-                get_loss(self.loss, sad_weight=self.sad_weight),
-                shuffled_minibatches(train_tensor, self.batch_size, generator),
+                pixel_objective(loss_function, penalty),
+                train_batches,
                 validation,
                 max_epochs=self.max_epochs,
                 learning_rate=self.learning_rate,
                 patience=self.patience,
-                penalty=endmember_penalty(
-                    volume_weight=self.volume_weight,
-                    l21_weight=self.endmember_l21_weight,
-                ),
                 starting_weights_compete=resume,
                 show_progressbar=self.show_progressbar,
             )
         self.n_iter_ = self.history_.n_epochs
         self.components_ = self._endmembers_in_data_units()
+        if geometry is not None:
+            self._fit_neighbourhood(X, geometry)
         inactive = np.flatnonzero(~self.active_components_)
         if inactive.size:
             _logger.warning(
@@ -440,6 +478,7 @@ class AEUnmix(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
             conv_dropout=float(self.conv_dropout),
             input_noise=float(self.input_noise),
             gaussian_dropout=float(self.gaussian_dropout),
+            spatial=bool(self.spatial),
         )
 
     def _rebuilt_module(self, n_components: int) -> UnmixingAutoencoder:
@@ -466,20 +505,62 @@ class AEUnmix(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         return module
 
     # ------------------------------------------------------------ transform
-    def transform(self, X) -> np.ndarray:
+    def transform(self, X, *, image_shape=None, navigation_mask=None) -> np.ndarray:
         """Abundances of spectra ``X`` under the trained encoder.
 
         Parameters
         ----------
         X : array-like of shape (n_pixels, n_channels)
             Spectra on the channels the model was trained on.
+        image_shape, navigation_mask
+            The scan grid of the rows of ``X``, needed when ``spatial=True``
+            (see :meth:`fit`); ignored otherwise.
 
         Returns
         -------
         numpy.ndarray of shape (n_pixels, n_components)
         """
         X = self._validated_for_inference(X)
-        return self._encode(X)
+        abundances = self._encode(X)
+        if not self.spatial:
+            return abundances
+        shape, mask = check_geometry(X.shape[0], image_shape, navigation_mask)
+        return self._refined(abundances, shape, mask)
+
+    def fit_transform(
+        self, X, y=None, *, image_shape=None, navigation_mask=None
+    ) -> np.ndarray:
+        """``fit`` then ``transform`` on the same spectra (and scan grid)."""
+        geometry = {"image_shape": image_shape, "navigation_mask": navigation_mask}
+        return self.fit(X, **geometry).transform(X, **geometry)
+
+    def _fit_neighbourhood(self, X: np.ndarray, geometry) -> None:
+        """Fit the spatial layer on the trained per-pixel model's estimates."""
+        shape, mask = geometry
+        abundances = self._encode(X)
+        scaled = (X / self.data_scale_).astype(np.float32)
+        endmembers = self.module_.decoder.endmembers.detach()
+        reconstruction = abundances @ endmembers.cpu().numpy().astype(np.float64)
+        noise_variance = float(np.mean((reconstruction - scaled) ** 2))
+        self.spatial_history_ = fit_neighbourhood(
+            self.module_.spatial,
+            PixelImage.from_rows(
+                abundances.astype(np.float32), shape, mask, self.device_
+            ),
+            PixelImage.from_rows(scaled, shape, mask, self.device_),
+            endmembers,
+            noise_variance=noise_variance,
+            spatial_weight=self.spatial_weight,
+        )
+
+    def _refined(self, abundances: np.ndarray, shape, mask) -> np.ndarray:
+        """Per-pixel abundances refined by the trained neighbourhood attention."""
+        image = PixelImage.from_rows(
+            abundances.astype(np.float32), shape, mask, self.device_
+        )
+        with torch.no_grad():
+            maps = self.module_.spatial(image.spectra.permute(2, 0, 1), image.valid)
+        return maps[:, image.valid].T.cpu().numpy().astype(np.float64)
 
     def inverse_transform(self, X) -> np.ndarray:
         """Spectra reconstructed from abundances ``X`` (n_pixels, n_components)."""
@@ -633,6 +714,7 @@ class AEUnmix(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
             "endmember_l21_weight",
             "input_noise",
             "negative_slope",
+            "spatial_weight",
         ):
             value = getattr(self, name)
             if (

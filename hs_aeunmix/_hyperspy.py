@@ -23,10 +23,12 @@ import functools
 import inspect
 import logging
 import warnings
+from dataclasses import dataclass
 
 import numpy as np
 from hyperspy._signals.lazy import LazySignal
 from hyperspy.learn._mva import MVA
+from hyperspy.signal import BaseSignal
 
 from hs_aeunmix._axes import (
     ChannelMapping,
@@ -109,20 +111,67 @@ def enable() -> None:
 
 
 # ------------------------------------------------------------------ runs
+@dataclass(frozen=True)
+class _ScanGrid:
+    """Where HyperSpy's rows sit on the scan, for ``spatial=True`` models.
+
+    HyperSpy passes the unmasked pixels (C order of the data array) to
+    ``fit_transform``, but every pixel to ``transform`` when reprojecting.
+    """
+
+    shape: tuple[int, ...]
+    navigation_mask: np.ndarray | None
+
+    def geometry(self, n_rows: int) -> dict:
+        mask = self.navigation_mask
+        if mask is not None and n_rows == mask.size:
+            mask = None
+        return {"image_shape": self.shape, "navigation_mask": mask}
+
+
+def _scan_grid(signal, navigation_mask) -> _ScanGrid:
+    shape = tuple(signal.axes_manager._navigation_shape_in_array)
+    if len(shape) > 2:
+        raise ValueError(
+            "spatial=True uses the neighbours of each pixel on a line scan or a "
+            f"2-D map, but this signal has {len(shape)} navigation dimensions. "
+            "Unmix each map separately, or use spatial=False."
+        )
+    return _ScanGrid(shape, _flat_navigation_mask(navigation_mask))
+
+
+def _flat_navigation_mask(navigation_mask) -> np.ndarray | None:
+    """HyperSpy's convention: a signal mask is in array order, an array is not."""
+    if navigation_mask is None:
+        return None
+    if isinstance(navigation_mask, BaseSignal):
+        return np.asarray(navigation_mask.data, dtype=bool).ravel()
+    return np.asarray(navigation_mask, dtype=bool).T.ravel()
+
+
 class _TrainingRun:
     """What HyperSpy's decomposition sees when a model is trained on the signal."""
 
-    def __init__(self, estimator: AEUnmix, calibration: SignalCalibration) -> None:
+    def __init__(
+        self,
+        estimator: AEUnmix,
+        calibration: SignalCalibration,
+        grid: _ScanGrid | None,
+    ) -> None:
         self.estimator = estimator
         self.calibration = calibration
+        self.grid = grid
+
+    def _geometry(self, n_rows: int) -> dict:
+        return {} if self.grid is None else self.grid.geometry(n_rows)
 
     def fit_transform(self, X) -> np.ndarray:
-        self.estimator.fit(X)
+        self.estimator.fit(X, **self._geometry(len(X)))
         self.estimator.signal_calibration_ = self.calibration
-        return self.estimator.transform(X)
+        return self.transform(X)
 
     def transform(self, X) -> np.ndarray:
-        return self.estimator.transform(X)
+        return self.estimator.transform(X, **self._geometry(len(X)))
 
     @property
     def components_(self) -> np.ndarray:
@@ -147,10 +196,12 @@ class _ScanRun:
         model: AEUnmix,
         mapping: ChannelMapping,
         fine_tune_options: dict | None,
+        grid: _ScanGrid | None,
     ) -> None:
         self.model = model
         self.mapping = mapping
         self.fine_tune_options = fine_tune_options
+        self.grid = grid
         self.estimator = model
         self._adapted = False
         self._samples: list[np.ndarray] = []
@@ -160,7 +211,8 @@ class _ScanRun:
         self._adapt(self.mapping.to_model(X[rows]))
         if self.fine_tune_options is not None:
             self.estimator.set_params(warm_start=True, **self.fine_tune_options)
-            self.estimator.fit(self.mapping.to_model(X))
+            geometry = {} if self.grid is None else self.grid.geometry(len(X))
+            self.estimator.fit(self.mapping.to_model(X), **geometry)
         return self.transform(X)
 
     def partial_fit(self, X) -> _ScanRun:
@@ -185,6 +237,11 @@ class _ScanRun:
     def transform(self, X) -> np.ndarray:
         if not self._adapted:
             self._adapt(np.concatenate(self._samples))
+        if self.grid is not None:
+            # Neighbours are needed: the whole scan at once.
+            return self.estimator.transform(
+                self.mapping.to_model(X), **self.grid.geometry(len(X))
+            )
         abundances = np.empty((len(X), self.estimator.components_.shape[0]))
         for start in range(0, len(X), _BATCH_SIZE):
             stop = start + _BATCH_SIZE
@@ -302,7 +359,10 @@ def _training_run(signal, arguments: dict, options: dict) -> _TrainingRun:
     calibration = SignalCalibration.from_signal(
         signal, _flat_signal_mask(arguments["signal_mask"])
     )
-    return _TrainingRun(estimator, calibration)
+    grid = (
+        _scan_grid(signal, arguments["navigation_mask"]) if estimator.spatial else None
+    )
+    return _TrainingRun(estimator, calibration, grid)
 
 
 def _scan_run(
@@ -354,7 +414,16 @@ def _scan_run(
             "to continue training it with these options."
         )
     mapping = _mapping(model, signal)
-    return _ScanRun(model, mapping, options if fine_tune else None)
+    grid = None
+    if model.spatial:
+        if isinstance(signal, LazySignal):
+            raise NotImplementedError(
+                "This model is spatial (spatial=True): each pixel needs its "
+                "neighbours, which HyperSpy's chunk-by-chunk processing of lazy "
+                "signals does not give. Load the scan with s.compute() first."
+            )
+        grid = _scan_grid(signal, arguments["navigation_mask"])
+    return _ScanRun(model, mapping, options if fine_tune else None, grid)
 
 
 def _mapping(model: AEUnmix, signal) -> ChannelMapping:

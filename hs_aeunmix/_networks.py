@@ -16,6 +16,8 @@ import torch
 from torch import nn
 from torch.nn import functional
 
+from hs_aeunmix._spatial import NeighbourhoodAttention
+
 ENCODERS = ("dense", "conv")
 ABUNDANCE_CONSTRAINTS = ("sum_to_one", "nonnegative", "thresholded_sum_to_one")
 ACTIVATIONS = ("leaky_relu", "relu")
@@ -54,6 +56,9 @@ class NetworkOptions:
     gaussian_dropout : float
         Rate ``p`` of multiplicative Gaussian noise ``N(1, p / (1 - p))`` on
         the abundances during training, 0 for none.
+    spatial : bool
+        Refine each pixel's abundances with its neighbourhood
+        (:class:`~hs_aeunmix._spatial.NeighbourhoodAttention`).
     """
 
     encoder: str = "dense"
@@ -68,6 +73,7 @@ class NetworkOptions:
     conv_dropout: float = 0.2
     input_noise: float = 0.0
     gaussian_dropout: float = 0.0
+    spatial: bool = False
 
 
 class SoftlyRectifiedTanh(nn.Module):
@@ -273,10 +279,12 @@ class UnmixingAutoencoder(nn.Module):
         *,
         input_noise: float = 0.0,
         gaussian_dropout: float = 0.0,
+        spatial: NeighbourhoodAttention | None = None,
     ) -> None:
         super().__init__()
         self.encoder = encoder
         self.activation = activation
+        self.spatial = spatial
         self.abundance_noise = GaussianDropout(gaussian_dropout)
         self.decoder = decoder
         self.input_noise = input_noise
@@ -324,4 +332,5 @@ def build_autoencoder(
         input_scale,
         input_noise=options.input_noise,
         gaussian_dropout=options.gaussian_dropout,
+        spatial=NeighbourhoodAttention() if options.spatial else None,
     )

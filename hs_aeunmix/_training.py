@@ -12,6 +12,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -127,22 +128,36 @@ def shuffled_minibatches(
     return epoch
 
 
+Objective = Callable[[UnmixingAutoencoder, Any], tuple[torch.Tensor, int]]
+
+
+def pixel_objective(loss_function: LossFunction, penalty: Penalty | None) -> Objective:
+    """Objective of a batch of spectra: the loss plus the endmember penalty.
+
+    Returns ``(loss, n_pixels)``.
+    """
+
+    def objective(model: UnmixingAutoencoder, batch: torch.Tensor):
+        reconstruction, _ = model(batch)
+        loss = loss_function(reconstruction, batch)
+        if penalty is not None:
+            loss = loss + penalty(model.decoder.endmembers)
+        return loss, batch.shape[0]
+
+    return objective
+
+
 @torch.no_grad()
 def evaluate(
-    model: UnmixingAutoencoder,
-    loss_function: LossFunction,
-    batches: Iterable[torch.Tensor],
-    penalty: Penalty | None = None,
+    model: UnmixingAutoencoder, objective: Objective, batches: Iterable
 ) -> float:
-    """Pixel-weighted mean loss of ``model`` in evaluation mode, plus the penalty."""
+    """Pixel-weighted mean objective of ``model`` in evaluation mode."""
     model.eval()
     total, count = 0.0, 0
     for batch in batches:
-        reconstruction, _ = model(batch)
-        total += float(loss_function(reconstruction, batch)) * batch.shape[0]
-        count += batch.shape[0]
-    if penalty is not None:
-        return total / count + float(penalty(model.decoder.endmembers))
+        loss, n_pixels = objective(model, batch)
+        total += float(loss) * n_pixels
+        count += n_pixels
     return total / count
 
 
@@ -155,14 +170,13 @@ def resolve_show_progressbar(show_progressbar: bool | None) -> bool:
 
 def train(
     model: UnmixingAutoencoder,
-    loss_function: LossFunction,
-    train_batches: Callable[[], Iterable[torch.Tensor]],
-    validation_batches: Callable[[], Iterable[torch.Tensor]] | None,
+    objective: Objective,
+    train_batches: Callable[[], Iterable],
+    validation_batches: Callable[[], Iterable] | None,
     *,
     max_epochs: int,
     learning_rate: float,
     patience: int,
-    penalty: Penalty | None = None,
     starting_weights_compete: bool = False,
     show_progressbar: bool | None = None,
 ) -> TrainingHistory:
@@ -173,14 +187,13 @@ def train(
     model
         The autoencoder; its decoder is projected back to non-negative weights
         after every step.
-    loss_function
-        ``loss(reconstruction, target)``.
-    penalty
-        ``penalty(endmembers)`` added to the loss of every batch (volume,
-        l2,1); the recorded and monitored losses include it, so that early
-        stopping judges the regularised objective.
+    objective
+        ``objective(model, batch) -> (loss, n_pixels)``: the loss of one
+        batch, penalties included (:func:`pixel_objective`, or the spatial
+        objective for image crops); the recorded and monitored losses are
+        this objective, so that early stopping judges what is minimised.
     train_batches, validation_batches
-        Callables returning one epoch of mini-batches. Without validation
+        Callables returning one epoch of batches. Without validation
         batches, early stopping watches the training loss.
     max_epochs, learning_rate, patience
         Training budget, Adam step size, and the number of epochs without a
@@ -202,9 +215,7 @@ def train(
     best_state = copy.deepcopy(model.state_dict())
     if starting_weights_compete:
         batches = validation_batches or train_batches
-        best_loss = history.initial_loss = evaluate(
-            model, loss_function, batches(), penalty
-        )
+        best_loss = history.initial_loss = evaluate(model, objective, batches())
     epochs_without_improvement = 0
     epochs = progressbar(
         range(max_epochs),
@@ -218,19 +229,16 @@ def train(
         total, count = 0.0, 0
         for batch in train_batches():
             optimizer.zero_grad(set_to_none=True)
-            reconstruction, _ = model(batch)
-            loss = loss_function(reconstruction, batch)
-            if penalty is not None:
-                loss = loss + penalty(model.decoder.endmembers)
+            loss, n_pixels = objective(model, batch)
             loss.backward()
             optimizer.step()
             model.decoder.clamp_()
-            total += float(loss.detach()) * batch.shape[0]
-            count += batch.shape[0]
+            total += float(loss.detach()) * n_pixels
+            count += n_pixels
         history.train_loss.append(total / count)
         if validation_batches is not None:
             history.validation_loss.append(
-                evaluate(model, loss_function, validation_batches(), penalty)
+                evaluate(model, objective, validation_batches())
             )
         monitored = history.monitored_loss()[-1]
         if not np.isfinite(monitored):
