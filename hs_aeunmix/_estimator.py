@@ -17,6 +17,12 @@ from sklearn.base import (
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from hs_aeunmix._initialisation import (
+    INITIALISATIONS,
+    Initialisation,
+    initial_endmembers,
+    intensity_spread,
+)
 from hs_aeunmix._losses import LOSSES, endmember_penalty, get_loss
 from hs_aeunmix._networks import (
     ABUNDANCE_CONSTRAINTS,
@@ -40,11 +46,15 @@ from hs_aeunmix._validation import (
     check_not_complex,
     warn_if_negative,
 )
-from hs_aeunmix._vca import vertex_component_analysis
 
 _logger = logging.getLogger(__name__)
 
-INITIALISATIONS = ("vca", "random")
+LOSS_CHOICES = ("auto", *LOSSES)
+# loss="auto" trains on the spectral angle when the pixels' total abundance
+# (NNLS on the initial endmembers) varies by more than this relative spread:
+# thickness or illumination changes that sum-to-one fractions cannot follow.
+# The benchmark's cases have 0.007-0.03 (uniform) and 0.11-0.59 (varying).
+INTENSITY_SPREAD_THRESHOLD = 0.10
 # An endmember whose RMS value is below this fraction of the largest one's
 # has been driven to zero (l2,1 penalty) and is reported as inactive.
 _ACTIVE_FRACTION = 0.05
@@ -109,9 +119,13 @@ class AEUnmix(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         (for data whose intensity varies, e.g. with thickness).
         ``"thresholded_sum_to_one"``: the DAEU layers (batch norm, learned
         soft threshold, division by the sum): fractions that can be exactly 0.
-    loss : {"mse", "sad", "mse_sad", "poisson"}
+    loss : {"auto", "mse", "sad", "mse_sad", "poisson"}
         Mean squared error, spectral angle, ``mse + sad_weight * sad``, or
         the Poisson negative log-likelihood for count data (EELS, EDS).
+        ``"auto"``: the spectral angle when the total intensity of the pixels
+        varies beyond what the endmembers explain (thickness, illumination;
+        see ``intensity_spread_``), else the mean squared error. ``loss_``
+        says which was used.
     sad_weight : float
         Weight of the spectral angle in ``loss="mse_sad"``.
     volume_weight : float
@@ -123,9 +137,16 @@ class AEUnmix(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         Weight of the l2,1 group penalty (sum over endmembers of their RMS
         value): drives endmembers the data do not need to zero, so that
         ``n_components`` may be over-specified; see ``active_components_``.
-    init : {"vca", "random"} or array of shape (n_components, n_channels)
-        Initial endmembers: vertex component analysis of the training pixels,
-        randomly chosen pixel spectra, or given spectra in the data's units.
+        Both penalties move the endmembers: give them the network's step
+        size (``endmember_learning_rate=1e-3``) so that they can.
+    init : {"auto", "ica", "vca", "random"} or array, shape (n_components, n_channels)
+        Initial endmembers. ``"ica"``: HyperSpy's SVD + FastICA, when its
+        components are admissible as endmembers (nearly non-negative spectra
+        and abundances). ``"vca"``: vertex component analysis on PCA-denoised
+        training pixels. ``"auto"``: ICA when admissible, else VCA (see
+        :mod:`hs_aeunmix._initialisation`). ``"random"``: randomly chosen
+        pixel spectra. An array: given spectra in the data's units.
+        ``init_`` says which was used.
     hidden_layer_sizes : sequence of int
         Widths of the encoder's fully connected layers (may be empty).
     activation : {"leaky_relu", "relu"}
@@ -163,7 +184,10 @@ class AEUnmix(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     batch_size : int
         Pixels per mini-batch.
     learning_rate : float
-        Adam step size.
+        Adam step size of the encoder.
+    endmember_learning_rate : float
+        Adam step size of the endmembers (the decoder): smaller than the
+        encoder's, so that a good start is refined rather than forgotten.
     validation_fraction : float
         Fraction of pixels held out to decide when to stop; the weights of the
         best validation epoch are restored. 0 monitors the training loss.
@@ -192,6 +216,17 @@ class AEUnmix(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         Training and validation loss per epoch; ``history_.plot()`` draws them.
     n_iter_ : int
         Epochs run.
+    init_ : str
+        How training started: ``"ica"``, ``"vca"``, ``"random"`` or
+        ``"given"``.
+    loss_ : str
+        The loss trained on (``loss`` resolved when ``"auto"``).
+    intensity_spread_ : float
+        Relative spread of the pixels' total abundance on the initial
+        endmembers (what ``loss="auto"`` decides on).
+    intensity_reference_ : float
+        The intensity measurement of :meth:`intensity_ratio` on the training
+        spectra, which later measurements are divided by.
     data_scale_ : float
         The global scale the network's data were divided by.
     device_ : torch.device
@@ -225,11 +260,11 @@ class AEUnmix(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         *,
         encoder: str = "dense",
         abundance: str = "sum_to_one",
-        loss: str = "mse",
+        loss: str = "auto",
         sad_weight: float = 0.1,
         volume_weight: float = 0.0,
         endmember_l21_weight: float = 0.0,
-        init: str | np.ndarray = "vca",
+        init: str | np.ndarray = "auto",
         hidden_layer_sizes: Sequence[int] = (128, 64),
         activation: str = "leaky_relu",
         negative_slope: float = 0.01,
@@ -242,11 +277,12 @@ class AEUnmix(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         gaussian_dropout: float = 0.0,
         spatial: bool = False,
         spatial_weight: float = 1.0,
-        max_epochs: int = 200,
-        batch_size: int = 128,
+        max_epochs: int = 100,
+        batch_size: int = 256,
         learning_rate: float = 1e-3,
+        endmember_learning_rate: float = 1e-4,
         validation_fraction: float = 0.1,
-        patience: int = 20,
+        patience: int = 10,
         device: str | torch.device = "auto",
         random_state: int | np.random.RandomState | None = None,
         warm_start: bool = False,
@@ -275,6 +311,7 @@ class AEUnmix(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         self.max_epochs = max_epochs
         self.batch_size = batch_size
         self.learning_rate = learning_rate
+        self.endmember_learning_rate = endmember_learning_rate
         self.validation_fraction = validation_fraction
         self.patience = patience
         self.device = device
@@ -369,10 +406,10 @@ class AEUnmix(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
             if resume:
                 self.module_ = self._rebuilt_module(n_components)
             else:
-                self.module_ = self._new_module(train_data, n_components, rng)
+                self.module_ = self._new_module(train_data, n_components, seed)
             self.module_.to(self.device_)
             generator = torch.Generator().manual_seed(seed)
-            loss_function = get_loss(self.loss, sad_weight=self.sad_weight)
+            loss_function = get_loss(self.loss_, sad_weight=self.sad_weight)
             penalty = endmember_penalty(
                 volume_weight=self.volume_weight,
                 l21_weight=self.endmember_l21_weight,
@@ -395,12 +432,14 @@ class AEUnmix(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
                 validation,
                 max_epochs=self.max_epochs,
                 learning_rate=self.learning_rate,
+                endmember_learning_rate=self.endmember_learning_rate,
                 patience=self.patience,
                 starting_weights_compete=resume,
                 show_progressbar=self.show_progressbar,
             )
         self.n_iter_ = self.history_.n_epochs
         self.components_ = self._endmembers_in_data_units()
+        self.intensity_reference_ = self._intensity(X)
         if geometry is not None:
             self._fit_neighbourhood(X, geometry)
         inactive = np.flatnonzero(~self.active_components_)
@@ -422,9 +461,25 @@ class AEUnmix(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         return self
 
     def _new_module(
-        self, train_data: np.ndarray, n_components: int, rng: np.random.Generator
+        self, train_data: np.ndarray, n_components: int, seed: int
     ) -> UnmixingAutoencoder:
-        """A freshly initialised network for ``train_data`` (scaled units)."""
+        """A freshly initialised network for ``train_data`` (scaled units).
+
+        Sets ``init_``, ``intensity_spread_`` and ``loss_`` on the way.
+        """
+        start = self._initialisation(train_data, n_components, seed)
+        self.init_ = start.method
+        self.intensity_spread_ = intensity_spread(train_data, start.endmembers)
+        self.loss_ = self.loss
+        if self.loss == "auto":
+            varies = self.intensity_spread_ > INTENSITY_SPREAD_THRESHOLD
+            self.loss_ = "sad" if varies else "mse"
+        _logger.info(
+            "Start: %s endmembers; intensity spread %.3f; loss %s",
+            self.init_,
+            self.intensity_spread_,
+            self.loss_,
+        )
         input_mean = train_data.mean(axis=0)
         input_std = train_data.std(axis=0)
         # Channels with no variation would divide by zero; give them unit scale.
@@ -432,7 +487,7 @@ class AEUnmix(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         return self._build_module(
             train_data.shape[1],
             n_components,
-            endmembers=self._initial_endmembers(train_data, n_components, rng),
+            endmembers=start.endmembers.astype(np.float32),
             input_mean=input_mean,
             input_scale=input_std,
         )
@@ -572,7 +627,10 @@ class AEUnmix(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
 
         A later scan of the same sample often differs from the training scan
         by one factor (beam current, dwell time, detector gain). The ratio
-        ``g`` starts as the ratio of mean total intensities. With
+        ``g`` is measured the same way on ``X`` and, at the end of ``fit``, on
+        the training spectra, and the two are divided, so that the model's
+        own small biases cancel and a scan at the training dose gives 1. The
+        measurement starts as the ratio of mean total intensities. With
         ``abundance="sum_to_one"`` that first guess is biased when the new
         scan holds the endmembers in other proportions, so it is refined
         (secant steps) to the fixed point ``g = sum(totals of X) /
@@ -592,6 +650,10 @@ class AEUnmix(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         float
         """
         X = self._validated_for_inference(X)
+        return self._intensity(X) / self.intensity_reference_
+
+    def _intensity(self, X: np.ndarray) -> float:
+        """The intensity measurement of :meth:`intensity_ratio`, uncalibrated."""
         rows = np.unique(np.linspace(0, X.shape[0] - 1, _RATIO_SAMPLE_SIZE).astype(int))
         totals = X[rows].sum(axis=1) / self.data_scale_
         trained_total = float(self.module_.input_mean.sum())
@@ -684,7 +746,7 @@ class AEUnmix(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     def _check_hyperparameters(self) -> None:
         _check_choice("encoder", self.encoder, ENCODERS)
         _check_choice("abundance", self.abundance, ABUNDANCE_CONSTRAINTS)
-        _check_choice("loss", self.loss, LOSSES)
+        _check_choice("loss", self.loss, LOSS_CHOICES)
         _check_choice("activation", self.activation, ACTIVATIONS)
         if not isinstance(self.init, np.ndarray):
             _check_choice("init", self.init, INITIALISATIONS)
@@ -705,7 +767,7 @@ class AEUnmix(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
             "gaussian_dropout",
         ):
             _check_fraction(name, getattr(self, name))
-        for name in ("learning_rate", "sad_weight"):
+        for name in ("learning_rate", "endmember_learning_rate", "sad_weight"):
             value = getattr(self, name)
             if not isinstance(value, numbers.Real) or not value > 0:
                 raise ValueError(f"{name} must be a positive number, got {value!r}")
@@ -728,28 +790,21 @@ class AEUnmix(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
                 f"batch_norm must be True or False, got {self.batch_norm!r}"
             )
 
-    def _initial_endmembers(
-        self, train_data: np.ndarray, n_components: int, rng: np.random.Generator
-    ) -> np.ndarray:
+    def _initialisation(
+        self, train_data: np.ndarray, n_components: int, seed: int
+    ) -> Initialisation:
         """Initial endmembers (n_components, n_channels) in scaled units."""
-        if isinstance(self.init, np.ndarray):
-            expected = (n_components, train_data.shape[1])
-            if self.init.shape != expected:
-                raise ValueError(
-                    f"init has shape {self.init.shape}; initial endmembers must "
-                    f"have shape (n_components, n_channels) = {expected}."
-                )
-            if not np.isfinite(self.init).all():
-                raise ValueError("init contains NaN or inf values.")
-            endmembers = self.init / self.data_scale_
-        elif self.init == "vca":
-            endmembers, _ = vertex_component_analysis(
-                train_data, n_components, random_state=rng
+        if not isinstance(self.init, np.ndarray):
+            return initial_endmembers(train_data, n_components, self.init, seed)
+        expected = (n_components, train_data.shape[1])
+        if self.init.shape != expected:
+            raise ValueError(
+                f"init has shape {self.init.shape}; initial endmembers must "
+                f"have shape (n_components, n_channels) = {expected}."
             )
-        else:
-            rows = rng.choice(train_data.shape[0], n_components, replace=False)
-            endmembers = train_data[rows]
-        return np.clip(endmembers, 0, None).astype(np.float32)
+        if not np.isfinite(self.init).all():
+            raise ValueError("init contains NaN or inf values.")
+        return Initialisation(np.clip(self.init / self.data_scale_, 0, None), "given")
 
 
 def _data_scale(X: np.ndarray) -> float:

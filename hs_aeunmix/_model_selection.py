@@ -13,6 +13,7 @@ from hyperspy.external.progressbar import progressbar
 from hs_aeunmix._estimator import AEUnmix
 from hs_aeunmix._losses import volume_penalty
 from hs_aeunmix._training import resolve_show_progressbar
+from hs_aeunmix.presets import PAPER_TRAINING
 
 _logger = logging.getLogger(__name__)
 
@@ -20,6 +21,12 @@ _logger = logging.getLogger(__name__)
 # the lowest validation loss of the scan (the noise floor the largest models
 # reach): more endmembers improve the fit by less than that.
 LOSS_TOLERANCE = 0.05
+# Each model is trained to convergence, endmembers included, so that the
+# losses compare what n endmembers can explain rather than how far training
+# got: the papers' regime (one step size, up to 200 epochs, patience 20).
+SCAN_TRAINING = {
+    name: value for name, value in PAPER_TRAINING.items() if name != "init"
+}
 
 
 @dataclass(frozen=True)
@@ -173,7 +180,8 @@ def scan_components(
         Progress over the models; ``None`` follows HyperSpy's preference.
     **options
         Other :class:`AEUnmix` options, used for every model (``init`` is
-        set by the scan).
+        set by the scan). Unless given, the training options are those of
+        :data:`SCAN_TRAINING`: every model trained to convergence.
 
     Returns
     -------
@@ -210,7 +218,7 @@ def scan_components(
             init=init,
             random_state=random_state,
             show_progressbar=False,
-            **options,
+            **{**SCAN_TRAINING, **options},
         ).fit(spectra)
         models.append(model)
         losses.append(model.history_.best_loss)

@@ -109,6 +109,12 @@ def model_to_bytes(model: AEUnmix) -> bytes:
         "n_components": int(model.components_.shape[0]),
         "n_channels": int(model.n_features_in_),
         "data_scale": float(model.data_scale_),
+        "fitted": {
+            "init": model.init_,
+            "loss": model.loss_,
+            "intensity_spread": float(model.intensity_spread_),
+            "intensity_reference": float(model.intensity_reference_),
+        },
         "signal_calibration": None if calibration is None else calibration.to_dict(),
         "training": {
             **model.history_.as_dict(),
@@ -230,6 +236,11 @@ def _fitted_model(header: dict, tensors: dict[str, torch.Tensor], device) -> AEU
     model._check_hyperparameters()
     model.device_ = resolve_device(device)
     model.data_scale_ = float(header["data_scale"])
+    fitted = header["fitted"]
+    model.init_ = str(fitted["init"])
+    model.loss_ = str(fitted["loss"])
+    model.intensity_spread_ = float(fitted["intensity_spread"])
+    model.intensity_reference_ = float(fitted["intensity_reference"])
     model.n_features_in_ = int(header["n_channels"])
     n_components = int(header["n_components"])
     state = {

@@ -176,6 +176,7 @@ def train(
     *,
     max_epochs: int,
     learning_rate: float,
+    endmember_learning_rate: float,
     patience: int,
     starting_weights_compete: bool = False,
     show_progressbar: bool | None = None,
@@ -195,8 +196,9 @@ def train(
     train_batches, validation_batches
         Callables returning one epoch of batches. Without validation
         batches, early stopping watches the training loss.
-    max_epochs, learning_rate, patience
-        Training budget, Adam step size, and the number of epochs without a
+    max_epochs, learning_rate, endmember_learning_rate, patience
+        Training budget, Adam step sizes of the network and of the
+        endmembers (the decoder), and the number of epochs without a
         relative improvement of at least 1e-4 after which training stops.
     starting_weights_compete
         Evaluate the model before the first epoch and keep those weights
@@ -209,7 +211,16 @@ def train(
     TrainingHistory
     """
     started = time.perf_counter()
-    optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate)
+    endmembers = model.decoder.weight
+    others = [
+        parameter for parameter in model.parameters() if parameter is not endmembers
+    ]
+    optimizer = torch.optim.Adam(
+        [
+            {"params": others, "lr": learning_rate},
+            {"params": [endmembers], "lr": endmember_learning_rate},
+        ]
+    )
     history = TrainingHistory()
     best_loss = np.inf
     best_state = copy.deepcopy(model.state_dict())

@@ -9,14 +9,26 @@ function below returns the options of one preset for ``n_components``
 endmembers; its docstring cites the paper and lists what the paper leaves
 open and what was chosen.
 
-Options the presets do not set keep the package defaults (Adam, learning
-rate 1e-3, early stopping on 10 % held-out pixels with patience 20, VCA
-initialisation).
+The papers train every weight with one optimiser, from a VCA (or random)
+start; every preset therefore trains with :data:`PAPER_TRAINING` (one Adam
+step size of 1e-3 for the encoder and the endmembers, VCA start, batches of
+128 pixels, up to 200 epochs, early stopping after 20 without improvement on
+10 % held-out pixels) rather than the package defaults, unless the paper
+says otherwise.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+
+PAPER_TRAINING = {
+    "init": "vca",
+    "learning_rate": 1e-3,
+    "endmember_learning_rate": 1e-3,
+    "batch_size": 128,
+    "max_epochs": 200,
+    "patience": 20,
+}
 
 
 def pnas2024(n_components: int) -> dict:
@@ -37,6 +49,7 @@ def pnas2024(n_components: int) -> dict:
     package defaults; initial endmembers from VCA.
     """
     return {
+        **PAPER_TRAINING,
         "encoder": "conv",
         "kernel_sizes": (5, 10, 15, 20),
         "n_filters": 32,
@@ -71,6 +84,7 @@ def volume(n_components: int) -> dict:
     several values).
     """
     return {
+        **PAPER_TRAINING,
         "encoder": "conv",
         "kernel_sizes": (3, 5),
         "n_filters": 16,
@@ -97,10 +111,12 @@ def daeu(n_components: int) -> dict:
     Left open or changed here: the published code uses no biases, RMSprop
     with batch size 6 on 2000 random spectra; here the layers keep their
     biases and the package's Adam, batch size 128 and all pixels are used
-    (40 epochs with batch size 6 would cost minutes on a laptop CPU). Leaky
-    ReLU slope 0.1 as in the published code.
+    (40 epochs with batch size 6 would cost minutes on a laptop CPU), VCA
+    start (the published code starts from random weights). Leaky ReLU slope
+    0.1 as in the published code.
     """
     return {
+        **PAPER_TRAINING,
         "encoder": "dense",
         "hidden_layer_sizes": (9 * n_components, 6 * n_components, 3 * n_components),
         "activation": "leaky_relu",
@@ -132,12 +148,12 @@ def udas(n_components: int) -> dict:
     1e-3 (uDAS weighs its own normalisation with 1e-6 sqrt(n_pixels / 1000)).
     """
     return {
+        **PAPER_TRAINING,
         "encoder": "dense",
         "hidden_layer_sizes": (),
         "abundance": "nonnegative",
         "input_noise": 0.3,
         "endmember_l21_weight": 1e-3,
-        "init": "vca",
         "loss": "mse",
     }
 

@@ -73,7 +73,6 @@ def trained_model_file(tmp_path):
         output_dimension=3,
         return_info=True,
         print_info=False,
-        max_epochs=5,
         random_state=0,
         show_progressbar=False,
     )
