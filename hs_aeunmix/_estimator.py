@@ -276,7 +276,7 @@ class AEUnmix(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         input_noise: float = 0.0,
         gaussian_dropout: float = 0.0,
         spatial: bool = False,
-        spatial_weight: float = 1.0,
+        spatial_weight: float = 10.0,
         max_epochs: int = 100,
         batch_size: int = 256,
         learning_rate: float = 1e-3,
