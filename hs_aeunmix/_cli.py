@@ -22,15 +22,20 @@ def _add_output_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_training_options(parser: argparse.ArgumentParser) -> None:
+    """Training options; those left out keep the estimator's defaults."""
+    from hs_aeunmix._estimator import LOSS_CHOICES
+    from hs_aeunmix._networks import ABUNDANCE_CONSTRAINTS, ENCODERS
+    from hs_aeunmix.presets import PRESETS
+
     _add_output_options(parser)
-    parser.add_argument("--encoder", choices=["dense", "conv"], default="dense")
+    parser.add_argument("--preset", choices=list(PRESETS), help="a paper's method")
+    parser.add_argument("--encoder", choices=list(ENCODERS))
+    parser.add_argument("--abundance", choices=list(ABUNDANCE_CONSTRAINTS))
+    parser.add_argument("--loss", choices=list(LOSS_CHOICES))
+    parser.add_argument("--max-epochs", type=int)
     parser.add_argument(
-        "--abundance", choices=["sum_to_one", "nonnegative"], default="sum_to_one"
+        "--spatial", action="store_true", default=None, help="use neighbouring pixels"
     )
-    parser.add_argument(
-        "--loss", choices=["mse", "sad", "mse_sad", "poisson"], default="mse"
-    )
-    parser.add_argument("--max-epochs", type=int, default=200)
     parser.add_argument("--seed", type=int, default=0, help="random_state")
 
 
@@ -72,11 +77,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _estimator_options(args: argparse.Namespace) -> dict:
-    return {
+    given = {
+        "preset": args.preset,
         "encoder": args.encoder,
         "abundance": args.abundance,
         "loss": args.loss,
         "max_epochs": args.max_epochs,
+        "spatial": args.spatial,
+    }
+    return {
+        **{name: value for name, value in given.items() if value is not None},
         "random_state": args.seed,
         "device": args.device,
         "show_progressbar": not args.no_progressbar,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -219,7 +220,14 @@ def scan_components(
             random_state=random_state,
             show_progressbar=False,
             **{**SCAN_TRAINING, **options},
-        ).fit(spectra)
+        )
+        with warnings.catch_warnings():
+            # Said once (the first fit) rather than once per model.
+            if models:
+                warnings.filterwarnings(
+                    "ignore", message="The data contain .* negative"
+                )
+            model.fit(spectra)
         models.append(model)
         losses.append(model.history_.best_loss)
         scaled = torch.from_numpy(model.components_ / model.data_scale_)

@@ -76,3 +76,14 @@ def spectrum_image(mixture) -> hs.signals.Signal1D:
 
 
 FAST = {"max_epochs": 5, "show_progressbar": False, "random_state": 0}
+
+
+def train_through_hyperspy(signal, output_dimension=3, **options):
+    """``s.decomposition(algorithm="ae")`` quietly and seeded; returns the model."""
+    return signal.decomposition(
+        algorithm="ae",
+        output_dimension=output_dimension,
+        return_info=True,
+        print_info=False,
+        **{"random_state": 0, "show_progressbar": False, **options},
+    )

@@ -10,7 +10,7 @@ from pathlib import Path
 import hyperspy.api as hs
 import numpy as np
 import pytest
-from conftest import make_mixture, to_signal
+from conftest import make_mixture, to_signal, train_through_hyperspy
 
 from hs_aeunmix import load_model
 from hs_aeunmix._cli import main
@@ -68,15 +68,7 @@ def test_train_on_a_file(tmp_path, capsys):
 @pytest.fixture
 def trained_model_file(tmp_path):
     signal = to_signal(make_mixture(shape=(16, 16)))
-    model = signal.decomposition(
-        algorithm="ae",
-        output_dimension=3,
-        return_info=True,
-        print_info=False,
-        random_state=0,
-        show_progressbar=False,
-    )
-    return model.save(tmp_path / "series.aeunmix")
+    return train_through_hyperspy(signal).save(tmp_path / "series.aeunmix")
 
 
 def _later_scans(tmp_path, count):
@@ -158,3 +150,22 @@ def test_console_script_is_installed():
     assert result.returncode == 0
     for command in ("demo", "train", "apply"):
         assert command in result.stdout
+
+
+def test_train_options_reach_the_model(tmp_path):
+    signal = to_signal(make_mixture(shape=(16, 16)))
+    source = tmp_path / "scan.hspy"
+    signal.save(source)
+    arguments = ["train", str(source), "-n", "3", "--no-progressbar"]
+    options = ["--preset", "daeu", "--max-epochs", "2", "--spatial"]
+    assert main([*arguments, *options]) == 0
+    model = load_model(tmp_path / "scan.aeunmix")
+    assert (model.abundance, model.max_epochs, model.spatial) == (
+        "thresholded_sum_to_one",
+        2,
+        True,
+    )
+    # Options left out keep the estimator's defaults.
+    assert main([*arguments, "-o", str(tmp_path / "plain")]) == 0
+    plain = load_model(tmp_path / "plain" / "scan.aeunmix")
+    assert (plain.loss, plain.max_epochs, plain.spatial) == ("auto", 100, False)

@@ -10,21 +10,14 @@ import exspy
 import hyperspy.api as hs
 import numpy as np
 import pytest
-from conftest import FAST, make_mixture, to_signal
+from conftest import FAST, make_mixture, to_signal, train_through_hyperspy
 
 import hs_aeunmix
 from hs_aeunmix.metrics import abundance_rmse, match_endmembers, spectral_angles
 
 
 def test_ae_decomposition_recovers_endmembers_and_maps(spectrum_image, mixture):
-    model = spectrum_image.decomposition(
-        algorithm="ae",
-        output_dimension=3,
-        return_info=True,
-        print_info=False,
-        random_state=0,
-        show_progressbar=False,
-    )
+    model = train_through_hyperspy(spectrum_image)
     assert isinstance(model, hs_aeunmix.AEUnmix)
     results = spectrum_image.learning_results
     assert results.factors.shape == (100, 3)

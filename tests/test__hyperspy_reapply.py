@@ -8,7 +8,7 @@ import exspy
 import hyperspy.api as hs
 import numpy as np
 import pytest
-from conftest import FAST, make_mixture, to_signal
+from conftest import FAST, make_mixture, to_signal, train_through_hyperspy
 
 import hs_aeunmix
 from hs_aeunmix import datasets, metrics
@@ -41,14 +41,7 @@ def _small_eels(seed, dose=200.0):
 @pytest.fixture(scope="module")
 def first_scan_model():
     signal, _ = _small_eels(seed=0)
-    return signal.decomposition(
-        algorithm="ae",
-        output_dimension=3,
-        return_info=True,
-        print_info=False,
-        random_state=0,
-        show_progressbar=False,
-    )
+    return train_through_hyperspy(signal)
 
 
 # ------------------------------------------------------------ accuracy
@@ -56,13 +49,7 @@ def test_second_acquisition_as_good_as_its_own_model(first_scan_model):
     # New maps and 1.5 times the dose: the situation at the microscope.
     second, truth = _small_eels(seed=1, dose=300.0)
     own = second.deepcopy()
-    own.decomposition(
-        algorithm="ae",
-        output_dimension=3,
-        print_info=False,
-        random_state=0,
-        show_progressbar=False,
-    )
+    train_through_hyperspy(own)
     with pytest.warns(UserWarning, match=r"1\.(49|50|51)\d* times as intense"):
         second.decomposition(algorithm="ae", model=first_scan_model, print_info=False)
     reapplied_angle, reapplied_rmse = _scores(second, truth)
@@ -192,14 +179,7 @@ def _analytic_scan(values, abundances, *, scale_counts=1.0, signal_class=None):
 def analytic_model():
     abundances = make_mixture(shape=(24, 24)).abundances
     trained = _analytic_scan(280 + 0.5 * np.arange(160), abundances)
-    model = trained.decomposition(
-        algorithm="ae",
-        output_dimension=3,
-        return_info=True,
-        print_info=False,
-        random_state=0,
-        show_progressbar=False,
-    )
+    model = train_through_hyperspy(trained)
     return model, trained.learning_results.loadings
 
 

@@ -7,6 +7,7 @@ import warnings
 import numpy as np
 import pytest
 import torch
+from conftest import train_through_hyperspy
 
 from hs_aeunmix import AEUnmix, datasets, load_model, metrics
 from hs_aeunmix._spatial import (
@@ -44,7 +45,8 @@ def test_uniform_attention_is_a_mean_over_existing_neighbours():
     with torch.no_grad():
         layer.log_sharpness.fill_(-30.0)  # similarity no longer matters
     values = torch.arange(9.0).view(1, 3, 3)
-    refined = layer(values, torch.ones(3, 3, dtype=torch.bool))
+    with torch.no_grad():
+        refined = layer(values, torch.ones(3, 3, dtype=torch.bool))
     # A corner has 4 neighbours in the image (itself included).
     assert float(refined[0, 0, 0]) == pytest.approx((0 + 1 + 3 + 4) / 4)
     assert float(refined[0, 1, 1]) == pytest.approx(4.0)
@@ -203,16 +205,11 @@ def spatial_scan_model():
     )
     mask = np.zeros((20, 14), dtype=bool)
     mask[:3, :4] = True
-    model = signal.decomposition(
-        algorithm="ae",
-        output_dimension=3,
+    model = train_through_hyperspy(
+        signal,
         spatial=True,
         navigation_mask=mask.T,  # HyperSpy's (x, y) order
-        return_info=True,
-        print_info=False,
         max_epochs=10,
-        random_state=0,
-        show_progressbar=False,
     )
     return signal, mask, model
 
