@@ -123,10 +123,6 @@ class PixelImage:
     spectra: torch.Tensor
     valid: torch.Tensor
 
-    @property
-    def shape(self) -> tuple[int, int]:
-        return tuple(self.valid.shape)
-
     @classmethod
     def from_rows(
         cls,
