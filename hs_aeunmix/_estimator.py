@@ -58,7 +58,7 @@ INTENSITY_SPREAD_THRESHOLD = 0.10
 # An endmember whose RMS value is below this fraction of the largest one's
 # has been driven to zero (l2,1 penalty) and is reported as inactive.
 _ACTIVE_FRACTION = 0.05
-_INFERENCE_BATCH_SIZE = 8192
+INFERENCE_BATCH_SIZE = 8192
 # intensity_ratio: spectra it looks at, and the secant search for its fixed
 # point (natural-log units: 1e-5 is a 0.001 % intensity difference).
 _RATIO_SAMPLE_SIZE = 2048
@@ -423,7 +423,7 @@ class AEUnmix(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
             if n_validation:
                 validation = _fixed_batches(
                     torch.from_numpy(scaled[validation_rows]).to(self.device_),
-                    _INFERENCE_BATCH_SIZE,
+                    INFERENCE_BATCH_SIZE,
                 )
             self.history_: TrainingHistory = train(
                 self.module_,
@@ -597,12 +597,12 @@ class AEUnmix(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         endmembers = self.module_.decoder.endmembers.detach()
         reconstruction = abundances @ endmembers.cpu().numpy().astype(np.float64)
         noise_variance = float(np.mean((reconstruction - scaled) ** 2))
-        self.spatial_history_ = fit_neighbourhood(
+        fit_neighbourhood(
             self.module_.spatial,
             PixelImage.from_rows(
                 abundances.astype(np.float32), shape, mask, self.device_
             ),
-            PixelImage.from_rows(scaled, shape, mask, self.device_),
+            torch.from_numpy(scaled).to(self.device_),
             endmembers,
             noise_variance=noise_variance,
             spatial_weight=self.spatial_weight,
@@ -654,7 +654,7 @@ class AEUnmix(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
 
     def _intensity(self, X: np.ndarray) -> float:
         """The intensity measurement of :meth:`intensity_ratio`, uncalibrated."""
-        rows = np.unique(np.linspace(0, X.shape[0] - 1, _RATIO_SAMPLE_SIZE).astype(int))
+        rows = ratio_sample_rows(X.shape[0])
         totals = X[rows].sum(axis=1) / self.data_scale_
         trained_total = float(self.module_.input_mean.sum())
         if not (totals.mean() > 0 and trained_total > 0):
@@ -710,8 +710,8 @@ class AEUnmix(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         )
         # Batch by batch: a whole-array check would allocate a mask as large
         # as a big scan. The full count is only needed for the error message.
-        for start in range(0, X.shape[0], _INFERENCE_BATCH_SIZE):
-            if not np.isfinite(X[start : start + _INFERENCE_BATCH_SIZE]).all():
+        for start in range(0, X.shape[0], INFERENCE_BATCH_SIZE):
+            if not np.isfinite(X[start : start + INFERENCE_BATCH_SIZE]).all():
                 check_finite(X)
         return X
 
@@ -720,8 +720,8 @@ class AEUnmix(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         abundances = np.empty((X.shape[0], self.components_.shape[0]))
         self.module_.eval()
         with torch.no_grad():
-            for start in range(0, X.shape[0], _INFERENCE_BATCH_SIZE):
-                stop = start + _INFERENCE_BATCH_SIZE
+            for start in range(0, X.shape[0], INFERENCE_BATCH_SIZE):
+                stop = start + INFERENCE_BATCH_SIZE
                 batch = torch.from_numpy(
                     (X[start:stop] / self.data_scale_).astype(np.float32)
                 ).to(self.device_)
@@ -805,6 +805,11 @@ class AEUnmix(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         if not np.isfinite(self.init).all():
             raise ValueError("init contains NaN or inf values.")
         return Initialisation(np.clip(self.init / self.data_scale_, 0, None), "given")
+
+
+def ratio_sample_rows(n_rows: int) -> np.ndarray:
+    """Evenly spaced rows (at most 2048) that the intensity ratio looks at."""
+    return np.unique(np.linspace(0, n_rows - 1, _RATIO_SAMPLE_SIZE).astype(int))
 
 
 def _data_scale(X: np.ndarray) -> float:

@@ -36,7 +36,7 @@ from hs_aeunmix._axes import (
     channel_mapping,
     describe_difference,
 )
-from hs_aeunmix._estimator import AEUnmix
+from hs_aeunmix._estimator import INFERENCE_BATCH_SIZE, AEUnmix, ratio_sample_rows
 from hs_aeunmix._persistence import (
     LEARNING_RESULTS_ATTRIBUTE,
     load_model,
@@ -57,8 +57,6 @@ INTENSITY_RATIO_TOLERANCE = 0.01
 # Scans whose intensity differs more than this from the training scan's are
 # reported with a warning (beam current, dwell time or gain changed).
 INTENSITY_RATIO_WARNING = 0.05
-_BATCH_SIZE = 8192
-_RATIO_SAMPLE_SIZE = 2048
 _RATIO_SAMPLE_PER_CHUNK = 256
 
 _ORIGINAL_DECOMPOSITION = MVA.decomposition
@@ -207,8 +205,8 @@ class _ScanRun:
         self._samples: list[np.ndarray] = []
 
     def fit_transform(self, X) -> np.ndarray:
-        rows = np.unique(np.linspace(0, len(X) - 1, _RATIO_SAMPLE_SIZE).astype(int))
-        self._adapt(self.mapping.to_model(X[rows]))
+        # Map only the rows the ratio looks at, not the whole scan.
+        self._adapt(self.mapping.to_model(X[ratio_sample_rows(len(X))]))
         if self.fine_tune_options is not None:
             self.estimator.set_params(warm_start=True, **self.fine_tune_options)
             geometry = {} if self.grid is None else self.grid.geometry(len(X))
@@ -243,8 +241,8 @@ class _ScanRun:
                 self.mapping.to_model(X), **self.grid.geometry(len(X))
             )
         abundances = np.empty((len(X), self.estimator.components_.shape[0]))
-        for start in range(0, len(X), _BATCH_SIZE):
-            stop = start + _BATCH_SIZE
+        for start in range(0, len(X), INFERENCE_BATCH_SIZE):
+            stop = start + INFERENCE_BATCH_SIZE
             abundances[start:stop] = self.estimator.transform(
                 self.mapping.to_model(X[start:stop])
             )

@@ -136,9 +136,14 @@ def ica_endmembers(
     return np.clip(spectra_ / weights[:, None], 0, None)
 
 
+def _evenly_spaced(spectra: np.ndarray) -> np.ndarray:
+    """Up to about 2000 evenly spaced pixels, as float64."""
+    return spectra[:: max(1, spectra.shape[0] // _SPREAD_SAMPLE)].astype(np.float64)
+
+
 def _misfit(spectra: np.ndarray, endmembers: np.ndarray) -> float:
     """RMS residual of non-negative least squares on up to 2000 evenly spaced pixels."""
-    sample = spectra[:: max(1, spectra.shape[0] // _SPREAD_SAMPLE)].astype(np.float64)
+    sample = _evenly_spaced(spectra)
     abundances = nonnegative_least_squares(sample, endmembers.astype(np.float64))
     return float(np.sqrt(np.mean((abundances @ endmembers - sample) ** 2)))
 
@@ -186,9 +191,8 @@ def intensity_spread(spectra: np.ndarray, endmembers: np.ndarray) -> float:
     wherever the mixing is a pure fraction model and varies with thickness
     or illumination otherwise. Up to 2000 evenly spaced pixels are used.
     """
-    step = max(1, spectra.shape[0] // _SPREAD_SAMPLE)
     totals = nonnegative_least_squares(
-        spectra[::step].astype(np.float64), endmembers.astype(np.float64)
+        _evenly_spaced(spectra), endmembers.astype(np.float64)
     ).sum(axis=1)
     mean = totals.mean()
     return float(totals.std() / mean) if mean > 0 else 0.0

@@ -182,25 +182,24 @@ def check_geometry(
 def fit_neighbourhood(
     attention: NeighbourhoodAttention,
     abundances: PixelImage,
-    spectra: PixelImage,
+    target: torch.Tensor,
     endmembers: torch.Tensor,
     *,
     noise_variance: float,
     spatial_weight: float,
     steps: int = _FIT_STEPS,
-) -> list[float]:
+) -> None:
     """Fit the layer's parameters to the MAP objective of the module docstring.
 
     ``abundances`` holds the per-pixel estimates as an image (n components
-    as "channels"), ``spectra`` the scaled data and ``endmembers`` the fixed
-    endmember matrix (n, B). Full-batch Adam; returns the objective per step.
+    as "channels"), ``target`` the scaled spectra of its valid pixels (C
+    order) and ``endmembers`` the fixed endmember matrix (n, B). Full-batch
+    Adam.
     """
     maps = abundances.spectra.permute(2, 0, 1)
     valid = abundances.valid
-    target = spectra.spectra[valid]
     prior = 2.0 * spatial_weight * noise_variance / target.shape[1]
     optimizer = torch.optim.Adam(attention.parameters(), lr=_FIT_LEARNING_RATE)
-    history = []
     attention.train()
     for _ in range(steps):
         optimizer.zero_grad(set_to_none=True)
@@ -211,6 +210,4 @@ def fit_neighbourhood(
         )
         loss.backward()
         optimizer.step()
-        history.append(float(loss.detach()))
     attention.eval()
-    return history
