@@ -1,0 +1,35 @@
+"""Synthetic spectrum images with a known ground truth.
+
+The generators in this package build spectrum images that follow the linear
+mixing model exactly (before noise), so that unmixing results can be scored
+against the true endmembers and abundances with :mod:`hs_aeunmix.metrics`.
+
+* :func:`eels_chequerboard` reproduces the synthetic STEM-EELS protocol of Brun
+  et al. (Eur. Phys. J. Appl. Phys. 99, 28, 2024): chequerboard maps made of
+  pure blocks, blurred by a mean filter so that pixels mix, linear mixing and
+  Poisson noise.
+* :func:`eels_no_pure_pixel` uses the same endmembers on a multilayer-like
+  scene in which no pixel is pure and the specimen thickness varies, the
+  situation in which the paper found that the chequerboard benchmark was too
+  optimistic.
+* :func:`raman_scene` generates Raman spectrum images of biomolecule mixtures
+  on the abundance scenes of Georgiev et al. (PNAS 121, e2407439121, 2024),
+  plus a cell-like scene.
+
+The EELS endmembers are computed from physics: a power-law background
+:math:`A E^{-r}` and hydrogenic core-loss cross-sections evaluated with
+:class:`exspy.components.EELSCLEdge` (which needs no downloaded database),
+with near-edge peaks (white lines, pi* peaks) added where the real spectra
+have them. The Raman endmembers are sums of Lorentzian bands at literature
+positions. Every random draw goes through ``numpy.random.default_rng``, so a
+given ``random_state`` always produces the same dataset.
+"""
+
+from hs_aeunmix.datasets._common import GroundTruth
+from hs_aeunmix.datasets._generators import (
+    eels_chequerboard,
+    eels_no_pure_pixel,
+    raman_scene,
+)
+
+__all__ = ["GroundTruth", "eels_chequerboard", "eels_no_pure_pixel", "raman_scene"]
