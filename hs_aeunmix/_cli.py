@@ -213,7 +213,7 @@ def run_apply(args: argparse.Namespace) -> int:
     """Unmix every file with the model; a file that fails does not stop the rest."""
     from hyperspy.external.progressbar import progressbar
 
-    from hs_aeunmix._persistence import load_model
+    from hs_aeunmix._estimator import load_model
 
     model = load_model(args.model, device=args.device)
     failures = 0

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import logging
-import numbers
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +17,16 @@ from sklearn.base import (
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from hs_aeunmix import _intensity, _persistence
+from hs_aeunmix._axes import SignalCalibration
+from hs_aeunmix._constraints import (
+    FRACTION,
+    NON_NEGATIVE,
+    POSITIVE,
+    POSITIVE_INTEGER,
+    StrOptions,
+    check_positive_integers,
+)
 from hs_aeunmix._initialisation import (
     INITIALISATIONS,
     Initialisation,
@@ -33,8 +43,8 @@ from hs_aeunmix._networks import (
     build_autoencoder,
 )
 from hs_aeunmix._spatial import PixelImage, check_geometry, fit_neighbourhood
+from hs_aeunmix._state import FittedState
 from hs_aeunmix._training import (
-    TrainingHistory,
     pixel_objective,
     shuffled_minibatches,
     train,
@@ -58,13 +68,8 @@ INTENSITY_SPREAD_THRESHOLD = 0.10
 # An endmember whose RMS value is below this fraction of the largest one's
 # has been driven to zero (l2,1 penalty) and is reported as inactive.
 _ACTIVE_FRACTION = 0.05
+# Spectra encoded at once: bounds the memory of inference on a large scan.
 INFERENCE_BATCH_SIZE = 8192
-# intensity_ratio: spectra it looks at, and the secant search for its fixed
-# point (natural-log units: 1e-5 is a 0.001 % intensity difference).
-_RATIO_SAMPLE_SIZE = 2048
-_RATIO_ITERATIONS = 20
-_RATIO_TOLERANCE = 1e-5
-_RATIO_MAX_STEP = 0.5
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
@@ -254,6 +259,39 @@ class AEUnmix(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     no offset, and HyperSpy would add a ``mean_`` to the user's data.
     """
 
+    _parameter_constraints: dict = {  # noqa: RUF012 (scikit-learn's convention)
+        "n_components": [POSITIVE_INTEGER, None],
+        "encoder": [StrOptions(set(ENCODERS))],
+        "abundance": [StrOptions(set(ABUNDANCE_CONSTRAINTS))],
+        "loss": [StrOptions(set(LOSS_CHOICES))],
+        "sad_weight": [POSITIVE],
+        "volume_weight": [NON_NEGATIVE],
+        "endmember_l21_weight": [NON_NEGATIVE],
+        "init": [StrOptions(set(INITIALISATIONS)), np.ndarray],
+        "hidden_layer_sizes": ["array-like"],
+        "activation": [StrOptions(set(ACTIVATIONS))],
+        "negative_slope": [NON_NEGATIVE],
+        "batch_norm": ["boolean"],
+        "kernel_sizes": ["array-like"],
+        "n_filters": [POSITIVE_INTEGER],
+        "dropout": [FRACTION],
+        "conv_dropout": [FRACTION],
+        "input_noise": [NON_NEGATIVE],
+        "gaussian_dropout": [FRACTION],
+        "spatial": ["boolean"],
+        "spatial_weight": [NON_NEGATIVE],
+        "max_epochs": [POSITIVE_INTEGER],
+        "batch_size": [POSITIVE_INTEGER],
+        "learning_rate": [POSITIVE],
+        "endmember_learning_rate": [POSITIVE],
+        "validation_fraction": [FRACTION],
+        "patience": [POSITIVE_INTEGER],
+        "device": [str, torch.device],
+        "random_state": ["random_state"],
+        "warm_start": ["boolean"],
+        "show_progressbar": ["boolean", None],
+    }
+
     def __init__(
         self,
         n_components: int | None = None,
@@ -343,8 +381,21 @@ class AEUnmix(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         return cls(n_components, **{**preset_options(name, n_components), **overrides})
 
     # ------------------------------------------------------------------ fit
-    def fit(self, X, y=None, *, image_shape=None, navigation_mask=None) -> AEUnmix:
+    def fit(
+        self,
+        X,
+        y=None,
+        *,
+        image_shape=None,
+        navigation_mask=None,
+        signal_calibration: SignalCalibration | None = None,
+    ) -> AEUnmix:
         """Train the autoencoder on spectra ``X`` (n_pixels, n_channels).
+
+        Fitting is transactional: the fitted attributes are set together at
+        the end, so an error leaves the estimator as it was. Interrupting
+        training (Ctrl-C) ends it early and keeps the best weights so far,
+        with a warning (``history_.interrupted`` is then true).
 
         Parameters
         ----------
@@ -359,12 +410,18 @@ class AEUnmix(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         navigation_mask : array of bool, optional
             With ``spatial=True``: pixels of the grid without a row in ``X``
             (True = masked), as HyperSpy's ``navigation_mask`` in array order.
+        signal_calibration : SignalCalibration, optional
+            The spectral axis ``X`` was sampled on, kept as
+            ``signal_calibration_`` so that later scans can be mapped onto
+            the model's channels (``s.decomposition`` passes it). With
+            ``warm_start`` the fitted calibration is kept when None.
 
         Returns
         -------
         self
         """
         resume = bool(self.warm_start) and hasattr(self, "module_")
+        self._validate_params()
         check_not_complex(X)
         X = validate_data(
             self,
@@ -376,7 +433,7 @@ class AEUnmix(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         check_finite(X)
         n_pixels, n_channels = X.shape
         n_components = check_n_components(self.n_components, n_channels)
-        self._check_hyperparameters()
+        self._check_dependent_options(n_components, n_channels)
         warn_if_negative(X, self.loss)
         check_enough_pixels(n_pixels, n_components)
         geometry = (
@@ -384,49 +441,51 @@ class AEUnmix(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
             if self.spatial
             else None
         )
-        self.device_ = resolve_device(self.device)
+        device = resolve_device(self.device)
 
         seed = int(
             check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
         )
         rng = np.random.default_rng(seed)
-        if not resume:
-            self.data_scale_ = _data_scale(X)
-            self.signal_calibration_ = None
-        scaled = (X / self.data_scale_).astype(np.float32)
+        previous = self._fitted_state() if resume else None
+        data_scale = previous.data_scale if previous else _data_scale(X)
+        scaled = (X / data_scale).astype(np.float32)
 
         order = rng.permutation(n_pixels)
         n_validation = _n_validation(n_pixels, self.validation_fraction)
         validation_rows, train_rows = order[:n_validation], order[n_validation:]
         train_data = scaled[train_rows]
 
-        devices = [self.device_.index or 0] if self.device_.type == "cuda" else []
+        devices = [device.index or 0] if device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices):
             torch.manual_seed(seed)
-            if resume:
-                self.module_ = self._rebuilt_module(n_components)
+            if previous:
+                module = self._module_from_state(previous)
+                start = _Start(previous.init, previous.loss, previous.intensity_spread)
             else:
-                self.module_ = self._new_module(train_data, n_components, seed)
-            self.module_.to(self.device_)
+                module, start = self._new_module(
+                    train_data, n_components, seed, data_scale
+                )
+            module.to(device)
             generator = torch.Generator().manual_seed(seed)
-            loss_function = get_loss(self.loss_, sad_weight=self.sad_weight)
+            loss_function = get_loss(start.loss, sad_weight=self.sad_weight)
             penalty = endmember_penalty(
                 volume_weight=self.volume_weight,
                 l21_weight=self.endmember_l21_weight,
             )
             train_batches = shuffled_minibatches(
-                torch.from_numpy(train_data).to(self.device_),
+                torch.from_numpy(train_data).to(device),
                 self.batch_size,
                 generator,
             )
             validation = None
             if n_validation:
                 validation = _fixed_batches(
-                    torch.from_numpy(scaled[validation_rows]).to(self.device_),
+                    torch.from_numpy(scaled[validation_rows]).to(device),
                     INFERENCE_BATCH_SIZE,
                 )
-            self.history_: TrainingHistory = train(
-                self.module_,
+            history = train(
+                module,
                 pixel_objective(loss_function, penalty),
                 train_batches,
                 validation,
@@ -434,14 +493,34 @@ class AEUnmix(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
                 learning_rate=self.learning_rate,
                 endmember_learning_rate=self.endmember_learning_rate,
                 patience=self.patience,
-                starting_weights_compete=resume,
+                starting_weights_compete=bool(previous),
                 show_progressbar=self.show_progressbar,
             )
-        self.n_iter_ = self.history_.n_epochs
-        self.components_ = self._endmembers_in_data_units()
-        self.intensity_reference_ = self._intensity(X)
-        if geometry is not None:
-            self._fit_neighbourhood(X, geometry)
+            if geometry is not None:
+                _fit_neighbourhood(
+                    module, scaled, geometry, device, self.spatial_weight
+                )
+        encode = _scaled_encoder(module, device)
+        state = FittedState(
+            module_state=_cpu_state(module),
+            n_channels=n_channels,
+            n_components=n_components,
+            data_scale=data_scale,
+            init=start.init,
+            loss=start.loss,
+            intensity_spread=start.intensity_spread,
+            intensity_reference=self._measure_intensity(
+                scaled[_intensity.sample_rows(n_pixels)], encode, module
+            ),
+            history=history,
+            signal_calibration=(
+                signal_calibration
+                if signal_calibration is not None or not previous
+                else previous.signal_calibration
+            ),
+            trained_on=str(device),
+        )
+        self._restore(state, device=device)
         inactive = np.flatnonzero(~self.active_components_)
         if inactive.size:
             _logger.warning(
@@ -456,41 +535,102 @@ class AEUnmix(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
             self.n_iter_,
             self.history_.best_epoch + 1,
             len(train_rows),
-            " from the fitted weights" if resume else "",
+            " from the fitted weights" if previous else "",
         )
         return self
 
-    def _new_module(
-        self, train_data: np.ndarray, n_components: int, seed: int
-    ) -> UnmixingAutoencoder:
-        """A freshly initialised network for ``train_data`` (scaled units).
+    # -------------------------------------------------------- fitted state
+    def _fitted_state(self) -> FittedState:
+        """The fitted attributes as one value (see :mod:`hs_aeunmix._state`)."""
+        check_is_fitted(self, "module_")
+        return FittedState(
+            module_state=_cpu_state(self.module_),
+            n_channels=self.n_features_in_,
+            n_components=self.components_.shape[0],
+            data_scale=self.data_scale_,
+            init=self.init_,
+            loss=self.loss_,
+            intensity_spread=self.intensity_spread_,
+            intensity_reference=self.intensity_reference_,
+            history=self.history_,
+            signal_calibration=self.signal_calibration_,
+            trained_on=self.trained_on_,
+        )
 
-        Sets ``init_``, ``intensity_spread_`` and ``loss_`` on the way.
+    def _restore(self, state: FittedState, *, device="auto") -> AEUnmix:
+        """Set every fitted attribute from ``state``; the network runs on ``device``.
+
+        The network is built from the current hyperparameters and receives
+        the state's weights, so the two always agree.
         """
-        start = self._initialisation(train_data, n_components, seed)
-        self.init_ = start.method
-        self.intensity_spread_ = intensity_spread(train_data, start.endmembers)
-        self.loss_ = self.loss
-        if self.loss == "auto":
-            varies = self.intensity_spread_ > INTENSITY_SPREAD_THRESHOLD
-            self.loss_ = "sad" if varies else "mse"
+        module = self._module_from_state(state)
+        self.device_ = resolve_device(device)
+        self.module_ = module.to(self.device_).eval()
+        self.n_features_in_ = state.n_channels
+        self.data_scale_ = float(state.data_scale)
+        self.components_ = self._endmembers_in_data_units()
+        self.init_ = state.init
+        self.loss_ = state.loss
+        self.intensity_spread_ = float(state.intensity_spread)
+        self.intensity_reference_ = float(state.intensity_reference)
+        self.history_ = state.history
+        self.n_iter_ = state.history.n_epochs
+        self.signal_calibration_ = state.signal_calibration
+        self.trained_on_ = state.trained_on
+        return self
+
+    def _module_from_state(self, state: FittedState) -> UnmixingAutoencoder:
+        """A network built from the hyperparameters, holding ``state``'s weights.
+
+        The network is laid out on torch's meta device (no memory, no use of
+        the global random generator) and receives copies of the weights.
+        """
+        with torch.device("meta"):
+            module = self._build_module(state.n_channels, state.n_components)
+        weights = {name: tensor.clone() for name, tensor in state.module_state.items()}
+        try:
+            module.load_state_dict(weights, assign=True)
+        except RuntimeError as error:
+            detail = str(error).splitlines()[1:2]
+            raise ValueError(
+                "The fitted weights do not fit the network the current options "
+                "describe (changed n_components, encoder, abundance, "
+                "hidden_layer_sizes, kernel_sizes, n_filters, batch_norm or "
+                "spatial). Restore those options, or set warm_start=False to "
+                f"train a new network. {' '.join(detail).strip()}"
+            ) from error
+        return module
+
+    def _new_module(
+        self, train_data: np.ndarray, n_components: int, seed: int, data_scale: float
+    ) -> tuple[UnmixingAutoencoder, _Start]:
+        """A freshly initialised network for scaled ``train_data``, and its start."""
+        initialisation = self._initialisation(
+            train_data, n_components, seed, data_scale
+        )
+        spread = intensity_spread(train_data, initialisation.endmembers)
+        loss = self.loss
+        if loss == "auto":
+            loss = "sad" if spread > INTENSITY_SPREAD_THRESHOLD else "mse"
+        start = _Start(initialisation.method, loss, spread)
         _logger.info(
             "Start: %s endmembers; intensity spread %.3f; loss %s",
-            self.init_,
-            self.intensity_spread_,
-            self.loss_,
+            start.init,
+            start.intensity_spread,
+            start.loss,
         )
         input_mean = train_data.mean(axis=0)
         input_std = train_data.std(axis=0)
         # Channels with no variation would divide by zero; give them unit scale.
         input_std[input_std <= 1e-6 * max(float(input_std.max()), 1e-30)] = 1.0
-        return self._build_module(
+        module = self._build_module(
             train_data.shape[1],
             n_components,
-            endmembers=start.endmembers.astype(np.float32),
+            endmembers=initialisation.endmembers.astype(np.float32),
             input_mean=input_mean,
             input_scale=input_std,
         )
+        return module, start
 
     def _build_module(
         self,
@@ -536,29 +676,6 @@ class AEUnmix(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
             spatial=bool(self.spatial),
         )
 
-    def _rebuilt_module(self, n_components: int) -> UnmixingAutoencoder:
-        """The fitted weights in a network built from the current hyperparameters.
-
-        Rebuilding (rather than reusing ``module_``) keeps the network and
-        ``get_params()`` in agreement when options such as dropout changed.
-        """
-        state = {
-            name: tensor.detach().cpu()
-            for name, tensor in self.module_.state_dict().items()
-        }
-        module = self._build_module(self.n_features_in_, n_components)
-        try:
-            module.load_state_dict(state)
-        except RuntimeError as error:
-            raise ValueError(
-                "warm_start=True continues training the fitted network, but the "
-                "current options describe a network of another shape (changed "
-                "n_components, encoder, abundance, hidden_layer_sizes, "
-                "kernel_sizes or n_filters). Restore those options, or set "
-                "warm_start=False to train a new network."
-            ) from error
-        return module
-
     # ------------------------------------------------------------ transform
     def transform(self, X, *, image_shape=None, navigation_mask=None) -> np.ndarray:
         """Abundances of spectra ``X`` under the trained encoder.
@@ -589,25 +706,6 @@ class AEUnmix(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         geometry = {"image_shape": image_shape, "navigation_mask": navigation_mask}
         return self.fit(X, **geometry).transform(X, **geometry)
 
-    def _fit_neighbourhood(self, X: np.ndarray, geometry) -> None:
-        """Fit the spatial layer on the trained per-pixel model's estimates."""
-        shape, mask = geometry
-        abundances = self._encode(X)
-        scaled = (X / self.data_scale_).astype(np.float32)
-        endmembers = self.module_.decoder.endmembers.detach()
-        reconstruction = abundances @ endmembers.cpu().numpy().astype(np.float64)
-        noise_variance = float(np.mean((reconstruction - scaled) ** 2))
-        fit_neighbourhood(
-            self.module_.spatial,
-            PixelImage.from_rows(
-                abundances.astype(np.float32), shape, mask, self.device_
-            ),
-            torch.from_numpy(scaled).to(self.device_),
-            endmembers,
-            noise_variance=noise_variance,
-            spatial_weight=self.spatial_weight,
-        )
-
     def _refined(self, abundances: np.ndarray, shape, mask) -> np.ndarray:
         """Per-pixel abundances refined by the trained neighbourhood attention."""
         image = PixelImage.from_rows(
@@ -629,16 +727,11 @@ class AEUnmix(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         by one factor (beam current, dwell time, detector gain). The ratio
         ``g`` is measured the same way on ``X`` and, at the end of ``fit``, on
         the training spectra, and the two are divided, so that the model's
-        own small biases cancel and a scan at the training dose gives 1. The
-        measurement starts as the ratio of mean total intensities. With
-        ``abundance="sum_to_one"`` that first guess is biased when the new
-        scan holds the endmembers in other proportions, so it is refined
-        (secant steps) to the fixed point ``g = sum(totals of X) /
-        sum(totals predicted by the model for X / g)``: the factor that makes
-        the model's predicted total intensity match the scan's. Up to 2048
-        evenly spaced spectra are used. Unmix a scan of another intensity
-        with ``transform(X / g)``: sum-to-one abundances stay fractions and
-        the scan's endmembers are ``g * components_``.
+        own small biases cancel and a scan at the training dose gives 1 (see
+        :func:`hs_aeunmix._intensity.measure_intensity`). Up to 2048 evenly
+        spaced spectra are used. Unmix a scan of another intensity with
+        ``transform(X / g)``: sum-to-one abundances stay fractions and the
+        scan's endmembers are ``g * components_``.
 
         Parameters
         ----------
@@ -650,53 +743,32 @@ class AEUnmix(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         float
         """
         X = self._validated_for_inference(X)
-        return self._intensity(X) / self.intensity_reference_
+        sample = X[_intensity.sample_rows(X.shape[0])] / self.data_scale_
+        measured = self._measure_intensity(
+            sample, _scaled_encoder(self.module_, self.device_), self.module_
+        )
+        return measured / self.intensity_reference_
 
-    def _intensity(self, X: np.ndarray) -> float:
-        """The intensity measurement of :meth:`intensity_ratio`, uncalibrated."""
-        rows = ratio_sample_rows(X.shape[0])
-        totals = X[rows].sum(axis=1) / self.data_scale_
-        trained_total = float(self.module_.input_mean.sum())
-        if not (totals.mean() > 0 and trained_total > 0):
-            return 1.0
-        ratio = float(totals.mean()) / trained_total
-        if self.abundance != "sum_to_one":
-            # Unconstrained abundances absorb any intensity: the first guess
-            # only brings the spectra to the range the encoder was trained on.
-            return ratio
-        sample = X[rows]
-        endmember_totals = self.components_.sum(axis=1) / self.data_scale_
-
-        def mismatch(log_ratio: float) -> float:
-            """log(fixed-point update) - log(ratio): zero at the answer."""
-            predicted = self._encode(sample / np.exp(log_ratio)) @ endmember_totals
-            return float(np.log(totals.sum() / predicted.sum())) - log_ratio
-
-        # Secant steps on the mismatch: the plain fixed-point iteration
-        # converges only linearly (about x0.7 per step on EELS data).
-        previous = np.log(ratio)
-        previous_mismatch = mismatch(previous)
-        current = previous + previous_mismatch
-        for _ in range(_RATIO_ITERATIONS):
-            current_mismatch = mismatch(current)
-            if abs(current_mismatch) < _RATIO_TOLERANCE or (
-                current_mismatch == previous_mismatch
-            ):
-                break
-            step = current_mismatch * (current - previous)
-            step /= previous_mismatch - current_mismatch
-            previous, previous_mismatch = current, current_mismatch
-            current += float(np.clip(step, -_RATIO_MAX_STEP, _RATIO_MAX_STEP))
-        return float(np.exp(current))
+    def _measure_intensity(self, scaled_sample, encode, module) -> float:
+        """:func:`~hs_aeunmix._intensity.measure_intensity` with this network."""
+        endmembers = module.decoder.endmembers.detach().cpu().numpy()
+        return _intensity.measure_intensity(
+            scaled_sample,
+            encode,
+            endmembers.sum(axis=1).astype(np.float64),
+            float(module.input_mean.sum()),
+            sum_to_one=self.abundance == "sum_to_one",
+        )
 
     def save(self, path) -> Path:
         """Write the fitted model to one file (safetensors, no pickle).
 
         See :func:`hs_aeunmix.load_model`. Returns the path written.
         """
-        from hs_aeunmix._persistence import save_model
-
-        return save_model(self, path)
+        check_is_fitted(self, "module_")
+        return _persistence.write_model_file(
+            self.get_params(deep=False), self._fitted_state(), path
+        )
 
     def _validated_for_inference(self, X) -> np.ndarray:
         check_is_fitted(self, "module_")
@@ -716,17 +788,8 @@ class AEUnmix(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         return X
 
     def _encode(self, X: np.ndarray) -> np.ndarray:
-        """Abundances of validated spectra, batch by batch, in evaluation mode."""
-        abundances = np.empty((X.shape[0], self.components_.shape[0]))
-        self.module_.eval()
-        with torch.no_grad():
-            for start in range(0, X.shape[0], INFERENCE_BATCH_SIZE):
-                stop = start + INFERENCE_BATCH_SIZE
-                batch = torch.from_numpy(
-                    (X[start:stop] / self.data_scale_).astype(np.float32)
-                ).to(self.device_)
-                abundances[start:stop] = self.module_.encode(batch).cpu().numpy()
-        return abundances
+        """Abundances of validated spectra in data units."""
+        return _scaled_encoder(self.module_, self.device_)(X / self.data_scale_)
 
     @property
     def _n_features_out(self) -> int:
@@ -743,73 +806,92 @@ class AEUnmix(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         weight = self.module_.decoder.weight.detach().cpu().numpy()
         return weight.T.astype(np.float64) * self.data_scale_
 
-    def _check_hyperparameters(self) -> None:
-        _check_choice("encoder", self.encoder, ENCODERS)
-        _check_choice("abundance", self.abundance, ABUNDANCE_CONSTRAINTS)
-        _check_choice("loss", self.loss, LOSS_CHOICES)
-        _check_choice("activation", self.activation, ACTIVATIONS)
-        if not isinstance(self.init, np.ndarray):
-            _check_choice("init", self.init, INITIALISATIONS)
-        for name in ("max_epochs", "batch_size", "patience", "n_filters"):
-            _check_positive_int(name, getattr(self, name))
-        for name in ("hidden_layer_sizes", "kernel_sizes"):
-            sizes = getattr(self, name)
-            if isinstance(sizes, (str, bytes)) or not isinstance(sizes, Sequence):
-                raise TypeError(f"{name} must be a sequence of integers, got {sizes!r}")
-            for size in sizes:
-                _check_positive_int(f"each of {name}", size)
-        if self.encoder == "conv" and len(self.kernel_sizes) == 0:
-            raise ValueError("encoder='conv' needs at least one kernel size.")
-        for name in (
-            "dropout",
-            "conv_dropout",
-            "validation_fraction",
-            "gaussian_dropout",
-        ):
-            _check_fraction(name, getattr(self, name))
-        for name in ("learning_rate", "endmember_learning_rate", "sad_weight"):
-            value = getattr(self, name)
-            if not isinstance(value, numbers.Real) or not value > 0:
-                raise ValueError(f"{name} must be a positive number, got {value!r}")
-        for name in (
-            "volume_weight",
-            "endmember_l21_weight",
-            "input_noise",
-            "negative_slope",
-            "spatial_weight",
-        ):
-            value = getattr(self, name)
-            if (
-                isinstance(value, bool)
-                or not isinstance(value, numbers.Real)
-                or not 0 <= value < np.inf
-            ):
-                raise ValueError(f"{name} must be a non-negative number, got {value!r}")
-        if not isinstance(self.batch_norm, bool | np.bool_):
-            raise ValueError(
-                f"batch_norm must be True or False, got {self.batch_norm!r}"
-            )
+    def _check_dependent_options(self, n_components: int, n_channels: int) -> None:
+        """Checks that involve several options, sequence elements or the data."""
+        check_positive_integers(
+            "hidden_layer_sizes", self.hidden_layer_sizes, "AEUnmix", allow_empty=True
+        )
+        check_positive_integers(
+            "kernel_sizes",
+            self.kernel_sizes,
+            "AEUnmix",
+            allow_empty=self.encoder != "conv",
+        )
+        if isinstance(self.init, np.ndarray):
+            expected = (n_components, n_channels)
+            if self.init.shape != expected:
+                raise ValueError(
+                    f"init has shape {self.init.shape}; initial endmembers must "
+                    f"have shape (n_components, n_channels) = {expected}."
+                )
+            if not np.isfinite(self.init).all():
+                raise ValueError("init contains NaN or inf values.")
 
     def _initialisation(
-        self, train_data: np.ndarray, n_components: int, seed: int
+        self, train_data: np.ndarray, n_components: int, seed: int, data_scale: float
     ) -> Initialisation:
         """Initial endmembers (n_components, n_channels) in scaled units."""
         if not isinstance(self.init, np.ndarray):
             return initial_endmembers(train_data, n_components, self.init, seed)
-        expected = (n_components, train_data.shape[1])
-        if self.init.shape != expected:
-            raise ValueError(
-                f"init has shape {self.init.shape}; initial endmembers must "
-                f"have shape (n_components, n_channels) = {expected}."
-            )
-        if not np.isfinite(self.init).all():
-            raise ValueError("init contains NaN or inf values.")
-        return Initialisation(np.clip(self.init / self.data_scale_, 0, None), "given")
+        return Initialisation(np.clip(self.init / data_scale, 0, None), "given")
 
 
-def ratio_sample_rows(n_rows: int) -> np.ndarray:
-    """Evenly spaced rows (at most 2048) that the intensity ratio looks at."""
-    return np.unique(np.linspace(0, n_rows - 1, _RATIO_SAMPLE_SIZE).astype(int))
+@dataclass(frozen=True)
+class _Start:
+    """How training started: initial endmembers' method, loss, intensity spread."""
+
+    init: str
+    loss: str
+    intensity_spread: float
+
+
+def _cpu_state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """A detached CPU copy of ``module``'s weights and buffers."""
+    return {
+        name: tensor.detach().cpu().clone()
+        for name, tensor in module.state_dict().items()
+    }
+
+
+def _scaled_encoder(module: UnmixingAutoencoder, device: torch.device):
+    """``encode(scaled spectra) -> abundances`` in evaluation mode, batch by batch."""
+
+    def encode(scaled: np.ndarray) -> np.ndarray:
+        abundances = np.empty((scaled.shape[0], module.decoder.weight.shape[1]))
+        module.eval()
+        with torch.no_grad():
+            for start in range(0, scaled.shape[0], INFERENCE_BATCH_SIZE):
+                stop = start + INFERENCE_BATCH_SIZE
+                batch = torch.from_numpy(
+                    np.asarray(scaled[start:stop], dtype=np.float32)
+                ).to(device)
+                abundances[start:stop] = module.encode(batch).cpu().numpy()
+        return abundances
+
+    return encode
+
+
+def _fit_neighbourhood(
+    module: UnmixingAutoencoder,
+    scaled: np.ndarray,
+    geometry,
+    device: torch.device,
+    spatial_weight: float,
+) -> None:
+    """Fit the spatial layer on the trained per-pixel network's estimates."""
+    shape, mask = geometry
+    abundances = _scaled_encoder(module, device)(scaled)
+    endmembers = module.decoder.endmembers.detach()
+    reconstruction = abundances @ endmembers.cpu().numpy().astype(np.float64)
+    noise_variance = float(np.mean((reconstruction - scaled) ** 2))
+    fit_neighbourhood(
+        module.spatial,
+        PixelImage.from_rows(abundances.astype(np.float32), shape, mask, device),
+        torch.from_numpy(scaled).to(device),
+        endmembers,
+        noise_variance=noise_variance,
+        spatial_weight=spatial_weight,
+    )
 
 
 def _data_scale(X: np.ndarray) -> float:
@@ -837,16 +919,60 @@ def _fixed_batches(data: torch.Tensor, batch_size: int):
     return epoch
 
 
-def _check_choice(name: str, value, choices: Sequence[str]) -> None:
-    if not isinstance(value, str) or value not in choices:
-        raise ValueError(f"{name}={value!r} is not one of {', '.join(choices)}.")
+def load_model(source, *, device="auto") -> AEUnmix:
+    """Load a fitted model, ready for ``transform`` or ``decomposition(model=...)``.
 
+    Parameters
+    ----------
+    source : str, pathlib.Path, AEUnmix or HyperSpy signal
+        A model file (``model.save(...)``), a ``.hspy`` or ``.zspy`` results
+        file or a signal whose decomposition was ``algorithm="ae"`` (the
+        model travels in its learning results; only the model's bytes are
+        read from the file), or an already loaded model (returned as is).
+    device : {"auto", "cpu", "cuda"}, default="auto"
+        Where the model runs; ``"auto"`` is CUDA when present. The training
+        device is recorded in the file but not required.
 
-def _check_positive_int(name: str, value) -> None:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    Returns
+    -------
+    AEUnmix
+        Fitted: ``transform``, ``components_``, ``history_`` and
+        ``signal_calibration_`` are those of the saved model, and abundances
+        inferred on the CPU are bitwise identical to the saved model's.
 
+    Raises
+    ------
+    FileNotFoundError
+        No file at ``source``.
+    ModelFileError
+        (a ValueError) The file is not a model, is truncated, corrupted,
+        modified or inconsistent, or comes from a newer model format; the
+        message names it.
 
-def _check_fraction(name: str, value) -> None:
-    if not isinstance(value, numbers.Real) or not 0 <= value < 1:
-        raise ValueError(f"{name} must be a number in [0, 1), got {value!r}")
+    Examples
+    --------
+    >>> model = hs_aeunmix.load_model("series.aeunmix")  # doctest: +SKIP
+    >>> s.decomposition(algorithm="ae", model=model)  # doctest: +SKIP
+    """
+    if isinstance(source, AEUnmix):
+        return source
+    data, name = _persistence.read_source(source)
+    params, state = _persistence.read_model(data, name)
+    unknown = sorted(set(params) - set(AEUnmix._get_param_names()))
+    if unknown:
+        raise _persistence.ModelFileError(
+            f"{name} has hyperparameters this version does not know: {unknown}. "
+            "Upgrade hs_aeunmix to load it."
+        )
+    # Files from older versions lack newer options: those keep their
+    # defaults, which reproduce the older behaviour.
+    model = AEUnmix(**{**params, "device": device})
+    try:
+        model._validate_params()
+        model._check_dependent_options(state.n_components, state.n_channels)
+        return model._restore(state, device=device)
+    except (ValueError, TypeError, RuntimeError) as error:
+        raise _persistence.ModelFileError(
+            f"{name} has a valid checksum but an inconsistent model description "
+            f"({type(error).__name__}: {error})."
+        ) from error

@@ -1,4 +1,4 @@
-"""Model files: one fitted :class:`~hs_aeunmix.AEUnmix` per file, no pickle.
+"""Model files: hyperparameters and a fitted state as bytes, and back; no pickle.
 
 A model file is a `safetensors <https://huggingface.co/docs/safetensors>`_
 file. Its tensors are the network's state (``module.*``) and, when the
@@ -6,12 +6,21 @@ initial endmembers were given as an array, that array
 (``hyperparameters.init``). Its metadata hold a JSON header (format version,
 package version, every hyperparameter, the training signal's axis
 calibration, the internal data scaling, a training summary) and a SHA-256
-digest of the header and all tensor bytes. Reading parses JSON and raw
-little-endian arrays only, so loading a file never executes code from it.
+digest of the header and all tensor bytes.
+
+Reading parses JSON and raw little-endian arrays only, so loading a file
+never executes code from it. Files are treated as hostile: the outer header
+is bounded in size, the JSON in depth, the model header is checked against
+:data:`HEADER_SCHEMA` (types, ranges, sizes) and its numbers against the
+tensors before anything is built from them, and weights that no training can
+produce (NaN, negative endmembers) are refused. Every failure is a
+:class:`ModelFileError` naming the file.
 
 The same bytes are stored in ``learning_results.aeunmix_model`` (a uint8
 array) after ``s.decomposition(algorithm="ae")``, so a signal saved to
-``.hspy`` carries its model.
+``.hspy`` carries its model. This module knows nothing of the estimator:
+:func:`hs_aeunmix.load_model` builds one from what :func:`read_model`
+returns.
 """
 
 from __future__ import annotations
@@ -23,13 +32,16 @@ import logging
 import struct
 from pathlib import Path
 
+import jsonschema
 import numpy as np
 import safetensors
 import safetensors.torch
 import torch
 
 from hs_aeunmix._axes import SignalCalibration
-from hs_aeunmix._estimator import AEUnmix, resolve_device
+from hs_aeunmix._files import write_bytes_atomically
+from hs_aeunmix._losses import LOSSES
+from hs_aeunmix._state import FittedState
 from hs_aeunmix._training import TrainingHistory
 
 _logger = logging.getLogger(__name__)
@@ -38,12 +50,123 @@ FORMAT_NAME = "hs_aeunmix.model"
 FORMAT_VERSION = 1
 FILE_SUFFIX = ".aeunmix"
 LEARNING_RESULTS_ATTRIBUTE = "aeunmix_model"
+# Suffixes of HyperSpy results files: a model file must not pose as one.
+RESULTS_SUFFIXES = (".hspy", ".zspy", ".hdf5", ".h5")
 
 _HEADER_KEY = "hs_aeunmix"
 _DIGEST_KEY = "sha256"
 _MODULE_PREFIX = "module."
 _INIT_TENSOR = "hyperparameters.init"
 _HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+# Hostile-file bounds: the safetensors header of a model is a few kB (a
+# non-uniform axis of 2000 channels adds ~40 kB); no spectrometer has a
+# million channels.
+MAX_HEADER_BYTES = 16 * 2**20
+MAX_CHANNELS = 2**20
+MAX_JSON_DEPTH = 8
+
+_NUMBER = {"type": "number"}
+_NUMBERS = {"type": "array", "items": _NUMBER}
+_TEXT_OR_NULL = {"type": ["string", "null"]}
+_CALIBRATION_SCHEMA = {
+    "type": "object",
+    "required": [
+        "size",
+        "units",
+        "name",
+        "binned",
+        "signal_type",
+        "uniform",
+        "trained_channels",
+    ],
+    "properties": {
+        "size": {"type": "integer", "minimum": 1, "maximum": MAX_CHANNELS},
+        "units": _TEXT_OR_NULL,
+        "name": _TEXT_OR_NULL,
+        "binned": {"type": "boolean"},
+        "signal_type": {"type": "string"},
+        "uniform": {"type": "boolean"},
+        "trained_channels": {
+            "oneOf": [
+                {"type": "null"},
+                {
+                    "type": "array",
+                    "items": {"type": "integer", "minimum": 0},
+                    "uniqueItems": True,
+                },
+            ]
+        },
+        "offset": _NUMBER,
+        "scale": _NUMBER,
+        "values": _NUMBERS,
+    },
+    "if": {"properties": {"uniform": {"const": True}}},
+    "then": {"required": ["offset", "scale"]},
+    "else": {"required": ["values"]},
+}
+#: JSON Schema (draft 2020-12) of the model header.
+HEADER_SCHEMA = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "type": "object",
+    "required": [
+        "format",
+        "format_version",
+        "hyperparameters",
+        "n_components",
+        "n_channels",
+        "data_scale",
+        "fitted",
+        "signal_calibration",
+        "training",
+    ],
+    "properties": {
+        "format": {"const": FORMAT_NAME},
+        "format_version": {"type": "integer", "minimum": 1},
+        "package_version": {"type": "string"},
+        "torch_version": {"type": "string"},
+        "estimator": {"const": "AEUnmix"},
+        "hyperparameters": {"type": "object"},
+        "n_components": {"type": "integer", "minimum": 1, "maximum": MAX_CHANNELS},
+        "n_channels": {"type": "integer", "minimum": 1, "maximum": MAX_CHANNELS},
+        "data_scale": {"type": "number", "exclusiveMinimum": 0},
+        "fitted": {
+            "type": "object",
+            "required": ["init", "loss", "intensity_spread", "intensity_reference"],
+            "properties": {
+                "init": {"enum": ["ica", "vca", "random", "given"]},
+                "loss": {"enum": list(LOSSES)},
+                "intensity_spread": {"type": "number", "minimum": 0},
+                "intensity_reference": {"type": "number", "exclusiveMinimum": 0},
+            },
+        },
+        "signal_calibration": {"oneOf": [{"type": "null"}, _CALIBRATION_SCHEMA]},
+        "training": {
+            "type": "object",
+            "required": [
+                "train_loss",
+                "validation_loss",
+                "best_epoch",
+                "stopped_early",
+                "initial_loss",
+                "seconds",
+                "n_epochs",
+            ],
+            "properties": {
+                "train_loss": _NUMBERS,
+                "validation_loss": _NUMBERS,
+                "best_epoch": {"type": "integer", "minimum": -1},
+                "stopped_early": {"type": "boolean"},
+                "interrupted": {"type": "boolean"},
+                "initial_loss": {"type": ["number", "null"]},
+                "seconds": {"type": "number", "minimum": 0},
+                "n_epochs": {"type": "integer", "minimum": 0},
+                "trained_on_device": {"type": "string"},
+                "saved": {"type": "string"},
+            },
+        },
+    },
+}
+_HEADER_VALIDATOR = jsonschema.Draft202012Validator(HEADER_SCHEMA)
 
 
 class ModelFileError(ValueError):
@@ -82,44 +205,38 @@ def _digest(header_text: str, tensors: dict[str, torch.Tensor]) -> str:
     return digest.hexdigest()
 
 
-def model_to_bytes(model: AEUnmix) -> bytes:
-    """Serialise a fitted model to the bytes of a model file."""
-    if not hasattr(model, "module_"):
-        raise ValueError(
-            "This AEUnmix is not fitted yet: train it (fit, or "
-            "s.decomposition(algorithm='ae', ...)) before saving it."
-        )
+def model_bytes(params: dict, state: FittedState) -> bytes:
+    """The bytes of a model file holding ``params`` and ``state``."""
     tensors = {
         _MODULE_PREFIX + name: tensor.detach().cpu().contiguous().clone()
-        for name, tensor in model.module_.state_dict().items()
+        for name, tensor in state.module_state.items()
     }
-    params = model.get_params(deep=False)
-    if isinstance(params["init"], np.ndarray):
+    if isinstance(params.get("init"), np.ndarray):
         tensors[_INIT_TENSOR] = torch.from_numpy(np.array(params["init"]))
-    calibration = getattr(model, "signal_calibration_", None)
+    calibration = state.signal_calibration
     header = {
         "format": FORMAT_NAME,
         "format_version": FORMAT_VERSION,
         "package_version": _package_version(),
         "torch_version": torch.__version__,
-        "estimator": type(model).__name__,
+        "estimator": "AEUnmix",
         "hyperparameters": {
             name: _json_value(name, value) for name, value in params.items()
         },
-        "n_components": int(model.components_.shape[0]),
-        "n_channels": int(model.n_features_in_),
-        "data_scale": float(model.data_scale_),
+        "n_components": int(state.n_components),
+        "n_channels": int(state.n_channels),
+        "data_scale": float(state.data_scale),
         "fitted": {
-            "init": model.init_,
-            "loss": model.loss_,
-            "intensity_spread": float(model.intensity_spread_),
-            "intensity_reference": float(model.intensity_reference_),
+            "init": state.init,
+            "loss": state.loss,
+            "intensity_spread": float(state.intensity_spread),
+            "intensity_reference": float(state.intensity_reference),
         },
         "signal_calibration": None if calibration is None else calibration.to_dict(),
         "training": {
-            **model.history_.as_dict(),
-            "n_epochs": int(model.n_iter_),
-            "trained_on_device": str(model.device_),
+            **state.history.as_dict(),
+            "n_epochs": int(state.history.n_epochs),
+            "trained_on_device": state.trained_on,
             "saved": datetime.datetime.now(datetime.timezone.utc).isoformat(
                 timespec="seconds"
             ),
@@ -130,17 +247,65 @@ def model_to_bytes(model: AEUnmix) -> bytes:
     return safetensors.torch.save(tensors, metadata=metadata)
 
 
-def save_model(model: AEUnmix, path) -> Path:
-    """Write ``model`` to ``path`` (suffix ``.aeunmix`` added when missing)."""
+def model_file_path(path) -> Path:
+    """Where ``save(path)`` writes: ``.aeunmix`` added when there is no suffix.
+
+    Raises
+    ------
+    IsADirectoryError
+        ``path`` is an existing folder.
+    ValueError
+        ``path`` has the suffix of a HyperSpy results file.
+    """
     path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(
+            f"{path} is a folder; give the model file's name, e.g. "
+            f"{path / ('model' + FILE_SUFFIX)}."
+        )
+    if path.suffix.lower() in RESULTS_SUFFIXES:
+        raise ValueError(
+            f"{path} has the suffix of a HyperSpy results file; a model file is "
+            f"not one. Use {path.with_suffix(FILE_SUFFIX)} (s.save('x.hspy') "
+            "already stores the model with the decomposition results)."
+        )
     if not path.suffix:
         path = path.with_suffix(FILE_SUFFIX)
-    path.write_bytes(model_to_bytes(model))
+    return path
+
+
+def write_model_file(params: dict, state: FittedState, path) -> Path:
+    """Write a model file atomically; returns the path (:func:`model_file_path`)."""
+    path = model_file_path(path)
+    write_bytes_atomically(path, model_bytes(params, state))
     _logger.info("Saved model to %s", path)
     return path
 
 
 # ---------------------------------------------------------------- reading
+def _json(text: str | bytes, what: str, source: str):
+    """Parse JSON of bounded depth; any failure is a ModelFileError."""
+    try:
+        value = json.loads(text)
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
+        raise ModelFileError(f"{source}: {what} is not valid JSON.") from error
+    if _depth(value) > MAX_JSON_DEPTH:
+        raise ModelFileError(
+            f"{source}: {what} is nested deeper than a model header ever is."
+        )
+    return value
+
+
+def _depth(value, level: int = 0) -> int:
+    if level > MAX_JSON_DEPTH:
+        return level
+    if isinstance(value, dict):
+        return max((_depth(item, level + 1) for item in value.values()), default=level)
+    if isinstance(value, list):
+        return max((_depth(item, level + 1) for item in value), default=level)
+    return level
+
+
 def _read_metadata(data: bytes, source: str) -> dict[str, str]:
     """The ``__metadata__`` of a safetensors byte string (format: u64 + JSON)."""
     not_a_model = (
@@ -150,17 +315,21 @@ def _read_metadata(data: bytes, source: str) -> dict[str, str]:
     if len(data) < 8:
         raise ModelFileError(f"{not_a_model} It is only {len(data)} bytes long.")
     (header_length,) = struct.unpack("<Q", data[:8])
-    if header_length > len(data) - 8:
+    if header_length > min(len(data) - 8, MAX_HEADER_BYTES):
         raise ModelFileError(
-            f"{not_a_model} Its header is cut short: the file is truncated or "
-            "is not a safetensors file."
+            f"{not_a_model} Its header is cut short or oversized: the file is "
+            "truncated or is not a safetensors file."
         )
     try:
         header = json.loads(data[8 : 8 + header_length])
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
         raise ModelFileError(f"{not_a_model} Its header is not JSON.") from error
     metadata = header.get("__metadata__") if isinstance(header, dict) else None
-    if not isinstance(metadata, dict) or _HEADER_KEY not in metadata:
+    if (
+        not isinstance(metadata, dict)
+        or not isinstance(metadata.get(_HEADER_KEY), str)
+        or not isinstance(metadata.get(_DIGEST_KEY, ""), str)
+    ):
         raise ModelFileError(
             f"{source} is a safetensors file but not an hs_aeunmix model (its "
             "metadata has no hs_aeunmix header)."
@@ -168,27 +337,92 @@ def _read_metadata(data: bytes, source: str) -> dict[str, str]:
     return metadata
 
 
-def _python_value(value, tensors: dict[str, torch.Tensor]):
-    if isinstance(value, dict) and set(value) == {"tensor"}:
+def _python_value(value, tensors: dict[str, torch.Tensor], source: str):
+    if isinstance(value, dict):
+        if set(value) != {"tensor"} or value["tensor"] not in tensors:
+            raise ModelFileError(
+                f"{source}: a hyperparameter refers to a tensor the file lacks."
+            )
         return tensors[value["tensor"]].numpy().copy()
     if isinstance(value, list):
-        return tuple(_python_value(item, tensors) for item in value)
+        return tuple(_python_value(item, tensors, source) for item in value)
     return value
 
 
-def model_from_bytes(data: bytes, source: str, *, device="auto") -> AEUnmix:
-    """Rebuild a fitted :class:`AEUnmix` from the bytes of a model file.
+def _schema_error(header: dict, source: str) -> None:
+    error = jsonschema.exceptions.best_match(_HEADER_VALIDATOR.iter_errors(header))
+    if error is not None:
+        location = "/".join(str(part) for part in error.absolute_path) or "header"
+        raise ModelFileError(
+            f"{source} has an invalid model header: {location}: {error.message}."
+        )
 
-    ``source`` names the file in error messages.
+
+def _check_consistency(header: dict, tensors: dict[str, torch.Tensor], source: str):
+    """Numbers of the header against the tensors, and values no training gives."""
+
+    def inconsistent(reason: str) -> ModelFileError:
+        return ModelFileError(
+            f"{source} has a valid checksum but an inconsistent model "
+            f"description: {reason}."
+        )
+
+    decoder = tensors.get(_MODULE_PREFIX + "decoder.weight")
+    expected = (header["n_channels"], header["n_components"])
+    if decoder is None or tuple(decoder.shape) != expected:
+        shape = None if decoder is None else tuple(decoder.shape)
+        raise inconsistent(
+            f"the header describes {expected[1]} endmembers of {expected[0]} "
+            f"channels but the endmember tensor has shape {shape}"
+        )
+    for name, tensor in tensors.items():
+        if tensor.is_floating_point() and not torch.isfinite(tensor).all():
+            raise ModelFileError(
+                f"{source} holds NaN or infinite values in {name}: no training "
+                "produces such a model."
+            )
+    if (decoder < 0).any():
+        raise ModelFileError(
+            f"{source} holds negative endmember values: the model keeps its "
+            "endmembers non-negative, so the file was not written by it."
+        )
+    calibration = header["signal_calibration"]
+    if calibration is not None:
+        size = calibration["size"]
+        trained = calibration["trained_channels"]
+        n_trained = size if trained is None else len(trained)
+        if n_trained != header["n_channels"] or (trained and max(trained) >= size):
+            raise inconsistent(
+                f"the axis calibration trains {n_trained} of {size} channels "
+                f"(indices within 0-{size - 1} expected) for a model of "
+                f"{header['n_channels']} channels"
+            )
+        if not calibration["uniform"] and len(calibration["values"]) != size:
+            raise inconsistent(
+                f"the axis lists {len(calibration['values'])} values for "
+                f"{size} channels"
+            )
+    training = header["training"]
+    if training["n_epochs"] != len(training["train_loss"]) or not (
+        training["best_epoch"] < training["n_epochs"]
+    ):
+        raise inconsistent("the training history does not match its epoch count")
+
+
+def read_model(data: bytes, source: str) -> tuple[dict, FittedState]:
+    """Hyperparameters and fitted state from the bytes of a model file.
+
+    ``source`` names the file in error messages. The hyperparameters are
+    returned as saved; the caller validates them against the estimator.
+
+    Raises
+    ------
+    ModelFileError
+        For every file that is not a model this version can read.
     """
     metadata = _read_metadata(data, source)
     header_text = metadata[_HEADER_KEY]
-    try:
-        header = json.loads(header_text)
-    except json.JSONDecodeError as error:
-        raise ModelFileError(
-            f"{source}: the model header is not valid JSON."
-        ) from error
+    header = _json(header_text, "the model header", source)
     if not isinstance(header, dict) or header.get("format") != FORMAT_NAME:
         raise ModelFileError(f"{source} is not an hs_aeunmix model file.")
     version = header.get("format_version")
@@ -201,7 +435,7 @@ def model_from_bytes(data: bytes, source: str, *, device="auto") -> AEUnmix:
         )
     try:
         tensors = safetensors.torch.load(data)
-    except safetensors.SafetensorError as error:
+    except (safetensors.SafetensorError, ValueError, TypeError) as error:
         raise ModelFileError(
             f"{source} is truncated or corrupted: its tensors cannot be read ({error})."
         ) from error
@@ -211,58 +445,38 @@ def model_from_bytes(data: bytes, source: str, *, device="auto") -> AEUnmix:
             "checksum does not match its contents. Save the model again from "
             "the training session or its .hspy results file."
         )
-    try:
-        return _fitted_model(header, tensors, device)
-    except (KeyError, TypeError, ValueError, RuntimeError) as error:
-        raise ModelFileError(
-            f"{source} has a valid checksum but an inconsistent model description "
-            f"({type(error).__name__}: {error})."
-        ) from error
-
-
-def _fitted_model(header: dict, tensors: dict[str, torch.Tensor], device) -> AEUnmix:
-    known = set(AEUnmix._get_param_names())
+    _schema_error(header, source)
+    _check_consistency(header, tensors, source)
     params = {
-        name: _python_value(value, tensors)
+        name: _python_value(value, tensors, source)
         for name, value in header["hyperparameters"].items()
     }
-    unknown = sorted(set(params) - known)
-    if unknown:
-        raise ValueError(f"unknown hyperparameters {unknown}")
-    # Files from older versions lack newer options: those keep their defaults,
-    # which reproduce the older behaviour.
-    params["device"] = device
-    model = AEUnmix(**params)
-    model._check_hyperparameters()
-    model.device_ = resolve_device(device)
-    model.data_scale_ = float(header["data_scale"])
-    fitted = header["fitted"]
-    model.init_ = str(fitted["init"])
-    model.loss_ = str(fitted["loss"])
-    model.intensity_spread_ = float(fitted["intensity_spread"])
-    model.intensity_reference_ = float(fitted["intensity_reference"])
-    model.n_features_in_ = int(header["n_channels"])
-    n_components = int(header["n_components"])
-    state = {
-        name[len(_MODULE_PREFIX) :]: tensor
-        for name, tensor in tensors.items()
-        if name.startswith(_MODULE_PREFIX)
-    }
-    model.module_ = model._build_module(model.n_features_in_, n_components)
-    model.module_.load_state_dict(state)
-    model.module_.to(model.device_).eval()
-    model.components_ = model._endmembers_in_data_units()
-    training = header["training"]
-    model.history_ = TrainingHistory.from_dict(training)
-    model.n_iter_ = int(training["n_epochs"])
     calibration = header["signal_calibration"]
-    model.signal_calibration_ = (
-        None if calibration is None else SignalCalibration.from_dict(calibration)
+    training = header["training"]
+    state = FittedState(
+        module_state={
+            name[len(_MODULE_PREFIX) :]: tensor
+            for name, tensor in tensors.items()
+            if name.startswith(_MODULE_PREFIX)
+        },
+        n_channels=header["n_channels"],
+        n_components=header["n_components"],
+        data_scale=float(header["data_scale"]),
+        init=header["fitted"]["init"],
+        loss=header["fitted"]["loss"],
+        intensity_spread=float(header["fitted"]["intensity_spread"]),
+        intensity_reference=float(header["fitted"]["intensity_reference"]),
+        history=TrainingHistory.from_dict(training),
+        signal_calibration=(
+            None if calibration is None else SignalCalibration.from_dict(calibration)
+        ),
+        trained_on=training.get("trained_on_device", "cpu"),
     )
-    return model
+    return params, state
 
 
-def _model_bytes_from_signal(signal, source: str) -> bytes:
+# ---------------------------------------------------------------- sources
+def _bytes_from_signal(signal, source: str) -> bytes:
     results = signal.learning_results
     stored = getattr(results, LEARNING_RESULTS_ATTRIBUTE, None)
     if stored is None or results.decomposition_algorithm != "ae":
@@ -274,53 +488,94 @@ def _model_bytes_from_signal(signal, source: str) -> bytes:
     return np.asarray(stored, dtype=np.uint8).tobytes()
 
 
-def load_model(source, *, device="auto") -> AEUnmix:
-    """Load a fitted model, ready for ``transform`` or ``decomposition(model=...)``.
+def _bytes_from_results_file(path: Path) -> bytes:
+    """The model bytes of a HyperSpy results file, reading nothing else.
 
-    Parameters
-    ----------
-    source : str, pathlib.Path, AEUnmix or HyperSpy signal
-        A model file (``model.save(...)``), a ``.hspy`` file or signal whose
-        decomposition was ``algorithm="ae"`` (the model travels in its
-        learning results), or an already loaded model (returned as is).
-    device : {"auto", "cpu", "cuda"}
-        Where the model runs; ``"auto"`` is CUDA when present. The training
-        device is recorded in the file but not required.
-
-    Returns
-    -------
-    AEUnmix
-        Fitted: ``transform``, ``components_``, ``history_`` and
-        ``signal_calibration_`` are those of the saved model, and abundances
-        inferred on the CPU are bitwise identical to the saved model's.
-
-    Raises
-    ------
-    FileNotFoundError
-        No file at ``source``.
-    ModelFileError
-        (a ValueError) The file is not a model, is truncated, corrupted or
-        modified, or comes from a newer model format; the message names it.
+    ``.hspy`` (HDF5) and ``.zspy`` (zarr) files hold one group per signal
+    under ``Experiments``; the model is the ``aeunmix_model`` array of its
+    ``learning_results``.
     """
-    if isinstance(source, AEUnmix):
-        return source
+    if path.is_dir():
+        try:
+            import zarr
+        except ImportError as error:
+            raise ModelFileError(
+                f"{path} is a .zspy results folder; reading it needs zarr "
+                "(pip install zarr)."
+            ) from error
+        root = zarr.open_group(str(path), mode="r")
+        return _bytes_from_experiments(root, path)
+    import h5py
+
+    with h5py.File(path, "r") as root:
+        return _bytes_from_experiments(root, path)
+
+
+def _bytes_from_experiments(root, path: Path) -> bytes:
+    experiments = root.get("Experiments")
+    names = [] if experiments is None else sorted(experiments.keys())
+    if len(names) != 1:
+        raise ModelFileError(
+            f"{path} holds {len(names)} signals; load the one unmixed with "
+            "algorithm='ae' and pass it instead of the file name."
+        )
+    results = experiments[names[0]].get("learning_results")
+    algorithm = (
+        None if results is None else results.attrs.get("decomposition_algorithm")
+    )
+    if isinstance(algorithm, bytes):
+        algorithm = algorithm.decode()
+    if (
+        results is None
+        or LEARNING_RESULTS_ATTRIBUTE not in results
+        or algorithm != "ae"
+    ):
+        raise ModelFileError(
+            f"{path} holds no autoencoder model: its decomposition results "
+            f"come from algorithm={algorithm!r}. Run s.decomposition("
+            "algorithm='ae', ...) on it (and save it) first."
+        )
+    return np.asarray(results[LEARNING_RESULTS_ATTRIBUTE], dtype=np.uint8).tobytes()
+
+
+def read_source(source) -> tuple[bytes, str]:
+    """The model bytes of ``source`` and the name to report errors under.
+
+    ``source`` is a model file, a HyperSpy results file (``.hspy``,
+    ``.zspy``) or a signal whose decomposition was ``algorithm="ae"``.
+    """
     if hasattr(source, "learning_results"):
         title = source.metadata.General.title or "the signal"
-        return model_from_bytes(
-            _model_bytes_from_signal(source, title), title, device=device
-        )
-    path = Path(source)
+        return _bytes_from_signal(source, title), title
+    try:
+        path = Path(source)
+    except TypeError as error:
+        raise TypeError(
+            "A model is given as an AEUnmix, a model file path, a .hspy/.zspy "
+            f"results file or a signal unmixed with 'ae'; got {type(source).__name__}."
+        ) from error
+    if path.is_dir() and path.suffix.lower() == ".zspy":
+        return _bytes_from_results_file(path), str(path)
     if not path.is_file():
         raise FileNotFoundError(f"No model file at {path}.")
-    data = path.read_bytes()
-    if data.startswith(_HDF5_SIGNATURE):
-        import hyperspy.api as hs
+    with open(path, "rb") as stream:
+        start = stream.read(8)
+        if start == _HDF5_SIGNATURE:
+            try:
+                return _bytes_from_results_file(path), str(path)
+            except (OSError, KeyError) as error:
+                raise ModelFileError(
+                    f"{path} is an HDF5 file but not a readable HyperSpy results "
+                    f"file ({error})."
+                ) from error
+        # Judge the declared header before reading a possibly huge file whole.
+        _read_metadata(start + stream.read(_declared_header_length(start)), str(path))
+        stream.seek(0)
+        return stream.read(), str(path)
 
-        signal = hs.load(path)
-        if isinstance(signal, list):
-            raise ModelFileError(
-                f"{path} holds {len(signal)} signals; load the one unmixed with "
-                "algorithm='ae' and pass it instead of the file name."
-            )
-        data = _model_bytes_from_signal(signal, str(path))
-    return model_from_bytes(data, str(path), device=device)
+
+def _declared_header_length(start: bytes) -> int:
+    """The header length a safetensors file declares, capped for reading."""
+    if len(start) < 8:
+        return 0
+    return min(struct.unpack("<Q", start)[0], MAX_HEADER_BYTES + 1)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import logging
 import time
+import warnings
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,7 +34,8 @@ class TrainingHistory:
     then watches the training loss. When training continued from fitted
     weights (``warm_start``), ``initial_loss`` is the monitored loss of those
     weights, and ``best_epoch`` stays -1 if no epoch improved on them (the
-    starting weights were kept).
+    starting weights were kept). ``interrupted`` is true when training was
+    stopped by Ctrl-C (the best weights so far were kept).
     """
 
     train_loss: list[float] = field(default_factory=list)
@@ -42,6 +44,7 @@ class TrainingHistory:
     stopped_early: bool = False
     initial_loss: float | None = None
     seconds: float = 0.0
+    interrupted: bool = False
 
     @property
     def n_epochs(self) -> int:
@@ -65,6 +68,7 @@ class TrainingHistory:
             "stopped_early": self.stopped_early,
             "initial_loss": self.initial_loss,
             "seconds": self.seconds,
+            "interrupted": self.interrupted,
         }
 
     @classmethod
@@ -81,6 +85,7 @@ class TrainingHistory:
                 else float(values["initial_loss"])
             ),
             seconds=float(values["seconds"]),
+            interrupted=bool(values.get("interrupted", False)),
         )
 
     def plot(self, ax=None):
@@ -161,6 +166,26 @@ def evaluate(
     return total / count
 
 
+def _train_one_epoch(
+    model: UnmixingAutoencoder,
+    objective: Objective,
+    train_batches: Callable[[], Iterable],
+    optimizer: torch.optim.Optimizer,
+) -> float:
+    """One pass of Adam steps; returns the pixel-weighted mean training loss."""
+    model.train()
+    total, count = 0.0, 0
+    for batch in train_batches():
+        optimizer.zero_grad(set_to_none=True)
+        loss, n_pixels = objective(model, batch)
+        loss.backward()
+        optimizer.step()
+        model.decoder.clamp_()
+        total += float(loss.detach()) * n_pixels
+        count += n_pixels
+    return total / count
+
+
 def resolve_show_progressbar(show_progressbar: bool | None) -> bool:
     """``None`` defers to ``hs.preferences.General.show_progressbar``."""
     if show_progressbar is None:
@@ -190,9 +215,9 @@ def train(
         after every step.
     objective
         ``objective(model, batch) -> (loss, n_pixels)``: the loss of one
-        batch, penalties included (:func:`pixel_objective`, or the spatial
-        objective for image crops); the recorded and monitored losses are
-        this objective, so that early stopping judges what is minimised.
+        batch, penalties included (:func:`pixel_objective`); the recorded and
+        monitored losses are this objective, so that early stopping judges
+        what is minimised.
     train_batches, validation_batches
         Callables returning one epoch of batches. Without validation
         batches, early stopping watches the training loss.
@@ -209,6 +234,13 @@ def train(
     Returns
     -------
     TrainingHistory
+
+    Notes
+    -----
+    Ctrl-C (``KeyboardInterrupt``) ends training like early stopping does:
+    the best weights so far are restored, the epochs completed stay in the
+    history, ``history.interrupted`` is set and a warning says so. An
+    interrupted epoch is not recorded.
     """
     started = time.perf_counter()
     endmembers = model.decoder.weight
@@ -235,40 +267,48 @@ def train(
         disable=not resolve_show_progressbar(show_progressbar),
         leave=False,
     )
-    for epoch in epochs:
-        model.train()
-        total, count = 0.0, 0
-        for batch in train_batches():
-            optimizer.zero_grad(set_to_none=True)
-            loss, n_pixels = objective(model, batch)
-            loss.backward()
-            optimizer.step()
-            model.decoder.clamp_()
-            total += float(loss.detach()) * n_pixels
-            count += n_pixels
-        history.train_loss.append(total / count)
+    try:
+        for epoch in epochs:
+            train_loss = _train_one_epoch(model, objective, train_batches, optimizer)
+            history.train_loss.append(train_loss)
+            if validation_batches is not None:
+                history.validation_loss.append(
+                    evaluate(model, objective, validation_batches())
+                )
+            monitored = history.monitored_loss()[-1]
+            if not np.isfinite(monitored):
+                raise FloatingPointError(
+                    f"The training loss became {monitored} at epoch {epoch + 1}; "
+                    "lower learning_rate or check the data for extreme values."
+                )
+            epochs.set_postfix(loss=f"{monitored:.4g}", refresh=False)
+            if np.isinf(best_loss) or monitored < best_loss - 1e-4 * abs(best_loss):
+                best_loss = monitored
+                best_state = copy.deepcopy(model.state_dict())
+                history.best_epoch = epoch
+                epochs_without_improvement = 0
+            else:
+                epochs_without_improvement += 1
+                if epochs_without_improvement >= patience:
+                    history.stopped_early = True
+                    _logger.info("Early stopping at epoch %d", epoch + 1)
+                    break
+    except KeyboardInterrupt:
+        # The epoch in progress is incomplete: drop what it recorded.
         if validation_batches is not None:
-            history.validation_loss.append(
-                evaluate(model, objective, validation_batches())
-            )
-        monitored = history.monitored_loss()[-1]
-        if not np.isfinite(monitored):
-            raise FloatingPointError(
-                f"The training loss became {monitored} at epoch {epoch + 1}; "
-                "lower learning_rate or check the data for extreme values."
-            )
-        epochs.set_postfix(loss=f"{monitored:.4g}", refresh=False)
-        if np.isinf(best_loss) or monitored < best_loss - 1e-4 * abs(best_loss):
-            best_loss = monitored
-            best_state = copy.deepcopy(model.state_dict())
-            history.best_epoch = epoch
-            epochs_without_improvement = 0
-        else:
-            epochs_without_improvement += 1
-            if epochs_without_improvement >= patience:
-                history.stopped_early = True
-                _logger.info("Early stopping at epoch %d", epoch + 1)
-                break
+            del history.train_loss[len(history.validation_loss) :]
+        history.interrupted = True
+        warnings.warn(
+            f"Training interrupted after {history.n_epochs} complete epochs; "
+            "the best weights so far are kept"
+            + (
+                f" (epoch {history.best_epoch + 1})."
+                if history.best_epoch >= 0
+                else "."
+            ),
+            UserWarning,
+            stacklevel=2,
+        )
     epochs.close()
     model.load_state_dict(best_state)
     model.eval()

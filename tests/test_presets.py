@@ -54,7 +54,9 @@ def test_every_preset_is_valid_for_the_estimator(small_mixture):
     for name in PRESETS:
         options = preset_options(name, 3)
         assert set(options) <= set(AEUnmix._get_param_names())
-        AEUnmix(3, **options)._check_hyperparameters()
+        estimator = AEUnmix(3, **options)
+        estimator._validate_params()
+        estimator._check_dependent_options(3, 100)
 
 
 @pytest.mark.parametrize(

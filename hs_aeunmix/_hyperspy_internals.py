@@ -1,0 +1,119 @@
+"""Every use of HyperSpy's private API, in one small module.
+
+HyperSpy 2.5 has no registry of decomposition algorithms, so ``"ae"`` is made
+available by wrapping ``MVA.decomposition`` (and its lazy override): calls
+with ``algorithm="ae"`` or an :class:`~hs_aeunmix.AEUnmix` instance go to a
+handler, every other call goes to HyperSpy untouched. The rest of the package
+uses only HyperSpy's public custom-estimator protocol (``decomposition``
+with an object that has ``fit_transform``, ``transform`` and ``components_``),
+so that a refactor of HyperSpy's internals breaks this module alone;
+``tests/test__hyperspy_internals.py`` fails loudly when one of the names used
+here moves. The public functions :func:`hs_aeunmix.decompose` and
+:func:`hs_aeunmix.apply` work without the wrapper.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable
+
+import numpy as np
+from hyperspy._signals.lazy import LazySignal
+from hyperspy.learn._mva import MVA, LearningResults
+from hyperspy.signal import BaseSignal
+
+ORIGINAL_DECOMPOSITION = MVA.decomposition
+ORIGINAL_LAZY_DECOMPOSITION = LazySignal.decomposition
+DECOMPOSITION_SIGNATURE = inspect.signature(ORIGINAL_DECOMPOSITION)
+LAZY_DECOMPOSITION_SIGNATURE = inspect.signature(ORIGINAL_LAZY_DECOMPOSITION)
+# The arguments of ``decomposition`` the handler reads; the contract tests
+# check that HyperSpy still has them.
+USED_ARGUMENTS = (
+    "normalize_poissonian_noise",
+    "algorithm",
+    "output_dimension",
+    "centre",
+    "navigation_mask",
+    "signal_mask",
+    "return_info",
+    "print_info",
+)
+
+Handler = Callable[[BaseSignal, dict], object]
+Router = Callable[[object], bool]
+
+
+def install(
+    handler: Handler,
+    routes_to_handler: Router,
+    after_other_decomposition: Callable[[LearningResults], None],
+) -> None:
+    """Route ``decomposition`` calls whose algorithm ``routes_to_handler`` accepts.
+
+    ``handler(signal, arguments)`` receives the bound arguments of the call
+    (defaults applied; extra keyword arguments under ``"kwargs"``). Any other
+    decomposition goes to HyperSpy, then ``after_other_decomposition``
+    receives the signal's learning results. Idempotent.
+    """
+
+    def wrap(original, signature):
+        @functools.wraps(original)
+        def decomposition(self, *args, **kwargs):
+            bound = signature.bind(self, *args, **kwargs)
+            if not routes_to_handler(bound.arguments.get("algorithm")):
+                result = original(self, *args, **kwargs)
+                after_other_decomposition(self.learning_results)
+                return result
+            bound.apply_defaults()
+            arguments = dict(bound.arguments)
+            del arguments["self"]
+            return handler(self, arguments)
+
+        return decomposition
+
+    MVA.decomposition = wrap(ORIGINAL_DECOMPOSITION, DECOMPOSITION_SIGNATURE)
+    LazySignal.decomposition = wrap(
+        ORIGINAL_LAZY_DECOMPOSITION, LAZY_DECOMPOSITION_SIGNATURE
+    )
+
+
+def is_lazy(signal: BaseSignal) -> bool:
+    """Whether ``signal`` is dask-backed."""
+    return isinstance(signal, LazySignal)
+
+
+def twin(signal: BaseSignal, data) -> BaseSignal:
+    """A signal with ``signal``'s axes and metadata around ``data`` (not copied).
+
+    HyperSpy unfolds the signal it decomposes (in place) and refuses integer
+    data, so the decomposition runs on a twin; the user's signal only
+    receives the results.
+    """
+    return signal._deepcopy_with_new_data(data)
+
+
+def adopt_results(signal: BaseSignal, twin_signal: BaseSignal) -> LearningResults:
+    """Give ``signal`` the twin's learning results, minus HyperSpy's estimator handle.
+
+    Lazy decompositions keep the estimator object in ``_object``, which
+    ``s.save`` cannot write (it logs an error); the model travels in the
+    results as bytes instead.
+    """
+    results = twin_signal.learning_results
+    results.__dict__.pop("_object", None)
+    signal.learning_results.__dict__.update(results.__dict__)
+    return signal.learning_results
+
+
+def flat_navigation_mask(navigation_mask) -> np.ndarray | None:
+    """A navigation mask as booleans in the data array's pixel order.
+
+    HyperSpy's convention: a mask given as a signal is in array order, one
+    given as an array is in navigation-shape order (axes reversed).
+    """
+    if navigation_mask is None:
+        return None
+    if isinstance(navigation_mask, BaseSignal):
+        return np.asarray(navigation_mask.data, dtype=bool).ravel()
+    return np.asarray(navigation_mask, dtype=bool).T.ravel()
