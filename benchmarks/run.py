@@ -32,7 +32,6 @@ import platform
 import statistics
 import sys
 import time
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -45,12 +44,10 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 import hs_aeunmix
-from hs_aeunmix import datasets, metrics
-from hs_aeunmix._vca import (
-    fully_constrained_least_squares,
-    nonnegative_least_squares,
-    vertex_component_analysis,
-)
+from hs_aeunmix import datasets
+
+sys.path.insert(0, str(Path(__file__).parent))
+import peers
 
 RESULTS = Path(__file__).parent / "results"
 SAMSON = Path(__file__).parents[1].parent / "shared" / "data" / "Samson.mat"
@@ -92,16 +89,6 @@ DEFAULT_CASES = ["eels3", "eels4", "eels3_no_pure", "raman4", "samson"]
 
 
 # ------------------------------------------------------------------- methods
-def _hyperspy_method(algorithm: str, **options):
-    def run(signal, n, seed):
-        signal.decomposition(
-            algorithm=algorithm, output_dimension=n, print_info=False, **options
-        )
-        return signal.learning_results.factors.T, signal.learning_results.loadings
-
-    return run
-
-
 def _ae(**options):
     def run(signal, n, seed):
         model = signal.decomposition(
@@ -123,76 +110,6 @@ def _ae(**options):
     return run
 
 
-def _floor(signal, truth):
-    """Least squares on the true endmembers: what unmixing each pixel alone allows.
-
-    The better of FCLS (fractions) and NNLS (intensity left in the
-    abundances, normalised by the scoring) on each case.
-    """
-    spectra = signal.data.reshape(-1, signal.data.shape[-1])
-    n = truth.endmembers.shape[0]
-    reference = truth.abundances.reshape(-1, n)
-    candidates = [
-        solver(spectra, truth.endmembers)
-        for solver in (fully_constrained_least_squares, nonnegative_least_squares)
-    ]
-    scores = [
-        metrics.abundance_rmse(
-            metrics.fractions_on_reference_scale(
-                truth.endmembers, loadings, truth.endmembers
-            ),
-            reference,
-        )
-        for loadings in candidates
-    ]
-    return truth.endmembers, candidates[int(np.argmin(scores))]
-
-
-def _nmf(signal, n, seed):
-    signal.decomposition(
-        algorithm="NMF",
-        output_dimension=n,
-        print_info=False,
-        random_state=seed,
-        max_iter=1000,
-    )
-    return signal.learning_results.factors.T, signal.learning_results.loadings
-
-
-def _ica(signal, n, seed):
-    signal.decomposition(algorithm="SVD", output_dimension=n, print_info=False)
-    signal.blind_source_separation(n, print_info=False, random_state=seed)
-    factors = signal.learning_results.bss_factors.T
-    loadings = signal.learning_results.bss_loadings
-    # ICA has a sign ambiguity: flip each source so its spectrum is mostly positive.
-    signs = np.where(factors.sum(axis=1) < 0, -1.0, 1.0)
-    return factors * signs[:, None], loadings * signs[None, :]
-
-
-def _vca_fcls(signal, n, seed):
-    spectra = signal.data.reshape(-1, signal.data.shape[-1])
-    endmembers, _ = vertex_component_analysis(spectra, n, random_state=seed)
-    return endmembers, fully_constrained_least_squares(spectra, endmembers)
-
-
-def _mcr_als(signal, n, seed):
-    from pymcr.constraints import ConstraintNonneg, ConstraintNorm
-    from pymcr.mcr import McrAR
-
-    spectra = signal.data.reshape(-1, signal.data.shape[-1])
-    initial, _ = vertex_component_analysis(spectra, n, random_state=seed)
-    mcr = McrAR(
-        max_iter=200,
-        c_constraints=[ConstraintNonneg(), ConstraintNorm()],
-        st_constraints=[ConstraintNonneg()],
-        tol_increase=1.0,
-    )
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        mcr.fit(spectra, ST=initial)
-    return mcr.ST_opt_, mcr.C_opt_
-
-
 FLOOR = "floor: least squares, true endmembers"
 METHODS: dict[str, Callable] = {
     "ae": _ae(),
@@ -207,11 +124,8 @@ METHODS: dict[str, Callable] = {
     "preset volume (50 epochs)": _ae(preset="volume", max_epochs=50),
     "preset daeu": _ae(preset="daeu"),
     "preset udas": _ae(preset="udas"),
-    "NMF": _nmf,
-    "SVD+ICA": _ica,
-    "VCA+FCLS": _vca_fcls,
-    "MCR-ALS": _mcr_als,
-    FLOOR: _floor,
+    **peers.PEERS,
+    FLOOR: peers.floor,
 }
 DEFAULT_METHODS = list(METHODS)
 # The figure compares the default with what users pick instead; the other
@@ -231,21 +145,14 @@ def evaluate(case: str, method: str, seed: int):
         endmembers, loadings = run(signal, n, seed)
     seconds = time.perf_counter() - start
     inference = getattr(run, "inference_seconds", float("nan"))
-    order = metrics.match_endmembers(endmembers, truth.endmembers)
-    angle = metrics.mean_spectral_angle(endmembers, truth.endmembers, order=order)
-    fractions = metrics.fractions_on_reference_scale(
-        endmembers, np.asarray(loadings, dtype=float), truth.endmembers, order=order
-    )
-    rmse = metrics.abundance_rmse(
-        fractions, truth.abundances.reshape(-1, n), scale="none"
-    )
+    scores = peers.score(signal, truth, endmembers, loadings)
     return {
-        "angle": angle,
-        "rmse": rmse,
+        "angle": scores["angle"],
+        "rmse": scores["rmse"],
         "train_s": seconds,
         "infer_s": inference,
         "endmembers": endmembers,
-        "order": order,
+        "order": scores["order"],
         "truth": truth,
         "axis": signal.axes_manager.signal_axes[0].axis,
     }

@@ -67,13 +67,12 @@ def _boundary(maps: np.ndarray) -> np.ndarray:
 
 def _scores(model, abundances, truth, boundary):
     n = truth.n_endmembers
-    fractions = metrics.fractions_on_reference_scale(
-        model.components_, abundances, truth.endmembers
-    )
+    scores = metrics.unmixing_scores(model.components_, abundances, truth)
+    fractions = scores["fractions"]
     reference = truth.abundances.reshape(-1, n)
     flat = boundary.ravel()
     return {
-        "rmse": metrics.abundance_rmse(fractions, reference),
+        "rmse": scores["abundance_rmse"],
         "edge": metrics.abundance_rmse(fractions[flat], reference[flat]),
         "inside": metrics.abundance_rmse(fractions[~flat], reference[~flat]),
         "gradient": metrics.gradient_energy(fractions.reshape(*boundary.shape, n)),

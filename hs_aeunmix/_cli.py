@@ -151,19 +151,15 @@ def _train_and_save(
     reference = None
     if truth is not None:
         factors = signal.learning_results.factors.T
-        order = metrics.match_endmembers(factors, truth.endmembers)
-        angles = metrics.spectral_angles(factors, truth.endmembers, order=order)
-        fractions = metrics.fractions_on_reference_scale(
-            factors, signal.learning_results.loadings, truth.endmembers, order=order
+        scores = metrics.unmixing_scores(
+            factors, signal.learning_results.loadings, truth
         )
-        rmse = metrics.abundance_rmse(
-            fractions, truth.abundances.reshape(-1, truth.n_endmembers)
-        )
+        order = np.array(scores["order"])
         lines += [
             "spectral angle  "
-            + ", ".join(f"{np.degrees(a):.2f}°" for a in angles)
-            + f" (mean {np.mean(angles):.4f} rad)",
-            f"abundance RMSE  {rmse:.4f} (fractions)",
+            + ", ".join(f"{np.degrees(a):.2f}°" for a in scores["sad_rad"].values())
+            + f" (mean {scores['mean_sad_rad']:.4f} rad)",
+            f"abundance RMSE  {scores['abundance_rmse']:.4f} (fractions)",
         ]
         reference = np.full_like(factors, np.nan)
         reference[order] = truth.endmembers

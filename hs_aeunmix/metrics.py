@@ -712,27 +712,32 @@ def unmixing_scores(
     estimated_endmembers: np.ndarray,
     estimated_abundances: np.ndarray,
     truth: GroundTruth,
-    *,
-    scale: AbundanceScale = "none",
 ) -> dict[str, object]:
-    """All ground-truth scores of an unmixing result in one call.
+    """All ground-truth scores of an unmixing result, by the project's protocol.
 
-    Estimated endmembers are matched to ``truth.endmembers`` by spectral
-    angle (:func:`match_endmembers`), and the same matching pairs the
-    abundance maps.
+    1. Estimated endmembers are matched to ``truth.endmembers`` by spectral
+       angle (:func:`match_endmembers`, a Hungarian assignment);
+    2. the spectral angle of each matched pair is measured;
+    3. the loadings are put on the fraction scale of the reference
+       endmembers (:func:`fractions_on_reference_scale`: each matched map
+       times the least-squares scale of its endmember relative to the
+       reference, clipped at zero, normalised per pixel), so that every
+       method is scored alike whatever scale it keeps in its endmembers;
+    4. the fractions are compared with ``truth.abundances`` (RMSE and NMSE).
 
     Parameters
     ----------
     estimated_endmembers : numpy.ndarray
         Shape ``(n_estimated, n_channels)``, ``n_estimated >=
-        truth.n_endmembers``.
+        truth.n_endmembers``, in any order and scale.
     estimated_abundances : numpy.ndarray
-        Shape ``(ny, nx, n_estimated)`` or ``(n_pixels, n_estimated)``.
+        Loadings such that the data are about ``estimated_abundances @
+        estimated_endmembers``: shape ``(ny, nx, n_estimated)`` or
+        ``(n_pixels, n_estimated)``, pixels in the order of
+        ``truth.abundances``.
     truth : GroundTruth
         Ground truth from :mod:`hs_aeunmix.datasets` (any object with
         ``endmembers``, ``abundances`` and ``names`` works).
-    scale : {"none", "fit", "sum_to_one"}
-        Abundance scale handling, see :func:`abundance_rmse`.
 
     Returns
     -------
@@ -740,27 +745,44 @@ def unmixing_scores(
         ``"order"`` (list of int, estimated index per true endmember),
         ``"mean_sad_rad"`` (float), ``"sad_rad"`` (dict name -> float),
         ``"abundance_rmse"`` (float), ``"abundance_nmse"`` (float, mean over
-        endmembers) and ``"abundance_nmse_per_endmember"`` (dict name ->
-        float).
+        endmembers), ``"abundance_nmse_per_endmember"`` (dict name -> float)
+        and ``"fractions"`` (the estimated fractions, shape
+        ``(n_pixels, n_reference)``).
+
+    Examples
+    --------
+    >>> from hs_aeunmix import datasets, metrics
+    >>> signal, truth = datasets.eels_chequerboard(3, random_state=0)
+    >>> spectra = signal.data.reshape(-1, signal.data.shape[-1])
+    >>> from hs_aeunmix._vca import nonnegative_least_squares
+    >>> loadings = nonnegative_least_squares(spectra, truth.endmembers)
+    >>> scores = metrics.unmixing_scores(truth.endmembers, loadings, truth)
+    >>> round(scores["mean_sad_rad"], 6)
+    0.0
     """
-    reference_endmembers = np.asarray(truth.endmembers, dtype=float)
+    reference_endmembers = _as_endmember_matrix("truth.endmembers", truth.endmembers)
+    estimated_endmembers = _as_endmember_matrix(
+        "estimated_endmembers", estimated_endmembers
+    )
+    n_reference = reference_endmembers.shape[0]
     order = match_endmembers(estimated_endmembers, reference_endmembers)
     angles = spectral_angles(estimated_endmembers, reference_endmembers, order=order)
-    nmse = abundance_nmse(
-        estimated_abundances,
-        truth.abundances,
+    abundances = np.asarray(estimated_abundances, dtype=float)
+    fractions = fractions_on_reference_scale(
+        estimated_endmembers,
+        abundances.reshape(-1, abundances.shape[-1]),
+        reference_endmembers,
         order=order,
-        scale=scale,
-        per_endmember=True,
     )
+    reference = np.asarray(truth.abundances, dtype=float).reshape(-1, n_reference)
+    nmse = abundance_nmse(fractions, reference, scale="none", per_endmember=True)
     names = tuple(truth.names)
     return {
         "order": [int(index) for index in order],
         "mean_sad_rad": float(np.mean(angles)),
         "sad_rad": dict(zip(names, map(float, angles), strict=True)),
-        "abundance_rmse": abundance_rmse(
-            estimated_abundances, truth.abundances, order=order, scale=scale
-        ),
+        "abundance_rmse": abundance_rmse(fractions, reference, scale="none"),
         "abundance_nmse": float(np.mean(nmse)),
         "abundance_nmse_per_endmember": dict(zip(names, map(float, nmse), strict=True)),
+        "fractions": fractions,
     }

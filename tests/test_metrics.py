@@ -461,7 +461,7 @@ def test_gradient_energy_hand_computed():
 # --------------------------------------------------------------------------
 
 
-def test_unmixing_scores(endmembers, abundances):
+def test_unmixing_scores_follow_the_reference_scale_protocol(endmembers, abundances):
     truth = GroundTruth(
         endmembers=endmembers,
         abundances=abundances,
@@ -469,20 +469,31 @@ def test_unmixing_scores(endmembers, abundances):
         noiseless=abundances @ endmembers,
     )
     permutation = np.array([2, 0, 1])
+    # Each estimated endmember keeps another share of the intensity (as NMF
+    # does); the protocol moves it back before comparing fractions.
+    scales = np.array([4.0, 0.5, 2.0])
     scores = unmixing_scores(
-        endmembers[permutation] * 4.0, abundances[..., permutation] / 4.0, truth
+        endmembers[permutation] * scales[:, None],
+        abundances.reshape(-1, 3)[:, permutation] / scales,
+        truth,
     )
     assert scores["order"] == [1, 2, 0]
     assert scores["mean_sad_rad"] == pytest.approx(0.0, abs=1e-12)
     assert set(scores["sad_rad"]) == {"a", "b", "c"}
-    # The NMF-like split of the scale is penalised without rescaling ...
-    assert scores["abundance_nmse"] == pytest.approx(0.75**2)
-    # ... and forgiven with a fitted scale.
-    fitted = unmixing_scores(
-        endmembers[permutation] * 4.0,
-        abundances[..., permutation] / 4.0,
-        truth,
-        scale="fit",
+    assert scores["abundance_rmse"] == pytest.approx(0.0, abs=1e-12)
+    assert scores["abundance_nmse_per_endmember"]["b"] == pytest.approx(0.0, abs=1e-12)
+    np.testing.assert_allclose(scores["fractions"], abundances.reshape(-1, 3))
+
+
+def test_unmixing_scores_penalise_wrong_fractions(endmembers, abundances):
+    truth = GroundTruth(
+        endmembers=endmembers,
+        abundances=abundances,
+        names=("a", "b", "c"),
+        noiseless=abundances @ endmembers,
     )
-    assert fitted["abundance_rmse"] == pytest.approx(0.0, abs=1e-12)
-    assert fitted["abundance_nmse_per_endmember"]["b"] == pytest.approx(0.0, abs=1e-12)
+    uniform = np.full_like(abundances, 1 / 3)
+    scores = unmixing_scores(endmembers, uniform, truth)
+    expected = np.sqrt(np.mean((abundances - 1 / 3) ** 2))
+    assert scores["abundance_rmse"] == pytest.approx(expected)
+    assert scores["abundance_rmse"] > 0.1

@@ -15,6 +15,12 @@ against the true endmembers and abundances with :mod:`hs_aeunmix.metrics`.
 * :func:`raman_scene` generates Raman spectrum images of biomolecule mixtures
   on the abundance scenes of Georgiev et al. (PNAS 121, e2407439121, 2024),
   plus a cell-like scene.
+* :func:`random_scene`, :func:`scene_family` and :func:`describe_scene` draw
+  a seeded, randomised family of EELS, Raman and generic scenes (random
+  endmember libraries, spatial structures, pure pixels or not, intensity
+  variation, noise level and artefacts), described by a
+  :class:`SceneDescription`, with disjoint development and held-out halves
+  for choosing defaults and reporting them.
 
 The EELS endmembers are computed from physics: a power-law background
 :math:`A E^{-r}` and hydrogenic core-loss cross-sections evaluated with
@@ -26,10 +32,25 @@ given ``random_state`` always produces the same dataset.
 """
 
 from hs_aeunmix.datasets._common import GroundTruth
+from hs_aeunmix.datasets._family import (
+    SceneDescription,
+    describe_scene,
+    random_scene,
+    scene_family,
+)
 from hs_aeunmix.datasets._generators import (
     eels_chequerboard,
     eels_no_pure_pixel,
     raman_scene,
 )
 
-__all__ = ["GroundTruth", "eels_chequerboard", "eels_no_pure_pixel", "raman_scene"]
+__all__ = [
+    "GroundTruth",
+    "SceneDescription",
+    "describe_scene",
+    "eels_chequerboard",
+    "eels_no_pure_pixel",
+    "raman_scene",
+    "random_scene",
+    "scene_family",
+]

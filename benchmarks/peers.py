@@ -1,0 +1,148 @@
+"""The methods microscopists use instead, and how every method is scored.
+
+Shared by the benchmark scripts. Each method takes ``(signal, n, seed)`` and
+returns ``(endmembers (n, n_channels), loadings (n_pixels, n))`` such that
+the data are about ``loadings @ endmembers``; :func:`score` applies the
+project's scoring protocol (:func:`hs_aeunmix.metrics.unmixing_scores`) and
+measures how well the result reproduces the data.
+
+* ``NMF``: HyperSpy's ``decomposition(algorithm="NMF")`` (scikit-learn,
+  1000 iterations).
+* ``SVD+ICA``: HyperSpy's SVD then ``blind_source_separation`` (FastICA),
+  each source flipped to a positive sum.
+* ``VCA+FCLS``: vertex component analysis, then fully constrained least
+  squares.
+* ``MCR-ALS``: pyMCR from VCA endmembers, non-negative spectra, non-negative
+  concentrations normalised to sum to one.
+* ``floor``: least squares on the *true* endmembers, the per-pixel limit.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from collections.abc import Callable
+
+import numpy as np
+
+from hs_aeunmix import metrics
+from hs_aeunmix._vca import (
+    fully_constrained_least_squares,
+    nonnegative_least_squares,
+    vertex_component_analysis,
+)
+
+
+def spectra_of(signal) -> np.ndarray:
+    """The signal's spectra as rows (float64)."""
+    return np.asarray(signal.data, dtype=float).reshape(-1, signal.data.shape[-1])
+
+
+def nmf(signal, n: int, seed: int):
+    """HyperSpy NMF (refuses negative data, as scikit-learn does)."""
+    signal.decomposition(
+        algorithm="NMF",
+        output_dimension=n,
+        print_info=False,
+        random_state=seed,
+        max_iter=1000,
+    )
+    return signal.learning_results.factors.T, signal.learning_results.loadings
+
+
+def svd_ica(signal, n: int, seed: int):
+    """HyperSpy SVD + FastICA, each source flipped to a positive sum."""
+    signal.decomposition(algorithm="SVD", output_dimension=n, print_info=False)
+    signal.blind_source_separation(n, print_info=False, random_state=seed)
+    factors = signal.learning_results.bss_factors.T
+    loadings = signal.learning_results.bss_loadings
+    signs = np.where(factors.sum(axis=1) < 0, -1.0, 1.0)
+    return factors * signs[:, None], loadings * signs[None, :]
+
+
+def vca_fcls(signal, n: int, seed: int):
+    """Vertex component analysis and fully constrained least squares."""
+    spectra = spectra_of(signal)
+    endmembers, _ = vertex_component_analysis(spectra, n, random_state=seed)
+    return endmembers, fully_constrained_least_squares(spectra, endmembers)
+
+
+def mcr_als(signal, n: int, seed: int):
+    """pyMCR from VCA endmembers (``pip install ".[benchmark]"``)."""
+    from pymcr.constraints import ConstraintNonneg, ConstraintNorm
+    from pymcr.mcr import McrAR
+
+    spectra = spectra_of(signal)
+    initial, _ = vertex_component_analysis(spectra, n, random_state=seed)
+    mcr = McrAR(
+        max_iter=200,
+        c_constraints=[ConstraintNonneg(), ConstraintNorm()],
+        st_constraints=[ConstraintNonneg()],
+        tol_increase=1.0,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        mcr.fit(spectra, ST=initial)
+    return mcr.ST_opt_, mcr.C_opt_
+
+
+def floor(signal, truth):
+    """Least squares on the true endmembers: what unmixing each pixel allows.
+
+    The better of FCLS (fractions) and NNLS (intensity left in the
+    abundances, normalised by the scoring).
+    """
+    spectra = spectra_of(signal)
+    candidates = [
+        solver(spectra, truth.endmembers)
+        for solver in (fully_constrained_least_squares, nonnegative_least_squares)
+    ]
+    rmse = [
+        metrics.unmixing_scores(truth.endmembers, loadings, truth)["abundance_rmse"]
+        for loadings in candidates
+    ]
+    return truth.endmembers, candidates[int(np.argmin(rmse))]
+
+
+PEERS: dict[str, Callable] = {
+    "NMF": nmf,
+    "SVD+ICA": svd_ica,
+    "VCA+FCLS": vca_fcls,
+    "MCR-ALS": mcr_als,
+}
+
+
+def relative_residual(signal, endmembers, loadings) -> float:
+    """``||X - loadings @ endmembers|| / ||X||`` over every pixel and channel.
+
+    What ``s.get_decomposition_model()`` leaves unexplained, relative to the
+    data; NaN channels or pixels (masks) are left out.
+    """
+    spectra = spectra_of(signal)
+    model = np.asarray(loadings, dtype=float).reshape(len(spectra), -1) @ np.asarray(
+        endmembers, dtype=float
+    )
+    valid = np.isfinite(model)
+    return float(
+        np.linalg.norm((spectra - model)[valid]) / np.linalg.norm(spectra[valid])
+    )
+
+
+def score(signal, truth, endmembers, loadings) -> dict:
+    """Spectral angle, abundance RMSE and relative residual of one result."""
+    endmembers = np.asarray(endmembers, dtype=float)
+    loadings = np.asarray(loadings, dtype=float).reshape(-1, endmembers.shape[0])
+    scores = metrics.unmixing_scores(endmembers, loadings, truth)
+    return {
+        "angle": scores["mean_sad_rad"],
+        "rmse": scores["abundance_rmse"],
+        "residual": relative_residual(signal, endmembers, loadings),
+        "order": scores["order"],
+    }
+
+
+def timed(method: Callable, *args):
+    """``(result, seconds)`` of one call."""
+    start = time.perf_counter()
+    result = method(*args)
+    return result, time.perf_counter() - start
