@@ -8,6 +8,11 @@ each chunk and then ``transform`` per chunk. :class:`TrainingRun` trains an
 :class:`~hs_aeunmix.AEUnmix` that way; :class:`ScanRun` applies (and
 optionally fine-tunes) a trained one to a new scan, mapping the scan's axis
 onto the model's channels and its intensity onto the training scan's.
+
+With a background model (``baseline``) the factors are the endmembers
+followed by the background's basis functions, and the loadings the
+abundances followed by each pixel's background coefficients, so that
+``s.get_decomposition_model()`` reproduces the data, background included.
 """
 
 from __future__ import annotations
@@ -77,6 +82,19 @@ class ScanGrid:
         return {"image_shape": self.shape, "navigation_mask": mask}
 
 
+def factors(estimator: AEUnmix) -> np.ndarray:
+    """Endmembers, then the background's basis functions (none without one)."""
+    return np.vstack([estimator.components_, estimator.baseline_components_])
+
+
+def loadings(estimator: AEUnmix, X: np.ndarray, geometry: dict) -> np.ndarray:
+    """Abundances, then background coefficients, of the rows of ``X``."""
+    abundances = estimator.transform(X, **geometry)
+    if not len(estimator.baseline_components_):
+        return abundances
+    return np.hstack([abundances, estimator.background(X, **geometry)])
+
+
 class TrainingRun:
     """Train ``estimator`` on the signal HyperSpy unfolds."""
 
@@ -94,23 +112,31 @@ class TrainingRun:
         return {} if self.grid is None else self.grid.geometry(n_rows)
 
     def fit_transform(self, X) -> np.ndarray:
-        """Train on the rows of ``X`` and return their abundances."""
+        """Train on the rows of ``X`` and return their loadings."""
         self.estimator.fit(
             X, signal_calibration=self.calibration, **self._geometry(len(X))
         )
         return self.transform(X)
 
     def transform(self, X) -> np.ndarray:
-        """Abundances of the rows of ``X``."""
-        return self.estimator.transform(X, **self._geometry(len(X)))
+        """Loadings of the rows of ``X``: abundances, then background coefficients."""
+        return loadings(self.estimator, X, self._geometry(len(X)))
 
     @property
     def components_(self) -> np.ndarray:
-        """The endmembers (factors), on the signal's channels."""
-        return self.estimator.components_
+        """The factors: endmembers, then the background's basis functions."""
+        return factors(self.estimator)
 
     def __repr__(self) -> str:
         return repr(self.estimator)
+
+    def __str__(self) -> str:
+        # HyperSpy's print_info shows str() of the fitted estimator: after
+        # training, say how well the data determine each endmember.
+        report = getattr(self.estimator, "stability_", None)
+        if report is None:
+            return repr(self.estimator)
+        return f"{self.estimator!r}\n{report}"
 
 
 class ScanRun:
@@ -174,21 +200,21 @@ class ScanRun:
             self._adapt(self._reservoir.sample())
         if self.grid is not None:
             # Neighbours are needed: the whole scan at once.
-            return self.estimator.transform(
-                self.mapping.to_model(X), **self.grid.geometry(len(X))
+            return loadings(
+                self.estimator, self.mapping.to_model(X), self.grid.geometry(len(X))
             )
-        abundances = np.empty((len(X), self.estimator.components_.shape[0]))
+        result = np.empty((len(X), factors(self.estimator).shape[0]))
         for start in range(0, len(X), INFERENCE_BATCH_SIZE):
             stop = start + INFERENCE_BATCH_SIZE
-            abundances[start:stop] = self.estimator.transform(
-                self.mapping.to_model(X[start:stop])
+            result[start:stop] = loadings(
+                self.estimator, self.mapping.to_model(X[start:stop]), {}
             )
-        return abundances
+        return result
 
     @property
     def components_(self) -> np.ndarray:
-        """The model's endmembers on the scan's axis (NaN outside its range)."""
-        return self.mapping.to_signal_axis(self.estimator.components_)
+        """The model's factors on the scan's axis (NaN outside its range)."""
+        return self.mapping.to_signal_axis(factors(self.estimator))
 
     def __repr__(self) -> str:
         return repr(self.estimator)

@@ -1,81 +1,254 @@
-"""Command line: ``hs-aeunmix demo``, ``train FILE -n N`` and ``apply MODEL FILES``."""
+"""The work of ``hs-aeunmix demo``, ``train FILE -n N`` and ``apply MODEL FILES``.
+
+Where results go
+    Into an output folder (``-o``; default ``./hs_aeunmix_results``, and
+    ``./hs_aeunmix_demo`` for ``demo``), never beside the raw data unless
+    ``-o`` says so. For an input ``scan.<ext>`` a run writes
+    ``scan_ae.hspy`` (the signal with its decomposition results, which
+    carry the model), ``scan_endmembers.png``, ``scan_abundances.png`` and,
+    for ``train``, ``scan.aeunmix`` (the model).
+
+What a run never does
+    Checked for every output of the run before any training or unmixing
+    starts, so that a long run never fails at its end:
+
+    * write over one of its inputs (a scan, the model), even with
+      ``--overwrite``;
+    * write two inputs' results under one name: results are named after
+      their input's file name alone, so ``dirA/scan.hspy`` and
+      ``dirB/scan.hspy`` in one run are refused, naming both (unmix them
+      in two runs with their own ``-o``);
+    * replace an existing result without ``--overwrite``;
+    * start without a writable output folder (created when missing).
+
+    Every file is written through :mod:`hs_aeunmix._files`: to a temporary
+    file in the output folder, then renamed, so a failure or Ctrl-C never
+    leaves a partial file.
+
+Start-up
+    The parser lives in :mod:`hs_aeunmix_cli`, which imports nothing heavy,
+    so that ``--help``, ``--version`` and argument errors answer at once;
+    this module (torch, HyperSpy) is imported once the arguments are valid.
+
+Exit status
+    0: done (also when Ctrl-C stopped training: the best model so far is
+    saved with the results); 1: some scans of ``apply`` failed, the others
+    were written; 2: the command was refused or failed (argument error,
+    missing or unreadable input or model, existing output, training error);
+    130: interrupted by Ctrl-C outside training. Every error is one line
+    ``hs-aeunmix: <message>`` on stderr; ``-v`` adds the traceback.
+"""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import functools
 import logging
+import os
 import sys
 import time
+import traceback
+import warnings
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
+from hs_aeunmix._files import atomic_path, ensure_writable_folder
+from hs_aeunmix_cli import (
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_REFUSED,
+    EXIT_SOME_FAILED,
+    FIGURE_DPI,
+    PROG,
+)
 
 _logger = logging.getLogger(__name__)
 
 
-def _add_output_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("-o", "--output", type=Path, help="folder for the results")
-    parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
-    parser.add_argument(
-        "--no-progressbar", action="store_true", help="hide the progress bar"
+# Thread-count variables read by OpenMP, BLAS libraries and numba when they
+# load; --threads sets them for libraries loaded after it takes effect.
+_THREAD_VARIABLES = (
+    "OMP_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "NUMEXPR_NUM_THREADS",
+    "NUMBA_NUM_THREADS",
+)
+_RESULT_SUFFIX = "_ae.hspy"
+
+
+class Refusal(Exception):
+    """The command will not run as given (nothing was read or written)."""
+
+
+# --------------------------------------------------------- planning outputs
+@dataclass(frozen=True)
+class Job:
+    """One input of a run and the files it writes."""
+
+    source: Path | None  # None: the built-in demo data
+    stem: str
+    results: Path
+    endmembers: Path
+    abundances: Path
+    model: Path | None  # written by demo and train only
+
+    @property
+    def outputs(self) -> list[Path]:
+        files = [self.results, self.model, self.endmembers, self.abundances]
+        return [path for path in files if path is not None]
+
+    @property
+    def name(self) -> str:
+        return str(self.source) if self.source is not None else self.stem
+
+
+def _job(source: Path | None, stem: str, folder: Path, with_model: bool) -> Job:
+    return Job(
+        source=source,
+        stem=stem,
+        results=folder / f"{stem}{_RESULT_SUFFIX}",
+        endmembers=folder / f"{stem}_endmembers.png",
+        abundances=folder / f"{stem}_abundances.png",
+        model=folder / f"{stem}.aeunmix" if with_model else None,
     )
 
 
-def _add_training_options(parser: argparse.ArgumentParser) -> None:
-    """Training options; those left out keep the estimator's defaults."""
-    from hs_aeunmix._estimator import LOSS_CHOICES
-    from hs_aeunmix._networks import ABUNDANCE_CONSTRAINTS, ENCODERS
-    from hs_aeunmix.presets import PRESETS
+def plan_jobs(
+    sources: Sequence[Path],
+    folder: Path,
+    *,
+    with_model: bool,
+    other_inputs: Sequence[Path] = (),
+    overwrite: bool = False,
+) -> list[Job]:
+    """The jobs of a run, after every check that can be made before working.
 
-    _add_output_options(parser)
-    parser.add_argument("--preset", choices=list(PRESETS), help="a paper's method")
-    parser.add_argument("--encoder", choices=list(ENCODERS))
-    parser.add_argument("--abundance", choices=list(ABUNDANCE_CONSTRAINTS))
-    parser.add_argument("--loss", choices=list(LOSS_CHOICES))
-    parser.add_argument("--max-epochs", type=int)
-    parser.add_argument(
-        "--spatial", action="store_true", default=None, help="use neighbouring pixels"
-    )
-    parser.add_argument("--seed", type=int, default=0, help="random_state")
+    Parameters
+    ----------
+    sources : sequence of pathlib.Path
+        The scans, which must exist.
+    folder : pathlib.Path
+        The output folder (it need not exist).
+    with_model : bool
+        Whether each job also writes a model file.
+    other_inputs : sequence of pathlib.Path
+        Further inputs that no output may replace (the model of ``apply``).
+    overwrite : bool
+        Whether existing results may be replaced.
 
+    Returns
+    -------
+    list of Job
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="hs-aeunmix",
-        description="Unmix spectrum images with a physics-constrained autoencoder.",
-    )
-    parser.add_argument("-v", "--verbose", action="store_true", help="log progress")
-    commands = parser.add_subparsers(dest="command", required=True)
-    demo = commands.add_parser(
-        "demo",
-        help="unmix a built-in synthetic EELS spectrum image and score the result",
-    )
-    _add_training_options(demo)
-    train = commands.add_parser(
-        "train",
-        help="unmix a file HyperSpy can read; save the results and the model",
-    )
-    train.add_argument("file", type=Path, help="spectrum image (any HyperSpy format)")
-    train.add_argument(
-        "-n", "--n-components", type=int, required=True, help="number of endmembers"
-    )
-    _add_training_options(train)
-    apply = commands.add_parser(
-        "apply",
-        help="unmix more scans with a trained model (no training)",
-    )
-    apply.add_argument(
-        "model",
-        type=Path,
-        help="model file (.aeunmix) or a results file (.hspy) unmixed with 'ae'",
-    )
-    apply.add_argument(
-        "files", type=Path, nargs="+", help="spectrum images (any HyperSpy format)"
-    )
-    _add_output_options(apply)
-    return parser
+    Raises
+    ------
+    Refusal
+        A scan is missing or given twice, two scans would write files of
+        the same name, an output would replace an input, or an output
+        exists and ``overwrite`` is False.
+    """
+    missing = [path for path in sources if not path.exists()]
+    if missing:
+        raise Refusal(
+            ("no such file: " if len(missing) == 1 else "no such files: ")
+            + ", ".join(map(str, missing))
+        )
+    jobs = [_job(path, path.stem, folder, with_model) for path in sources]
+    _check_distinct(jobs, folder)
+    _check_inputs_kept([*sources, *other_inputs], jobs)
+    _check_existing(jobs, folder, overwrite)
+    return jobs
 
 
+def _same_file(first: Path, second: Path) -> bool:
+    try:
+        return os.path.samefile(first, second)
+    except OSError:
+        return False
+
+
+def _check_distinct(jobs: Sequence[Job], folder: Path) -> None:
+    owners: dict[str, Job] = {}
+    for job in jobs:
+        for path in job.outputs:
+            # Case-insensitive: Scan.hspy and scan.hspy collide on Windows
+            # and macOS.
+            other = owners.setdefault(path.name.casefold(), job)
+            if other is job:
+                continue
+            if _same_file(other.source, job.source):
+                raise Refusal(f"{job.source} is given twice ({other.source}).")
+            raise Refusal(
+                f"{other.source} and {job.source} would both write {path.name} in "
+                f"{folder}: results are named after their input's file name. "
+                "Unmix them in separate runs with different -o folders, or "
+                "rename one."
+            )
+
+
+def _check_inputs_kept(inputs: Sequence[Path], jobs: Sequence[Job]) -> None:
+    for job in jobs:
+        for path in job.outputs:
+            if not path.exists():
+                continue
+            for source in inputs:
+                if _same_file(path, source):
+                    raise Refusal(
+                        f"{path} is an input of this run and would be overwritten "
+                        f"by the results of {job.name}; choose another -o folder."
+                    )
+
+
+def _check_existing(jobs: Sequence[Job], folder: Path, overwrite: bool) -> None:
+    existing = [path for job in jobs for path in job.outputs if path.exists()]
+    folders = [path for path in existing if path.is_dir()]
+    if folders:
+        raise Refusal(f"{folders[0]} is a folder; a result file cannot replace it.")
+    if existing and not overwrite:
+        shown = ", ".join(path.name for path in existing[:3])
+        more = f" and {len(existing) - 3} more" if len(existing) > 3 else ""
+        raise Refusal(
+            f"{folder} already holds results of this run ({shown}{more}); pass "
+            "--overwrite to replace them, or choose another -o folder."
+        )
+
+
+def _plan(args: argparse.Namespace) -> list[Job]:
+    """Check what a command will write, and its output folder, before any work."""
+    if args.command == "demo":
+        jobs = [_job(None, "eels_chequerboard", args.output, True)]
+        _check_existing(jobs, args.output, args.overwrite)
+    elif args.command == "train":
+        if args.lazy:
+            raise Refusal(
+                "--lazy is not supported for training yet: training needs the "
+                "scan in memory. Drop --lazy (and crop the scan with "
+                "--signal-range if it is too large)."
+            )
+        start, end = args.signal_range or (None, None)
+        if start is not None and not start < end:
+            raise Refusal(f"--signal-range {start:g} {end:g}: START must be below END.")
+        jobs = plan_jobs(
+            [args.file], args.output, with_model=True, overwrite=args.overwrite
+        )
+    else:
+        if not args.model.exists():
+            raise Refusal(f"no model file at {args.model}")
+        jobs = plan_jobs(
+            args.files,
+            args.output,
+            with_model=False,
+            other_inputs=[args.model],
+            overwrite=args.overwrite,
+        )
+    ensure_writable_folder(args.output)
+    return jobs
+
+
+# ------------------------------------------------------------------ running
 def _estimator_options(args: argparse.Namespace) -> dict:
     given = {
         "preset": args.preset,
@@ -101,53 +274,77 @@ def _describe(signal, stem: str) -> str:
     )
 
 
-def _write_results(signal, output: Path, stem: str, reference=None) -> list[Path]:
-    """The results file and the two figures of a decomposed signal."""
+def _write(path: Path, overwrite: bool, write) -> None:
+    """``write(temporary)``, then the temporary file replaces ``path``.
+
+    An error names ``path``, not the temporary file the writer saw.
+    """
+    try:
+        with atomic_path(path, overwrite=overwrite) as temporary:
+            write(temporary)
+    except OSError as error:
+        if error.filename is not None and Path(error.filename) == path:
+            raise
+        raise OSError(error.errno, error.strerror or str(error), str(path)) from error
+
+
+def _write_results(
+    signal, job: Job, *, overwrite: bool, model=None, reference=None
+) -> list[Path]:
+    """Write the results file, the model and the two figures of ``job``."""
     from hs_aeunmix._figures import abundance_figure, endmember_figure
 
-    output.mkdir(parents=True, exist_ok=True)
-    results_file = output / f"{stem}_ae.hspy"
-    endmember_path = output / f"{stem}_endmembers.png"
-    abundance_path = output / f"{stem}_abundances.png"
-    signal.save(results_file, overwrite=True)
-    endmember_figure(signal.get_decomposition_factors(), reference).savefig(
-        endmember_path, dpi=120
-    )
-    abundance_figure(signal.get_decomposition_loadings()).savefig(
-        abundance_path, dpi=120
-    )
-    return [results_file, endmember_path, abundance_path]
+    _write(job.results, overwrite, lambda path: signal.save(path, overwrite=True))
+    written = [job.results]
+    if model is not None and job.model is not None:
+        _write(job.model, overwrite, model.save)
+        written.append(job.model)
+    figures = {
+        job.endmembers: endmember_figure(signal.get_decomposition_factors(), reference),
+        job.abundances: abundance_figure(signal.get_decomposition_loadings()),
+    }
+    for path, figure in figures.items():
+        _write(path, overwrite, functools.partial(figure.savefig, dpi=FIGURE_DPI))
+        written.append(path)
+    return written
 
 
-def _train_and_save(
-    signal, n_components: int, args, output: Path, stem: str, truth=None
-):
+def _train_and_save(signal, n_components: int, args, job: Job, truth=None) -> None:
     """Train on ``signal``; write results, model and figures; print a summary."""
+    import numpy as np
+
     from hs_aeunmix import metrics
 
     start = time.perf_counter()
-    model = signal.decomposition(
-        algorithm="ae",
-        output_dimension=n_components,
-        return_info=True,
-        print_info=False,
-        **_estimator_options(args),
-    )
+    with warnings.catch_warnings():
+        # Said once below, in the command line's words.
+        warnings.filterwarnings("ignore", "Training interrupted", UserWarning)
+        model = signal.decomposition(
+            algorithm="ae",
+            output_dimension=n_components,
+            return_info=True,
+            print_info=False,
+            **_estimator_options(args),
+        )
     seconds = time.perf_counter() - start
     history = model.history_
     best = history.best_epoch
     lines = [
-        f"data            {_describe(signal, stem)}",
+        f"data            {_describe(signal, job.stem)}",
         f"endmembers      {n_components}",
         f"training        {seconds:.2f} s, {history.n_epochs} epochs "
-        f"(best {best + 1}), device {model.device_}",
-        f"final loss      training {history.train_loss[best]:.4g}"
-        + (
-            f", validation {history.validation_loss[best]:.4g}"
-            if history.validation_loss
-            else ""
-        ),
+        + (f"(best {best + 1})" if best >= 0 else "(the initial endmembers kept)")
+        + f", device {model.device_}",
     ]
+    if best >= 0:
+        lines.append(
+            f"final loss      training {history.train_loss[best]:.4g}"
+            + (
+                f", validation {history.validation_loss[best]:.4g}"
+                if history.validation_loss
+                else ""
+            )
+        )
     reference = None
     if truth is not None:
         factors = signal.learning_results.factors.T
@@ -163,20 +360,54 @@ def _train_and_save(
         ]
         reference = np.full_like(factors, np.nan)
         reference[order] = truth.endmembers
-    output.mkdir(parents=True, exist_ok=True)
-    written = [*_write_results(signal, output, stem, reference)]
-    written.append(model.save(output / f"{stem}.aeunmix"))
+    written = _write_results(
+        signal, job, overwrite=args.overwrite, model=model, reference=reference
+    )
     lines += [f"wrote           {path}" for path in written]
     print("\n".join(lines))
-    return model
+    if history.interrupted:
+        print(
+            f"{PROG}: training was interrupted (Ctrl-C) after {history.n_epochs} "
+            "complete epochs; the best model so far was saved with the results.",
+            file=sys.stderr,
+        )
 
 
-def _load_single_signal(path: Path):
+@contextlib.contextmanager
+def _hyperspy_quiet(verbose: bool) -> Iterator[None]:
+    """Silence HyperSpy's log while it reads a file: its errors are reported once."""
+    hyperspy_logger = logging.getLogger("hyperspy")
+    level = hyperspy_logger.level
+    if not verbose:
+        hyperspy_logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        hyperspy_logger.setLevel(level)
+
+
+@contextlib.contextmanager
+def _hyperspy_progressbars(show: bool) -> Iterator[None]:
+    """HyperSpy's own progress bars (loading, lazy saving) follow --no-progressbar."""
+    from hyperspy.defaults_parser import preferences
+
+    previous = preferences.General.show_progressbar
+    if not show:
+        preferences.General.show_progressbar = False
+    try:
+        yield
+    finally:
+        preferences.General.show_progressbar = previous
+
+
+def _load_single_signal(path: Path, *, lazy: bool = False, verbose: bool = False):
     import hyperspy.api as hs
 
-    if not path.exists():
-        raise FileNotFoundError(f"no such file: {path}")
-    signal = hs.load(path)
+    try:
+        with _hyperspy_quiet(verbose):
+            signal = hs.load(path, lazy=lazy)
+    except Exception as error:  # HyperSpy's readers raise many kinds
+        raise OSError(f"cannot read {path}: {_one_line(error)}") from error
     if isinstance(signal, list):
         raise ValueError(
             f"{path} holds {len(signal)} signals; save the spectrum image on its "
@@ -185,77 +416,242 @@ def _load_single_signal(path: Path):
     return signal
 
 
-def run_demo(args: argparse.Namespace) -> int:
+def _close(signal) -> None:
+    """Release the file a lazy signal reads from."""
+    close = getattr(signal, "close_file", None)
+    if getattr(signal, "_lazy", False) and close is not None:
+        with contextlib.suppress(Exception):
+            close()
+
+
+def _crop(signal, signal_range):
+    """``signal.isig[start:end]`` in calibrated units, checked against the axis."""
+    if signal_range is None:
+        return signal
+    start, end = signal_range
+    axis = signal.axes_manager.signal_axes[0]
+    low, high = float(axis.low_value), float(axis.high_value)
+    units = f" {axis.units}" if isinstance(axis.units, str) and axis.units else ""
+    if end <= low or start > high:
+        raise Refusal(
+            f"--signal-range {start:g} {end:g} lies outside the signal axis "
+            f"({low:g} to {high:g}{units})."
+        )
+    cropped = signal.isig[
+        (start if start > low else None) : (end if end <= high else None)
+    ]
+    if cropped.axes_manager.signal_size < 2:
+        raise Refusal(
+            f"--signal-range {start:g} {end:g} holds "
+            f"{cropped.axes_manager.signal_size} channel(s) of the signal axis."
+        )
+    return cropped
+
+
+def run_demo(args: argparse.Namespace, jobs: Sequence[Job]) -> int:
     from hs_aeunmix.datasets import eels_chequerboard
 
     signal, truth = eels_chequerboard(3, random_state=args.seed)
-    output = args.output or Path("hs_aeunmix_demo")
     print(
         "Built-in data: synthetic EELS chequerboard, 3 endmembers (64 x 64 x 200, "
         "Poisson noise)."
     )
-    _train_and_save(signal, 3, args, output, "eels_chequerboard", truth=truth)
-    return 0
+    _train_and_save(signal, 3, args, jobs[0], truth=truth)
+    return EXIT_OK
 
 
-def run_train(args: argparse.Namespace) -> int:
-    signal = _load_single_signal(args.file)
-    output = args.output or args.file.parent
-    _train_and_save(signal, args.n_components, args, output, args.file.stem)
-    return 0
+def run_train(args: argparse.Namespace, jobs: Sequence[Job]) -> int:
+    signal = _load_single_signal(args.file, verbose=args.verbose)
+    signal = _crop(signal, args.signal_range)
+    _train_and_save(signal, args.n_components, args, jobs[0])
+    return EXIT_OK
 
 
-def run_apply(args: argparse.Namespace) -> int:
-    """Unmix every file with the model; a file that fails does not stop the rest."""
+def run_apply(args: argparse.Namespace, jobs: Sequence[Job]) -> int:
+    """Unmix every scan with the model; a scan that fails does not stop the rest."""
     from hyperspy.external.progressbar import progressbar
 
     from hs_aeunmix._estimator import load_model
 
     model = load_model(args.model, device=args.device)
     failures = 0
-    files = progressbar(
-        args.files, desc="Unmixing scans", unit="scan", disable=args.no_progressbar
+    progress = progressbar(
+        jobs, desc="Unmixing scans", unit="scan", disable=args.no_progressbar
     )
-    for path in files:
+    for job in progress:
+        signal = None
         try:
-            signal = _load_single_signal(path)
+            signal = _load_single_signal(
+                job.source, lazy=args.lazy, verbose=args.verbose
+            )
             start = time.perf_counter()
             signal.decomposition(algorithm="ae", model=model, print_info=False)
             seconds = time.perf_counter() - start
-            written = _write_results(signal, args.output or path.parent, path.stem)
-        except (OSError, ValueError, TypeError) as error:
+            written = _write_results(signal, job, overwrite=args.overwrite)
+        except Exception as error:  # one bad scan never stops a series
             failures += 1
-            print(f"hs-aeunmix: {path}: {error}", file=sys.stderr)
+            message = _one_line(error)
+            if str(job.source) not in message:
+                message = f"{job.source}: {message}"
+            if args.lazy and isinstance(error, NotImplementedError):
+                message += " (on the command line: drop --lazy)"
+            progress.write(f"{PROG}: {message}", file=sys.stderr)
+            if args.verbose:
+                traceback.print_exc()
             continue
-        files.write(
-            f"{_describe(signal, path.stem)}: unmixed in {seconds:.3f} s, wrote "
-            + ", ".join(str(item) for item in written)
+        finally:
+            _close(signal)
+        progress.write(
+            f"{_describe(signal, job.stem)}: unmixed in {seconds:.3f} s, wrote "
+            + ", ".join(str(path) for path in written)
         )
     if failures:
-        print(
-            f"hs-aeunmix: {failures} of {len(args.files)} scans failed",
-            file=sys.stderr,
+        print(f"{PROG}: {failures} of {len(jobs)} scans failed", file=sys.stderr)
+        return EXIT_SOME_FAILED
+    return EXIT_OK
+
+
+# -------------------------------------------------------------- environment
+@contextlib.contextmanager
+def _thread_limit(threads: int | None) -> Iterator[None]:
+    """At most ``threads`` CPU threads in torch, BLAS/OpenMP and dask; restored after.
+
+    Environment variables cover the libraries loaded from now on;
+    threadpoolctl those already loaded (numpy's and scipy's BLAS, torch's
+    OpenMP), ``torch.set_num_threads`` torch's own pool and dask's
+    ``num_workers`` the chunks of a lazy scan.
+    """
+    if threads is None:
+        yield
+        return
+    with contextlib.ExitStack() as stack:
+        previous = {name: os.environ.get(name) for name in _THREAD_VARIABLES}
+        stack.callback(_restore_environment, previous)
+        os.environ.update(dict.fromkeys(_THREAD_VARIABLES, str(threads)))
+        import dask
+        import torch
+        from threadpoolctl import threadpool_limits
+
+        torch_threads = torch.get_num_threads()
+        stack.callback(torch.set_num_threads, torch_threads)
+        torch.set_num_threads(threads)
+        stack.enter_context(threadpool_limits(limits=threads))
+        stack.enter_context(dask.config.set(num_workers=threads))
+        yield
+
+
+def _restore_environment(previous: dict[str, str | None]) -> None:
+    for name, value in previous.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
+@contextlib.contextmanager
+def _warnings_as_lines(verbose: bool) -> Iterator[None]:
+    """Print each warning as one line ``hs-aeunmix: warning: ...`` on stderr.
+
+    Deprecation notices of libraries, which a user of the command cannot
+    act on, are shown with ``-v`` only.
+    """
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        text = " ".join(str(message).split())
+        print(f"{PROG}: warning: {text}", file=file or sys.stderr)
+
+    with warnings.catch_warnings():
+        warnings.showwarning = show
+        if not verbose:
+            for category in (
+                DeprecationWarning,
+                PendingDeprecationWarning,
+                FutureWarning,
+            ):
+                warnings.simplefilter("ignore", category)
+            warnings.filterwarnings("ignore", category=_visible_deprecation())
+        yield
+
+
+class _LineFormatter(logging.Formatter):
+    """``hs-aeunmix: <level>: <message>`` on one line (INFO without a level)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = " ".join(record.getMessage().split())
+        if record.levelno >= logging.WARNING:
+            return f"{PROG}: {record.levelname.lower()}: {text}"
+        return f"{PROG}: {text}"
+
+
+@contextlib.contextmanager
+def _log_lines(verbose: bool) -> Iterator[None]:
+    """Print this package's log records as lines on stderr; HyperSpy's with -v.
+
+    Records do not reach the root logger meanwhile: HyperSpy prints its own
+    with its own handler, and a root handler would print them twice.
+    """
+    package = logging.getLogger("hs_aeunmix")
+    hyperspy_logger = logging.getLogger("hyperspy")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_LineFormatter())
+    previous = (package.level, package.propagate, hyperspy_logger.level)
+    package.setLevel(logging.INFO if verbose else logging.WARNING)
+    package.propagate = False
+    package.addHandler(handler)
+    if verbose:
+        hyperspy_logger.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        package.removeHandler(handler)
+        package.setLevel(previous[0])
+        package.propagate = previous[1]
+        hyperspy_logger.setLevel(previous[2])
+
+
+def _visible_deprecation() -> type[Warning]:
+    try:
+        from hyperspy.exceptions import VisibleDeprecationWarning
+    except ImportError:  # pragma: no cover
+        return DeprecationWarning
+    return VisibleDeprecationWarning
+
+
+def _one_line(error: BaseException) -> str:
+    """An error's message on one line, with the file an OSError concerns."""
+    if isinstance(error, MemoryError):
+        return (
+            "not enough memory; crop the scan (train --signal-range) or unmix it "
+            "chunk by chunk (apply --lazy)"
         )
-        return 1
-    return 0
+    if isinstance(error, OSError) and error.strerror and error.filename:
+        text = f"{error.filename}: {error.strerror}"
+    else:
+        text = str(error) or type(error).__name__
+    return " ".join(text.split())
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``hs-aeunmix`` console script."""
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s",
-    )
-    import hs_aeunmix  # noqa: F401  (enables algorithm="ae")
-
+def run(args: argparse.Namespace) -> int:
+    """Run a parsed command (see :func:`hs_aeunmix_cli.main`); the exit status."""
     runner = {"demo": run_demo, "train": run_train, "apply": run_apply}[args.command]
     try:
-        return runner(args)
-    except (OSError, ValueError, TypeError, NotImplementedError) as error:
-        print(f"hs-aeunmix: {error}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+        jobs = _plan(args)
+        with (
+            _thread_limit(args.threads),
+            _warnings_as_lines(args.verbose),
+            _log_lines(args.verbose),
+            _hyperspy_progressbars(not args.no_progressbar),
+        ):
+            return runner(args, jobs)
+    except KeyboardInterrupt:
+        print(
+            f"{PROG}: interrupted (Ctrl-C); files written before the interruption "
+            "are complete, none is partial.",
+            file=sys.stderr,
+        )
+        return EXIT_INTERRUPTED
+    except Exception as error:  # one line, never a traceback
+        print(f"{PROG}: {_one_line(error)}", file=sys.stderr)
+        if args.verbose:
+            traceback.print_exc()
+        return EXIT_REFUSED

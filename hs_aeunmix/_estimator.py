@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
+import threading
+import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -19,21 +20,25 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from hs_aeunmix import _intensity, _persistence
 from hs_aeunmix._axes import SignalCalibration
+from hs_aeunmix._baseline import resolve_terms
 from hs_aeunmix._constraints import (
     FRACTION,
     NON_NEGATIVE,
     POSITIVE,
     POSITIVE_INTEGER,
+    Integral,
+    Number,
     StrOptions,
     check_positive_integers,
 )
-from hs_aeunmix._initialisation import (
-    INITIALISATIONS,
-    Initialisation,
-    initial_endmembers,
-    intensity_spread,
+from hs_aeunmix._fitting import (
+    INFERENCE_BATCH_SIZE,
+    cpu_state,
+    fit_state,
+    resolve_loss,
 )
-from hs_aeunmix._losses import LOSSES, endmember_penalty, get_loss
+from hs_aeunmix._initialisation import INITIALISATIONS
+from hs_aeunmix._losses import LOSSES
 from hs_aeunmix._networks import (
     ABUNDANCE_CONSTRAINTS,
     ACTIVATIONS,
@@ -42,13 +47,9 @@ from hs_aeunmix._networks import (
     UnmixingAutoencoder,
     build_autoencoder,
 )
-from hs_aeunmix._spatial import PixelImage, check_geometry, fit_neighbourhood
+from hs_aeunmix._selection import UNSTABLE_SPREAD, StabilityReport
+from hs_aeunmix._spatial import PixelImage, check_geometry
 from hs_aeunmix._state import FittedState
-from hs_aeunmix._training import (
-    pixel_objective,
-    shuffled_minibatches,
-    train,
-)
 from hs_aeunmix._validation import (
     check_enough_pixels,
     check_finite,
@@ -60,16 +61,13 @@ from hs_aeunmix._validation import (
 _logger = logging.getLogger(__name__)
 
 LOSS_CHOICES = ("auto", *LOSSES)
-# loss="auto" trains on the spectral angle when the pixels' total abundance
-# (NNLS on the initial endmembers) varies by more than this relative spread:
-# thickness or illumination changes that sum-to-one fractions cannot follow.
-# The benchmark's cases have 0.007-0.03 (uniform) and 0.11-0.59 (varying).
-INTENSITY_SPREAD_THRESHOLD = 0.10
 # An endmember whose RMS value is below this fraction of the largest one's
 # has been driven to zero (l2,1 penalty) and is reported as inactive.
 _ACTIVE_FRACTION = 0.05
-# Spectra encoded at once: bounds the memory of inference on a large scan.
-INFERENCE_BATCH_SIZE = 8192
+# Seeded training forks and seeds torch's process-wide random generator:
+# trainings in threads of one process take turns, so each gives the result
+# it gives alone.
+_TRAINING_LOCK = threading.Lock()
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
@@ -95,18 +93,26 @@ class AEUnmix(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     """Blind spectral unmixing with a physics-constrained autoencoder.
 
     Spectra ``X`` (n_pixels, n_channels) are modelled by the linear mixing
-    model ``X ≈ A @ E``: ``E`` (n_components, n_channels) holds non-negative
-    endmember spectra (the weights of a bias-free linear decoder) and ``A``
-    (n_pixels, n_components) non-negative abundances (the encoder's output).
-    Use it through HyperSpy, ``s.decomposition(algorithm="ae",
+    model with a per-pixel intensity, ``x ≈ s * (a @ E)``: ``E``
+    (n_components, n_channels) holds non-negative endmember spectra (the
+    weights of a bias-free linear decoder), ``a`` the pixel's fractions (the
+    encoder's output: non-negative, summing to one) and ``s >= 0`` its
+    intensity (thickness, illumination), solved in closed form. Use it
+    through HyperSpy, ``s.decomposition(algorithm="ae",
     output_dimension=n)`` after ``import hs_aeunmix``, or directly as a
     scikit-learn transformer.
 
     Units: the data are divided internally by one global scale and the result
     multiplied back, so ``transform(X) @ components_`` reproduces ``X`` in its
-    own units. With ``abundance="sum_to_one"`` abundances are fractions and
-    the endmembers carry the intensity; with ``"nonnegative"`` an abundance of
-    one means "as much as the endmember spectrum".
+    own units: ``transform`` gives ``s * a`` (see :meth:`fractions` for ``a``
+    and ``s`` apart). Without ``pixel_scale``, abundances with
+    ``abundance="sum_to_one"`` are fractions and the endmembers carry the
+    intensity; with ``"nonnegative"`` an abundance of one means "as much as
+    the endmember spectrum".
+
+    Training starts from several initial endmembers (``init="auto"``),
+    leaves dead pixels out and repairs spikes, and reports how well the data
+    determine each endmember (``stability_``): see the Notes.
 
     Parameters
     ----------
@@ -127,10 +133,7 @@ class AEUnmix(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     loss : {"auto", "mse", "sad", "mse_sad", "poisson"}
         Mean squared error, spectral angle, ``mse + sad_weight * sad``, or
         the Poisson negative log-likelihood for count data (EELS, EDS).
-        ``"auto"``: the spectral angle when the total intensity of the pixels
-        varies beyond what the endmembers explain (thickness, illumination;
-        see ``intensity_spread_``), else the mean squared error. ``loss_``
-        says which was used.
+        ``"auto"``: the mean squared error. ``loss_`` says which was used.
     sad_weight : float
         Weight of the spectral angle in ``loss="mse_sad"``.
     volume_weight : float
@@ -142,16 +145,58 @@ class AEUnmix(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         Weight of the l2,1 group penalty (sum over endmembers of their RMS
         value): drives endmembers the data do not need to zero, so that
         ``n_components`` may be over-specified; see ``active_components_``.
-        Both penalties move the endmembers: give them the network's step
-        size (``endmember_learning_rate=1e-3``) so that they can.
-    init : {"auto", "ica", "vca", "random"} or array, shape (n_components, n_channels)
-        Initial endmembers. ``"ica"``: HyperSpy's SVD + FastICA, when its
-        components are admissible as endmembers (nearly non-negative spectra
-        and abundances). ``"vca"``: vertex component analysis on PCA-denoised
-        training pixels. ``"auto"``: ICA when admissible, else VCA (see
-        :mod:`hs_aeunmix._initialisation`). ``"random"``: randomly chosen
-        pixel spectra. An array: given spectra in the data's units.
-        ``init_`` says which was used.
+        Needs ``pixel_scale=False`` (with it, every endmember is kept at a
+        common total).
+    min_volume_weight : float, default=0.0
+        Weight of the minimum-volume term ``log det`` of the Gram matrix of
+        the endmembers normalised to unit sum (Craig's criterion, as in
+        minimum-volume NMF), relative to the loss of the best rank-n
+        approximation of the data (about the noise level): among endmember
+        sets that fit equally well, prefers the one tightest around the
+        data, which helps where no pixel is pure. 0 disables it (the
+        default: on the development scenes 0.01 helped some scenes without
+        pure pixels and hurt others, see ``benchmarks/README.md``).
+    pixel_scale : bool or "auto", default="auto"
+        Give each pixel its own intensity ``s`` (thickness, illumination,
+        focus): the encoder sees spectra normalised to a common total and
+        estimates composition only, factors times loadings reproduce the
+        data in their units, and a later scan's dose is absorbed by ``s``.
+        False: abundances are fractions of endmembers that carry the
+        intensity (the papers' model), which determines them better where
+        the intensity is truly constant. ``"auto"``: False when the data
+        allow it, i.e. when fractions on the start's endmembers explain the
+        training spectra within 1 % of the residual that free intensities
+        leave (see :mod:`hs_aeunmix._fitting`), else True.
+    baseline : "auto", int or None, default="auto"
+        A smooth additive background per pixel (Raman fluorescence): ``x ≈
+        s * (a @ E) + B c`` with ``B`` a polynomial basis of ``baseline``
+        terms and ``c`` solved per pixel (see :mod:`hs_aeunmix._baseline`).
+        ``"auto"``: 4 terms for signals on a Raman-shift axis (cm⁻¹) whose
+        data hold a background that varies between pixels, else none. The
+        background's basis functions and coefficients are the last factors
+        and loadings of ``s.decomposition`` (``baseline_components_`` and
+        :meth:`background` here).
+    fixed_endmembers : array-like of shape (k, n_channels), signal or None, default=None
+        Known spectra (a substrate, a carbon film, a standard) in the data's
+        units, kept as they are as the first ``k`` endmembers; the others
+        are learned (as ``pyMCR``'s ``st_fix``).
+    input_components : int or None, default=32
+        The dense encoder reads the scores of the spectra on this many
+        principal components of the (normalised) training spectra instead of
+        every channel: far fewer weights for long spectra, and the noise
+        outside the leading components never reaches it. None: every
+        channel.
+    init : {"auto", "ica", "spa", "vca", "random"} or array
+        Initial endmembers (an array: shape (n_components, n_channels)).
+        ``"ica"``: SVD + FastICA, when its components are admissible as
+        endmembers (nearly non-negative spectra and
+        abundances). ``"spa"``, ``"vca"``: the successive projection
+        algorithm, vertex component analysis, on PCA-denoised training
+        pixels. ``"auto"``: one network from each of these, the ICA one kept
+        when admissible, else the best held-out fit (see
+        :mod:`hs_aeunmix._selection`); their agreement is ``stability_``.
+        ``"random"``: randomly chosen pixel spectra. An array: given spectra
+        in the data's units. ``init_`` says which was kept.
     hidden_layer_sizes : sequence of int
         Widths of the encoder's fully connected layers (may be empty).
     activation : {"leaky_relu", "relu"}
@@ -185,7 +230,10 @@ class AEUnmix(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         per unit change of abundance between neighbouring pixels:
         independent of the data's units and channel count.
     max_epochs : int
-        Most passes over the training pixels.
+        Most epochs. An epoch is 50 steps (mini-batches), whatever the size
+        of the scan: training costs about the same on a large scan as on a
+        small one (at most 65,536 spectra, a random sample of a larger scan,
+        are used for training).
     batch_size : int
         Pixels per mini-batch.
     learning_rate : float
@@ -197,7 +245,8 @@ class AEUnmix(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         Fraction of pixels held out to decide when to stop; the weights of the
         best validation epoch are restored. 0 monitors the training loss.
     patience : int
-        Epochs without improvement before training stops.
+        Epochs without improvement of the held-out loss before training
+        stops.
     device : {"auto", "cpu", "cuda"} or torch.device
         ``"auto"`` uses CUDA when present, else the CPU.
     random_state : int, numpy.random.RandomState or None
@@ -227,8 +276,20 @@ class AEUnmix(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     loss_ : str
         The loss trained on (``loss`` resolved when ``"auto"``).
     intensity_spread_ : float
-        Relative spread of the pixels' total abundance on the initial
-        endmembers (what ``loss="auto"`` decides on).
+        Relative spread (sd / mean) of the training pixels' intensities.
+    stability_ : StabilityReport or None
+        Per endmember: the largest angle to the matching endmember of the
+        other starts that fit as well (``spread``), the number of training
+        pixels where it dominates (``support``) and its largest fraction;
+        ``print(model.stability_)`` shows a table. ``fit`` warns when an
+        endmember is not identified or carried by few pixels.
+    screening_ : dict
+        What training left out or repaired: ``dead_pixels``,
+        ``spike_values``, ``spike_pixels``.
+    baseline_components_ : numpy.ndarray, shape (n_terms, n_channels)
+        The background's basis functions (no rows without a background).
+    trained_on_ : str
+        The device training ran on.
     intensity_reference_ : float
         The intensity measurement of :meth:`intensity_ratio` on the training
         spectra, which later measurements are divided by.
@@ -255,8 +316,25 @@ class AEUnmix(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
 
     Notes
     -----
+    How ``fit`` works (see :mod:`hs_aeunmix._fitting`): at most 65,536
+    spectra are used (a random sample of a larger scan); pixels without
+    signal are left out and spikes repaired (:mod:`hs_aeunmix._screening`);
+    one network is trained from each start of ``init`` on a budget of steps
+    with early stopping on held-out pixels; one is kept and the agreement
+    of the others reported (:mod:`hs_aeunmix._selection`).
+
     Unlike PCA-style estimators there is no ``mean_``: the mixing model has
     no offset, and HyperSpy would add a ``mean_`` to the user's data.
+
+    Examples
+    --------
+    >>> from hs_aeunmix import AEUnmix, datasets
+    >>> signal, truth = datasets.eels_chequerboard(3, random_state=0)
+    >>> spectra = signal.data.reshape(-1, signal.data.shape[-1])
+    >>> model = AEUnmix(3, random_state=0, show_progressbar=False)
+    >>> abundances = model.fit_transform(spectra)  # doctest: +SKIP
+    >>> model.components_.shape  # doctest: +SKIP
+    (3, 200)
     """
 
     _parameter_constraints: dict = {  # noqa: RUF012 (scikit-learn's convention)
@@ -267,6 +345,15 @@ class AEUnmix(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         "sad_weight": [POSITIVE],
         "volume_weight": [NON_NEGATIVE],
         "endmember_l21_weight": [NON_NEGATIVE],
+        "min_volume_weight": [NON_NEGATIVE],
+        "pixel_scale": ["boolean", StrOptions({"auto"})],
+        "baseline": [
+            StrOptions({"auto"}),
+            Number(Integral, 1, 12, closed="both"),
+            None,
+        ],
+        "fixed_endmembers": ["array-like", None],
+        "input_components": [POSITIVE_INTEGER, None],
         "init": [StrOptions(set(INITIALISATIONS)), np.ndarray],
         "hidden_layer_sizes": ["array-like"],
         "activation": [StrOptions(set(ACTIVATIONS))],
@@ -302,6 +389,11 @@ class AEUnmix(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         sad_weight: float = 0.1,
         volume_weight: float = 0.0,
         endmember_l21_weight: float = 0.0,
+        min_volume_weight: float = 0.0,
+        pixel_scale: bool | str = "auto",
+        baseline: str | int | None = "auto",
+        fixed_endmembers=None,
+        input_components: int | None = 32,
         init: str | np.ndarray = "auto",
         hidden_layer_sizes: Sequence[int] = (128, 64),
         activation: str = "leaky_relu",
@@ -315,12 +407,12 @@ class AEUnmix(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         gaussian_dropout: float = 0.0,
         spatial: bool = False,
         spatial_weight: float = 10.0,
-        max_epochs: int = 100,
+        max_epochs: int = 40,
         batch_size: int = 256,
         learning_rate: float = 1e-3,
         endmember_learning_rate: float = 1e-4,
         validation_fraction: float = 0.1,
-        patience: int = 10,
+        patience: int = 8,
         device: str | torch.device = "auto",
         random_state: int | np.random.RandomState | None = None,
         warm_start: bool = False,
@@ -333,6 +425,11 @@ class AEUnmix(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         self.sad_weight = sad_weight
         self.volume_weight = volume_weight
         self.endmember_l21_weight = endmember_l21_weight
+        self.min_volume_weight = min_volume_weight
+        self.pixel_scale = pixel_scale
+        self.baseline = baseline
+        self.fixed_endmembers = fixed_endmembers
+        self.input_components = input_components
         self.init = init
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
@@ -395,7 +492,9 @@ class AEUnmix(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         Fitting is transactional: the fitted attributes are set together at
         the end, so an error leaves the estimator as it was. Interrupting
         training (Ctrl-C) ends it early and keeps the best weights so far,
-        with a warning (``history_.interrupted`` is then true).
+        with a warning (``history_.interrupted`` is then true). Trainings in
+        several threads of one process run one after the other (torch's
+        random generator is shared by the process).
 
         Parameters
         ----------
@@ -434,6 +533,7 @@ class AEUnmix(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         n_pixels, n_channels = X.shape
         n_components = check_n_components(self.n_components, n_channels)
         self._check_dependent_options(n_components, n_channels)
+        fixed = self._fixed_spectra(n_components, n_channels)
         warn_if_negative(X, self.loss)
         check_enough_pixels(n_pixels, n_components)
         geometry = (
@@ -442,85 +542,47 @@ class AEUnmix(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
             else None
         )
         device = resolve_device(self.device)
-
         seed = int(
             check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
         )
-        rng = np.random.default_rng(seed)
         previous = self._fitted_state() if resume else None
-        data_scale = previous.data_scale if previous else _data_scale(X)
-        scaled = (X / data_scale).astype(np.float32)
-
-        order = rng.permutation(n_pixels)
-        n_validation = _n_validation(n_pixels, self.validation_fraction)
-        validation_rows, train_rows = order[:n_validation], order[n_validation:]
-        train_data = scaled[train_rows]
-
-        devices = [device.index or 0] if device.type == "cuda" else []
-        with torch.random.fork_rng(devices=devices):
-            torch.manual_seed(seed)
-            if previous:
-                module = self._module_from_state(previous)
-                start = _Start(previous.init, previous.loss, previous.intensity_spread)
-            else:
-                module, start = self._new_module(
-                    train_data, n_components, seed, data_scale
-                )
-            module.to(device)
-            generator = torch.Generator().manual_seed(seed)
-            loss_function = get_loss(start.loss, sad_weight=self.sad_weight)
-            penalty = endmember_penalty(
-                volume_weight=self.volume_weight,
-                l21_weight=self.endmember_l21_weight,
-            )
-            train_batches = shuffled_minibatches(
-                torch.from_numpy(train_data).to(device),
-                self.batch_size,
-                generator,
-            )
-            validation = None
-            if n_validation:
-                validation = _fixed_batches(
-                    torch.from_numpy(scaled[validation_rows]).to(device),
-                    INFERENCE_BATCH_SIZE,
-                )
-            history = train(
-                module,
-                pixel_objective(loss_function, penalty),
-                train_batches,
-                validation,
-                max_epochs=self.max_epochs,
-                learning_rate=self.learning_rate,
-                endmember_learning_rate=self.endmember_learning_rate,
-                patience=self.patience,
-                starting_weights_compete=bool(previous),
-                show_progressbar=self.show_progressbar,
-            )
-            if geometry is not None:
-                _fit_neighbourhood(
-                    module, scaled, geometry, device, self.spatial_weight
-                )
-        encode = _scaled_encoder(module, device)
-        state = FittedState(
-            module_state=_cpu_state(module),
-            n_channels=n_channels,
-            n_components=n_components,
-            data_scale=data_scale,
-            init=start.init,
-            loss=start.loss,
-            intensity_spread=start.intensity_spread,
-            intensity_reference=self._measure_intensity(
-                scaled[_intensity.sample_rows(n_pixels)], encode, module
-            ),
-            history=history,
-            signal_calibration=(
-                signal_calibration
-                if signal_calibration is not None or not previous
-                else previous.signal_calibration
-            ),
-            trained_on=str(device),
+        calibration = (
+            signal_calibration
+            if signal_calibration is not None or not previous
+            else previous.signal_calibration
         )
+        baseline_terms = resolve_terms(
+            self.baseline, None if calibration is None else calibration.units
+        )
+        if baseline_terms and resolve_loss(self.loss) == "poisson":
+            raise ValueError(
+                "The background of baseline= is fitted by least squares, which "
+                "the Poisson loss contradicts; use loss='mse' or baseline=None."
+            )
+        devices = [device.index or 0] if device.type == "cuda" else []
+        with _TRAINING_LOCK, torch.random.fork_rng(devices=devices):
+            torch.manual_seed(seed)
+            state, n_trained = fit_state(
+                self,
+                X,
+                self._build_module,
+                device=device,
+                seed=seed,
+                previous=previous,
+                rebuild=self._module_from_state,
+                fixed=fixed,
+                geometry=geometry,
+                signal_calibration=calibration,
+                baseline_terms=baseline_terms,
+                test_baseline=self.baseline == "auto",
+            )
         self._restore(state, device=device)
+        self._report_fit(n_trained, resume=bool(previous))
+        return self
+
+    def _report_fit(self, n_trained: int, *, resume: bool) -> None:
+        """Log the training and warn about what the user must know."""
+        n_components = self.components_.shape[0]
         inactive = np.flatnonzero(~self.active_components_)
         if inactive.size:
             _logger.warning(
@@ -530,21 +592,83 @@ class AEUnmix(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
                 n_components - inactive.size,
                 n_components,
             )
+        screening = self.screening_
+        if screening.get("dead_pixels") or screening.get("spike_values"):
+            _logger.warning(
+                "Training left out %d pixels without signal and repaired %d spike "
+                "values in %d pixels (cosmic rays, X-ray hits); their abundances "
+                "are still computed.",
+                screening.get("dead_pixels", 0),
+                screening.get("spike_values", 0),
+                screening.get("spike_pixels", 0),
+            )
+        report = self.stability_
+        if report is not None and len(report.unstable):
+            warnings.warn(
+                f"Endmembers {report.unstable.tolist()} are not identified by the "
+                "data: starts that explain the data equally well give endmembers "
+                f"up to {np.nanmax(report.spread):.2f} rad apart (more than "
+                f"{UNSTABLE_SPREAD} rad). Treat them with care: fix known spectra "
+                "(fixed_endmembers=), try another number of endmembers, or see "
+                "model.stability_.",
+                UserWarning,
+                stacklevel=3,
+            )
+        if report is not None and len(report.thin):
+            warnings.warn(
+                f"Endmembers {report.thin.tolist()} dominate (fraction > 0.5) fewer "
+                f"than {report.min_support} pixels: each may be a spike, a dead or hot "
+                "pixel, a small inclusion, or a spectrum the data never show pure. "
+                "See model.stability_.",
+                UserWarning,
+                stacklevel=3,
+            )
         _logger.info(
             "Trained %d epochs (best %d) on %d pixels%s",
             self.n_iter_,
             self.history_.best_epoch + 1,
-            len(train_rows),
-            " from the fitted weights" if previous else "",
+            n_trained,
+            " from the fitted weights" if resume else "",
         )
-        return self
+
+    def _known_spectra(self) -> np.ndarray:
+        """``fixed_endmembers`` as a 2-D float array (a signal's data)."""
+        if self.fixed_endmembers is None:
+            return np.zeros((0, 0))
+        spectra = getattr(self.fixed_endmembers, "data", self.fixed_endmembers)
+        return np.atleast_2d(np.asarray(spectra, dtype=np.float64))
+
+    def _fixed_spectra(self, n_components: int, n_channels: int) -> np.ndarray | None:
+        """The known endmembers as a (k, n_channels) array in data units, or None."""
+        if self.fixed_endmembers is None:
+            return None
+        spectra = self._known_spectra()
+        if spectra.ndim != 2 or spectra.shape[1] != n_channels:
+            raise ValueError(
+                f"fixed_endmembers has shape {np.shape(self.fixed_endmembers)}; "
+                f"known spectra must be (k, n_channels) with n_channels = "
+                f"{n_channels}, on the channels of the data."
+            )
+        if not 1 <= len(spectra) <= n_components:
+            raise ValueError(
+                f"fixed_endmembers holds {len(spectra)} spectra; between 1 and "
+                f"n_components = {n_components} can be fixed."
+            )
+        if not np.isfinite(spectra).all() or (spectra < 0).any():
+            raise ValueError(
+                "fixed_endmembers must be finite and non-negative: endmembers are "
+                "non-negative spectra."
+            )
+        if (spectra.sum(axis=1) <= 0).any():
+            raise ValueError("fixed_endmembers holds an all-zero spectrum.")
+        return spectra
 
     # -------------------------------------------------------- fitted state
     def _fitted_state(self) -> FittedState:
         """The fitted attributes as one value (see :mod:`hs_aeunmix._state`)."""
         check_is_fitted(self, "module_")
         return FittedState(
-            module_state=_cpu_state(self.module_),
+            module_state=cpu_state(self.module_),
             n_channels=self.n_features_in_,
             n_components=self.components_.shape[0],
             data_scale=self.data_scale_,
@@ -555,6 +679,9 @@ class AEUnmix(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
             history=self.history_,
             signal_calibration=self.signal_calibration_,
             trained_on=self.trained_on_,
+            screening=dict(self.screening_),
+            report=None if self.stability_ is None else self.stability_.as_dict(),
+            baseline_terms=self.baseline_components_.shape[0],
         )
 
     def _restore(self, state: FittedState, *, device="auto") -> AEUnmix:
@@ -577,6 +704,16 @@ class AEUnmix(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         self.n_iter_ = state.history.n_epochs
         self.signal_calibration_ = state.signal_calibration
         self.trained_on_ = state.trained_on
+        self.screening_ = dict(state.screening)
+        self.stability_ = (
+            None if state.report is None else StabilityReport.from_dict(state.report)
+        )
+        basis = self.module_.baseline_basis
+        self.baseline_components_ = (
+            np.zeros((0, state.n_channels))
+            if basis is None
+            else basis.detach().cpu().numpy().T.astype(np.float64)
+        )
         return self
 
     def _module_from_state(self, state: FittedState) -> UnmixingAutoencoder:
@@ -585,8 +722,35 @@ class AEUnmix(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         The network is laid out on torch's meta device (no memory, no use of
         the global random generator) and receives copies of the weights.
         """
+        weights = state.module_state
+        projection = weights.get("input_projection")
+        if (projection is not None) != (
+            self.encoder == "dense" and self.input_components is not None
+        ) or (
+            self.pixel_scale != "auto"
+            and ("pixel_total" in weights) != bool(self.pixel_scale)
+        ):
+            raise ValueError(
+                "the weights do not match the options: pixel_scale and "
+                "input_components describe another input stage"
+            )
+        fixed = weights.get("decoder.fixed_mask")
         with torch.device("meta"):
-            module = self._build_module(state.n_channels, state.n_components)
+            module = self._build_module(
+                state.n_channels,
+                state.n_components,
+                pixel_total=1.0 if "pixel_total" in weights else None,
+                input_components=None if projection is None else projection.shape[1],
+                n_fixed=0 if fixed is None else int(fixed.sum()),
+                baseline_terms=state.baseline_terms,
+            )
+        expected = module.state_dict()
+        for name, tensor in state.module_state.items():
+            if name in expected and tensor.dtype != expected[name].dtype:
+                raise ValueError(
+                    f"the weights {name} are of type {tensor.dtype}, the network's "
+                    f"of type {expected[name].dtype}"
+                )
         weights = {name: tensor.clone() for name, tensor in state.module_state.items()}
         try:
             module.load_state_dict(weights, assign=True)
@@ -601,62 +765,59 @@ class AEUnmix(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
             ) from error
         return module
 
-    def _new_module(
-        self, train_data: np.ndarray, n_components: int, seed: int, data_scale: float
-    ) -> tuple[UnmixingAutoencoder, _Start]:
-        """A freshly initialised network for scaled ``train_data``, and its start."""
-        initialisation = self._initialisation(
-            train_data, n_components, seed, data_scale
-        )
-        spread = intensity_spread(train_data, initialisation.endmembers)
-        loss = self.loss
-        if loss == "auto":
-            loss = "sad" if spread > INTENSITY_SPREAD_THRESHOLD else "mse"
-        start = _Start(initialisation.method, loss, spread)
-        _logger.info(
-            "Start: %s endmembers; intensity spread %.3f; loss %s",
-            start.init,
-            start.intensity_spread,
-            start.loss,
-        )
-        input_mean = train_data.mean(axis=0)
-        input_std = train_data.std(axis=0)
-        # Channels with no variation would divide by zero; give them unit scale.
-        input_std[input_std <= 1e-6 * max(float(input_std.max()), 1e-30)] = 1.0
-        module = self._build_module(
-            train_data.shape[1],
-            n_components,
-            endmembers=initialisation.endmembers.astype(np.float32),
-            input_mean=input_mean,
-            input_scale=input_std,
-        )
-        return module, start
-
     def _build_module(
         self,
         n_channels: int,
         n_components: int,
         *,
         endmembers: np.ndarray | None = None,
-        input_mean: np.ndarray | None = None,
-        input_scale: np.ndarray | None = None,
+        input_mean=None,
+        input_scale=None,
+        input_projection=None,
+        pixel_total: float | None = None,
+        scale_rule: str | None = None,
+        n_fixed: int = 0,
+        baseline_basis: torch.Tensor | None = None,
+        baseline_terms: int = 0,
+        input_components: int | None = None,
     ) -> UnmixingAutoencoder:
         """The network the hyperparameters describe.
 
         Without initial values (a network about to receive trained weights)
-        the endmembers are zeros and the input standardisation is neutral.
+        the endmembers are zeros, the input stage is neutral and placeholders
+        stand for the buffers the weights will fill: a projection on
+        ``input_components`` components,
+        ``n_fixed`` fixed endmembers, a background of ``baseline_terms``.
         """
         if endmembers is None:
             endmembers = np.zeros((n_components, n_channels), dtype=np.float32)
+            if input_components is not None:
+                input_projection = torch.zeros((n_channels, input_components))
+            if baseline_terms:
+                baseline_basis = torch.zeros((n_channels, baseline_terms))
+        n_inputs = n_channels if input_projection is None else input_projection.shape[1]
         if input_mean is None:
-            input_mean = np.zeros(n_channels, dtype=np.float32)
+            input_mean = torch.zeros(n_channels)
         if input_scale is None:
-            input_scale = np.ones(n_channels, dtype=np.float32)
+            input_scale = torch.ones(n_inputs)
+        fixed = None
+        if n_fixed:
+            # On the CPU even while a skeleton is laid out on the meta device:
+            # the decoder reads the mask when it is built.
+            fixed = torch.zeros(n_components, dtype=torch.bool, device="cpu")
+            fixed[:n_fixed] = True
+        if scale_rule is None:
+            scale_rule = "poisson" if self.loss == "poisson" else "least_squares"
         return build_autoencoder(
             self._network_options(),
             endmembers=torch.from_numpy(np.asarray(endmembers, dtype=np.float32)),
-            input_mean=torch.from_numpy(np.asarray(input_mean, dtype=np.float32)),
-            input_scale=torch.from_numpy(np.asarray(input_scale, dtype=np.float32)),
+            input_mean=input_mean,
+            input_scale=input_scale,
+            input_projection=input_projection,
+            pixel_total=pixel_total,
+            scale_rule=scale_rule,
+            fixed_endmembers=fixed,
+            baseline_basis=baseline_basis,
         )
 
     def _network_options(self) -> NetworkOptions:
@@ -680,6 +841,10 @@ class AEUnmix(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     def transform(self, X, *, image_shape=None, navigation_mask=None) -> np.ndarray:
         """Abundances of spectra ``X`` under the trained encoder.
 
+        With ``pixel_scale`` the abundances are each pixel's fractions times
+        its intensity (see :meth:`fractions`), so that ``transform(X) @
+        components_`` reproduces ``X`` in its own units.
+
         Parameters
         ----------
         X : array-like of shape (n_pixels, n_channels)
@@ -692,12 +857,76 @@ class AEUnmix(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         -------
         numpy.ndarray of shape (n_pixels, n_components)
         """
+        fractions, intensity = self.fractions(
+            X, image_shape=image_shape, navigation_mask=navigation_mask
+        )
+        return fractions * intensity[:, None]
+
+    def fractions(
+        self, X, *, image_shape=None, navigation_mask=None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Each pixel's fractions and intensity: ``X ≈ intensity * (fractions @ E)``.
+
+        Fractions are non-negative and sum to one (with the default
+        ``abundance="sum_to_one"``): the share of the pixel's signal that
+        comes from each endmember, the endmembers being scaled to a common
+        total (the mean total of the training spectra). The intensity is
+        then the pixel's total relative to that mean (thickness,
+        illumination; 1 for a pixel as intense as the average training
+        pixel); it is 1 everywhere for models without ``pixel_scale``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_pixels, n_channels)
+            Spectra on the channels the model was trained on.
+        image_shape, navigation_mask
+            The scan grid, needed when ``spatial=True``.
+
+        Returns
+        -------
+        fractions : numpy.ndarray of shape (n_pixels, n_components)
+        intensity : numpy.ndarray of shape (n_pixels,)
+        """
         X = self._validated_for_inference(X)
-        abundances = self._encode(X)
-        if not self.spatial:
-            return abundances
-        shape, mask = check_geometry(X.shape[0], image_shape, navigation_mask)
-        return self._refined(abundances, shape, mask)
+        scaled = torch.from_numpy((X / self.data_scale_).astype(np.float32))
+        fractions = np.empty((X.shape[0], self.components_.shape[0]))
+        self.module_.eval()
+        with torch.no_grad():
+            for start in range(0, X.shape[0], INFERENCE_BATCH_SIZE):
+                batch = scaled[start : start + INFERENCE_BATCH_SIZE].to(self.device_)
+                fractions[start : start + INFERENCE_BATCH_SIZE] = (
+                    self.module_.encode(batch).cpu().numpy()
+                )
+            if self.spatial:
+                shape, mask = check_geometry(X.shape[0], image_shape, navigation_mask)
+                fractions = self._refined(fractions, shape, mask)
+            intensity = np.empty(X.shape[0])
+            for start in range(0, X.shape[0], INFERENCE_BATCH_SIZE):
+                stop = start + INFERENCE_BATCH_SIZE
+                batch = scaled[start:stop].to(self.device_)
+                abundances = torch.from_numpy(
+                    fractions[start:stop].astype(np.float32)
+                ).to(self.device_)
+                intensity[start:stop] = (
+                    self.module_.intensity(batch, abundances)[:, 0].cpu().numpy()
+                )
+        return fractions, intensity
+
+    def background(self, X, *, image_shape=None, navigation_mask=None) -> np.ndarray:
+        """Each pixel's background coefficients on ``baseline_components_``.
+
+        ``transform(X) @ components_ + background(X) @ baseline_components_``
+        reproduces ``X``. Shape (n_pixels, n_terms); (n_pixels, 0) for models
+        without a background (``baseline``).
+        """
+        fractions, intensity = self.fractions(
+            X, image_shape=image_shape, navigation_mask=navigation_mask
+        )
+        if not len(self.baseline_components_):
+            return np.zeros((len(fractions), 0))
+        X = self._validated_for_inference(X)
+        mixture = (fractions * intensity[:, None]) @ self.components_
+        return (X - mixture) @ self.baseline_components_.T
 
     def fit_transform(
         self, X, y=None, *, image_shape=None, navigation_mask=None
@@ -706,10 +935,10 @@ class AEUnmix(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         geometry = {"image_shape": image_shape, "navigation_mask": navigation_mask}
         return self.fit(X, **geometry).transform(X, **geometry)
 
-    def _refined(self, abundances: np.ndarray, shape, mask) -> np.ndarray:
-        """Per-pixel abundances refined by the trained neighbourhood attention."""
+    def _refined(self, fractions: np.ndarray, shape, mask) -> np.ndarray:
+        """Per-pixel fractions refined by the trained neighbourhood attention."""
         image = PixelImage.from_rows(
-            abundances.astype(np.float32), shape, mask, self.device_
+            fractions.astype(np.float32), shape, mask, self.device_
         )
         with torch.no_grad():
             maps = self.module_.spatial(image.spectra.permute(2, 0, 1), image.valid)
@@ -725,13 +954,12 @@ class AEUnmix(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
 
         A later scan of the same sample often differs from the training scan
         by one factor (beam current, dwell time, detector gain). The ratio
-        ``g`` is measured the same way on ``X`` and, at the end of ``fit``, on
-        the training spectra, and the two are divided, so that the model's
-        own small biases cancel and a scan at the training dose gives 1 (see
-        :func:`hs_aeunmix._intensity.measure_intensity`). Up to 2048 evenly
-        spaced spectra are used. Unmix a scan of another intensity with
-        ``transform(X / g)``: sum-to-one abundances stay fractions and the
-        scan's endmembers are ``g * components_``.
+        is measured the same way on ``X`` and, at the end of ``fit``, on the
+        training spectra, and the two are divided, so that a scan at the
+        training dose gives 1 (see :func:`hs_aeunmix._intensity.measure`).
+        Up to 2048 evenly spaced spectra are used. With ``pixel_scale`` the
+        intensities absorb the ratio by themselves; models without it unmix
+        ``X / ratio`` (``s.decomposition(model=...)`` does this).
 
         Parameters
         ----------
@@ -744,20 +972,9 @@ class AEUnmix(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         """
         X = self._validated_for_inference(X)
         sample = X[_intensity.sample_rows(X.shape[0])] / self.data_scale_
-        measured = self._measure_intensity(
-            sample, _scaled_encoder(self.module_, self.device_), self.module_
-        )
-        return measured / self.intensity_reference_
-
-    def _measure_intensity(self, scaled_sample, encode, module) -> float:
-        """:func:`~hs_aeunmix._intensity.measure_intensity` with this network."""
-        endmembers = module.decoder.endmembers.detach().cpu().numpy()
-        return _intensity.measure_intensity(
-            scaled_sample,
-            encode,
-            endmembers.sum(axis=1).astype(np.float64),
-            float(module.input_mean.sum()),
-            sum_to_one=self.abundance == "sum_to_one",
+        return (
+            _intensity.measure(self.module_, sample, self.device_)
+            / self.intensity_reference_
         )
 
     def save(self, path) -> Path:
@@ -787,16 +1004,13 @@ class AEUnmix(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
                 check_finite(X)
         return X
 
-    def _encode(self, X: np.ndarray) -> np.ndarray:
-        """Abundances of validated spectra in data units."""
-        return _scaled_encoder(self.module_, self.device_)(X / self.data_scale_)
-
     @property
     def _n_features_out(self) -> int:
         return self.components_.shape[0]
 
     @property
     def active_components_(self) -> np.ndarray:
+        """Endmembers not driven to zero by ``endmember_l21_weight``."""
         check_is_fitted(self, "components_")
         level = np.sqrt((self.components_**2).mean(axis=1))
         return level >= _ACTIVE_FRACTION * level.max()
@@ -817,6 +1031,14 @@ class AEUnmix(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
             "AEUnmix",
             allow_empty=self.encoder != "conv",
         )
+        if self.endmember_l21_weight and self.pixel_scale is True:
+            raise ValueError(
+                "endmember_l21_weight drives unneeded endmembers to zero, but with "
+                "pixel_scale=True every endmember is kept at a common total (each "
+                "pixel's intensity carries the scale). Set pixel_scale=False (or "
+                "'auto', which is False with this penalty) to prune endmembers, or "
+                "use scan_components to choose their number."
+            )
         if isinstance(self.init, np.ndarray):
             expected = (n_components, n_channels)
             if self.init.shape != expected:
@@ -826,97 +1048,6 @@ class AEUnmix(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
                 )
             if not np.isfinite(self.init).all():
                 raise ValueError("init contains NaN or inf values.")
-
-    def _initialisation(
-        self, train_data: np.ndarray, n_components: int, seed: int, data_scale: float
-    ) -> Initialisation:
-        """Initial endmembers (n_components, n_channels) in scaled units."""
-        if not isinstance(self.init, np.ndarray):
-            return initial_endmembers(train_data, n_components, self.init, seed)
-        return Initialisation(np.clip(self.init / data_scale, 0, None), "given")
-
-
-@dataclass(frozen=True)
-class _Start:
-    """How training started: initial endmembers' method, loss, intensity spread."""
-
-    init: str
-    loss: str
-    intensity_spread: float
-
-
-def _cpu_state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
-    """A detached CPU copy of ``module``'s weights and buffers."""
-    return {
-        name: tensor.detach().cpu().clone()
-        for name, tensor in module.state_dict().items()
-    }
-
-
-def _scaled_encoder(module: UnmixingAutoencoder, device: torch.device):
-    """``encode(scaled spectra) -> abundances`` in evaluation mode, batch by batch."""
-
-    def encode(scaled: np.ndarray) -> np.ndarray:
-        abundances = np.empty((scaled.shape[0], module.decoder.weight.shape[1]))
-        module.eval()
-        with torch.no_grad():
-            for start in range(0, scaled.shape[0], INFERENCE_BATCH_SIZE):
-                stop = start + INFERENCE_BATCH_SIZE
-                batch = torch.from_numpy(
-                    np.asarray(scaled[start:stop], dtype=np.float32)
-                ).to(device)
-                abundances[start:stop] = module.encode(batch).cpu().numpy()
-        return abundances
-
-    return encode
-
-
-def _fit_neighbourhood(
-    module: UnmixingAutoencoder,
-    scaled: np.ndarray,
-    geometry,
-    device: torch.device,
-    spatial_weight: float,
-) -> None:
-    """Fit the spatial layer on the trained per-pixel network's estimates."""
-    shape, mask = geometry
-    abundances = _scaled_encoder(module, device)(scaled)
-    endmembers = module.decoder.endmembers.detach()
-    reconstruction = abundances @ endmembers.cpu().numpy().astype(np.float64)
-    noise_variance = float(np.mean((reconstruction - scaled) ** 2))
-    fit_neighbourhood(
-        module.spatial,
-        PixelImage.from_rows(abundances.astype(np.float32), shape, mask, device),
-        torch.from_numpy(scaled).to(device),
-        endmembers,
-        noise_variance=noise_variance,
-        spatial_weight=spatial_weight,
-    )
-
-
-def _data_scale(X: np.ndarray) -> float:
-    """One positive number that brings the data to order one."""
-    scale = float(np.max(np.abs(X.mean(axis=0))))
-    if scale == 0.0:
-        scale = float(np.max(np.abs(X)))
-    if scale == 0.0:
-        raise ValueError("The data are all zero: there is nothing to unmix.")
-    return scale
-
-
-def _n_validation(n_pixels: int, fraction: float) -> int:
-    if fraction == 0:
-        return 0
-    # Keep at least two training pixels so batch normalisation can run.
-    return int(min(max(1, round(fraction * n_pixels)), n_pixels - 2))
-
-
-def _fixed_batches(data: torch.Tensor, batch_size: int):
-    def epoch():
-        for start in range(0, data.shape[0], batch_size):
-            yield data[start : start + batch_size]
-
-    return epoch
 
 
 def load_model(source, *, device="auto") -> AEUnmix:

@@ -1,74 +1,258 @@
-"""Static figures of decomposition results, for scripts and the command line.
+"""Static figures of decomposition results, drawn by HyperSpy's own plotting.
 
-In a notebook, HyperSpy's own ``s.plot_decomposition_results()`` is the
-interactive view; these functions write files without a display.
+:func:`endmember_figure` is ``hs.plot.plot_spectra`` of the decomposition
+factors and :func:`abundance_figure` is ``hs.plot.plot_images`` of the
+loadings (``hs.plot.plot_spectra`` of the profiles of a line scan), each
+drawn on a :class:`matplotlib.figure.Figure` that belongs to no pyplot
+window: saving one needs no display, and a command that writes figures for
+many scans leaves none open. In a notebook, ``s.plot_decomposition_results()``
+is the interactive view, and ``s.export_decomposition_results()`` writes
+the factors and loadings as files.
 """
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Sequence
+
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+
+SLICES = ("first", "all")
 
 
-def _axis_label(axis) -> str:
-    units = (
-        f" ({axis.units})" if axis.units and str(axis.units) != "<undefined>" else ""
-    )
-    return f"{axis.name}{units}"
+def endmember_figure(
+    factors, reference: np.ndarray | None = None, *, style: str = "overlap"
+) -> Figure:
+    """Endmember spectra, as ``hs.plot.plot_spectra`` draws them.
 
+    Parameters
+    ----------
+    factors : hyperspy.signals.Signal1D
+        The endmembers, one per navigation index:
+        ``s.get_decomposition_factors()``. Lazy factors are computed.
+    reference : numpy.ndarray of shape (n_components, n_channels), optional
+        A known answer matched to ``factors`` in order (e.g. the ground
+        truth of synthetic data), drawn dashed in each endmember's colour.
+        Rows of NaN are not drawn. Only with ``style="overlap"``.
+    style : {"overlap", "cascade"}, default="overlap"
+        HyperSpy's styles: on one intensity axis, or stacked one above the
+        other (each spectrum scaled to its own range).
 
-def endmember_figure(factors, reference: np.ndarray | None = None) -> Figure:
-    """Endmember spectra (a signal of n_components spectra) on one axes.
+    Returns
+    -------
+    matplotlib.figure.Figure
 
-    ``reference`` (n_components, n_channels), matched to ``factors`` in
-    order, is drawn dashed for comparison with a known answer.
+    Raises
+    ------
+    ValueError
+        ``reference`` does not match ``factors``, or is given with
+        ``style="cascade"`` (which rescales each spectrum).
     """
-    figure = Figure(figsize=(7, 4), layout="constrained")
-    ax = figure.subplots()
-    signal_axis = factors.axes_manager.signal_axes[0]
-    energies = signal_axis.axis
-    for index, spectrum in enumerate(factors.data):
-        (line,) = ax.plot(energies, spectrum, label=f"endmember {index}")
-        if reference is not None:
-            ax.plot(energies, reference[index], ls="--", color=line.get_color(), lw=1)
+    import hyperspy.api as hs
+
+    if style not in ("overlap", "cascade"):
+        raise ValueError(f"style={style!r} must be 'overlap' or 'cascade'.")
+    factors = _in_memory(factors)
+    spectra = [
+        factors.inav[index] for index in range(factors.axes_manager.navigation_size)
+    ]
     if reference is not None:
-        ax.plot([], [], ls="--", color="0.4", label="ground truth")
-    ax.set_xlabel(_axis_label(signal_axis))
-    ax.set_ylabel("Intensity")
-    ax.legend()
-    return figure
-
-
-def abundance_figure(loadings) -> Figure:
-    """Abundance maps (a signal of n_components maps) side by side.
-
-    A line scan (1-D navigation) is drawn as profiles instead of maps.
-    """
-    maps = loadings.data
-    n_components = maps.shape[0]
-    axes_info = loadings.axes_manager.signal_axes
-    if len(axes_info) == 1:
-        figure = Figure(figsize=(7, 3.5), layout="constrained")
-        ax = figure.subplots()
-        for index, profile in enumerate(maps):
-            ax.plot(axes_info[0].axis, profile, label=f"endmember {index}")
-        ax.set_xlabel(_axis_label(axes_info[0]))
-        ax.set_ylabel("Abundance")
-        ax.legend()
-        return figure
-    figure = Figure(figsize=(3.2 * n_components, 3.2), layout="constrained")
-    axes = np.atleast_1d(figure.subplots(1, n_components))
-    x_axis, y_axis = axes_info
-    extent = (
-        x_axis.axis[0],
-        x_axis.axis[-1] + x_axis.scale,
-        y_axis.axis[-1] + y_axis.scale,
-        y_axis.axis[0],
+        reference = np.asarray(reference, dtype=float)
+        expected = (len(spectra), factors.axes_manager.signal_size)
+        if reference.shape != expected:
+            raise ValueError(
+                f"reference has shape {reference.shape}; the endmembers need "
+                f"{expected} (n_components, n_channels)."
+            )
+        if style != "overlap":
+            raise ValueError(
+                "A reference can only be drawn with style='overlap': 'cascade' "
+                "rescales and shifts each spectrum."
+            )
+    figure = Figure(figsize=(7, 4), layout="constrained")
+    ax = hs.plot.plot_spectra(
+        spectra,
+        style=style,
+        fig=figure,
+        legend=None,
+        legend_picking=False,
+        auto_update=False,
     )
-    for index, (ax, abundance_map) in enumerate(zip(axes, maps, strict=True)):
-        image = ax.imshow(abundance_map, extent=extent, cmap="viridis")
-        ax.set_title(f"endmember {index}")
-        ax.set_xlabel(_axis_label(x_axis))
-        figure.colorbar(image, ax=ax, shrink=0.8)
-    axes[0].set_ylabel(_axis_label(y_axis))
+    lines = ax.get_lines()[: len(spectra)]
+    handles = list(lines)
+    labels = [_component_label(index) for index in range(len(spectra))]
+    if reference is not None:
+        energies = factors.axes_manager.signal_axes[0].axis
+        for line, spectrum in zip(lines, reference, strict=True):
+            if np.isfinite(spectrum).any():
+                ax.plot(energies, spectrum, ls="--", lw=1, color=line.get_color())
+        handles.append(Line2D([], [], ls="--", lw=1, color="0.4"))
+        labels.append("ground truth")
+        ax.autoscale(tight=True)
+    ax.legend(handles, labels, loc="best")
     return figure
+
+
+def abundance_figure(loadings, *, slices: str = "first") -> Figure:
+    """Abundance maps, as ``hs.plot.plot_images`` draws them.
+
+    Parameters
+    ----------
+    loadings : hyperspy.signals.BaseSignal
+        The abundances, one per navigation index, over the scan's axes:
+        ``s.get_decomposition_loadings()``.
+    slices : {"first", "all"}, default="first"
+        For a scan of more than two navigation dimensions (a map series:
+        time, tilt, focal series), which 2-D maps to draw: ``"first"``,
+        those of the first index of every further axis (the figure's title
+        says which); ``"all"``, every slice, one row per endmember. The
+        results file holds every slice either way.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        For a line scan, the abundance profiles on one axes
+        (``plot_spectra``); for a map or a map series, one image per
+        endmember (and slice) on a shared colour scale, so that abundances
+        compare across maps (``plot_images``).
+
+    Raises
+    ------
+    ValueError
+        ``slices`` is not one of :data:`SLICES`, or ``loadings`` has no
+        scan axes (a single spectrum).
+    """
+    if slices not in SLICES:
+        raise ValueError(f"slices={slices!r} must be one of {SLICES}.")
+    loadings = _in_memory(loadings)
+    n_components = loadings.axes_manager.navigation_size
+    scan_dimension = loadings.axes_manager.signal_dimension
+    if scan_dimension == 0:
+        raise ValueError("A single spectrum has no abundance map to draw.")
+    if scan_dimension == 1:
+        return _profile_figure(loadings.transpose(signal_axes=1), n_components)
+    # Signal axes: the map's x and y; navigation axes: any further scan
+    # axes, then the component index (HyperSpy lists axes x first).
+    maps = loadings.transpose(signal_axes=2)
+    further = maps.axes_manager.navigation_axes[:-1]
+    if slices == "all":
+        positions = list(itertools.product(*(range(axis.size) for axis in further)))
+    else:
+        positions = [(0,) * len(further)]
+    images, labels = [], []
+    for component in range(n_components):
+        for position in positions:
+            images.append(maps.inav[(*position, component)])
+            labels.append(
+                ", ".join(
+                    [
+                        _component_label(component),
+                        *(
+                            _axis_value(axis, index)
+                            for axis, index in zip(further, position, strict=True)
+                            if slices == "all"
+                        ),
+                    ]
+                )
+            )
+    suptitle = None
+    if further and slices == "first":
+        suptitle = "First slice: " + ", ".join(
+            f"{_axis_value(axis, 0)} (of {axis.size})" for axis in further
+        )
+    per_row = len(positions) if slices == "all" and len(positions) > 1 else n_components
+    return _image_figure(images, labels, per_row, suptitle)
+
+
+def _profile_figure(profiles, n_components: int) -> Figure:
+    """Abundance profiles of a line scan on one axes."""
+    import hyperspy.api as hs
+
+    figure = Figure(figsize=(7, 3.5), layout="constrained")
+    ax = hs.plot.plot_spectra(
+        [profiles.inav[index] for index in range(n_components)],
+        style="overlap",
+        fig=figure,
+        legend=None,
+        legend_picking=False,
+        auto_update=False,
+    )
+    # HyperSpy lists its legend in reverse; in plotting order here.
+    ax.legend(
+        ax.get_lines()[:n_components],
+        [_component_label(index) for index in range(n_components)],
+        loc="best",
+    )
+    ax.set_ylabel("Abundance")
+    return figure
+
+
+def _image_figure(
+    images: Sequence, labels: Sequence[str], per_row: int, suptitle: str | None
+) -> Figure:
+    """``hs.plot.plot_images`` of 2-D maps with one shared colour bar."""
+    import hyperspy.api as hs
+
+    rows = -(-len(images) // per_row)
+    title_space = 0.5 if suptitle else 0.0
+    height = 3.0 * rows + 0.3 + title_space
+    figure = Figure(figsize=(1.2 + 3.0 * per_row, height))
+    x_axis, y_axis = images[0].axes_manager.signal_axes
+    maps = hs.plot.plot_images(
+        list(images),
+        per_row=per_row,
+        label=list(labels),
+        suptitle=suptitle,
+        suptitle_fontsize=11,
+        # One scale for every map (HyperSpy adds it with fig.colorbar; the
+        # per-map colour bars use pyplot, which a figure without a window
+        # must avoid). HyperSpy puts it at the right edge, beyond 0.85.
+        colorbar="single",
+        axes_decor="all" if _calibrated(x_axis) and _calibrated(y_axis) else "ticks",
+        fig=figure,
+    )
+    for ax in figure.axes:
+        if ax not in maps:  # the colour bar
+            ax.set_ylabel("Abundance")
+    figure.subplots_adjust(
+        left=0.9 / figure.get_figwidth(),
+        right=0.84,
+        bottom=0.6 / height,
+        top=1 - (0.4 + title_space) / height,
+        wspace=0.45,
+        hspace=0.45,
+    )
+    return figure
+
+
+def _in_memory(signal):
+    """``signal``, computed if lazy (factors and loadings are small)."""
+    if getattr(signal, "_lazy", False):
+        signal = signal.deepcopy()
+        signal.compute(show_progressbar=False)
+    return signal
+
+
+def _component_label(index: int) -> str:
+    return f"endmember {index}"
+
+
+def _calibrated(axis) -> bool:
+    """Whether an axis has a name and units (HyperSpy labels it then)."""
+    return all(
+        isinstance(value, str) and value and value != "<undefined>"
+        for value in (axis.name, axis.units)
+    )
+
+
+def _axis_value(axis, index: int) -> str:
+    """``"name = value units"`` of one index of a navigation axis."""
+    name = axis.name if isinstance(axis.name, str) and axis.name else "axis"
+    units = (
+        f" {axis.units}"
+        if isinstance(axis.units, str) and axis.units not in ("", "<undefined>")
+        else ""
+    )
+    return f"{name} = {axis.axis[index]:.4g}{units}"

@@ -5,50 +5,236 @@ is written to a temporary file in the target's folder, flushed to disk, and
 only then renamed over the target (an atomic step on POSIX and Windows). A
 write that fails midway (disk full, file-size limit, Ctrl-C) leaves the
 previous file untouched, and a reader never sees a partial file.
+
+With ``overwrite=False`` the last step creates the target only if it does
+not exist, atomically where the file system has hard links, so that two
+programs writing into one folder cannot replace each other's results.
+
+This module imports nothing beyond the standard library: the command line
+uses it before it loads any heavy dependency.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
-import tempfile
+import secrets
+import shutil
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 
+# Permission bits of a new file before the umask, as ``open(path, "w")`` gives.
+_NEW_FILE_MODE = 0o666
+_TEMPORARY_TAG = ".tmp"
+
 
 @contextlib.contextmanager
-def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+def atomic_path(path: str | os.PathLike, *, overwrite: bool = True) -> Iterator[Path]:
     """Yield a temporary path to write to; it replaces ``path`` on success.
 
-    The temporary file has the target's suffix (writers such as HyperSpy's
-    ``save`` choose the format by suffix) and lives in the target's folder,
-    so the final rename never crosses file systems. On an exception it is
-    removed and ``path`` is left as it was.
+    The temporary file already exists (empty) when it is yielded, so the
+    writer must be able to write over an existing file (HyperSpy's
+    ``signal.save(temporary, overwrite=True)``, ``open(temporary, "wb")``,
+    matplotlib's ``savefig``). It has the target's suffix, since writers
+    such as HyperSpy's ``save`` choose the format by suffix, and lives in
+    the target's folder, so the final rename never crosses file systems.
+    Its name starts with ``.`` and contains ``.tmp``, so that one left
+    behind by a killed process is recognisable.
+
+    The new file gets the permissions of the file it replaces, or those a
+    newly created file gets (the umask applies), not the owner-only
+    permissions of :func:`tempfile.mkstemp`.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file to write. Its folder must exist.
+    overwrite : bool, default=True
+        When False, an existing ``path`` is never replaced: the check is
+        made before the writer runs (so a long write is not wasted) and
+        again, atomically where the file system has hard links, when the
+        file is put in place.
+
+    Yields
+    ------
+    pathlib.Path
+        The temporary file to write.
+
+    Raises
+    ------
+    IsADirectoryError
+        ``path`` is a folder.
+    FileExistsError
+        ``overwrite`` is False and ``path`` exists (before or after the
+        writer ran); the temporary file is removed.
+    OSError
+        The temporary file cannot be created (missing or read-only folder).
+
+    Notes
+    -----
+    Whatever the writer raises (including ``KeyboardInterrupt``) removes
+    the temporary file and leaves ``path`` as it was. Only a process killed
+    outright (power cut, ``SIGKILL``) can leave a temporary file behind,
+    never a partial ``path``.
+
+    Examples
+    --------
+    >>> with atomic_path("scan_ae.hspy") as temporary:  # doctest: +SKIP
+    ...     signal.save(temporary, overwrite=True)
     """
     target = Path(path)
-    handle, name = tempfile.mkstemp(
-        dir=target.parent, prefix=f".{target.stem}.", suffix=target.suffix
-    )
-    os.close(handle)
-    temporary = Path(name)
+    _check_target(target, overwrite)
+    temporary = _create_temporary(target)
     try:
         yield temporary
         _fsync(temporary)
-        temporary.replace(target)
+        _copy_permissions(target, temporary)
+        _publish(temporary, target, overwrite)
         _fsync_folder(target.parent)
     except BaseException:
-        temporary.unlink(missing_ok=True)
+        _discard(temporary)
         raise
 
 
-def write_bytes_atomically(path: str | os.PathLike, data: bytes) -> Path:
-    """Write ``data`` to ``path`` atomically (see :func:`atomic_path`)."""
-    with atomic_path(path) as temporary, open(temporary, "wb") as stream:
+def write_bytes_atomically(
+    path: str | os.PathLike, data: bytes, *, overwrite: bool = True
+) -> Path:
+    """Write ``data`` to ``path`` atomically (see :func:`atomic_path`).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file to write.
+    data : bytes
+        Its new content.
+    overwrite : bool, default=True
+        Replace an existing file (else :class:`FileExistsError`).
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+    """
+    with (
+        atomic_path(path, overwrite=overwrite) as temporary,
+        open(temporary, "wb") as stream,
+    ):
         stream.write(data)
     return Path(path)
 
 
+def ensure_writable_folder(path: str | os.PathLike) -> Path:
+    """Create the folder ``path`` if missing and check that files can be made in it.
+
+    The check creates and removes a temporary file, the same way
+    :func:`atomic_path` does, since permission bits alone do not tell
+    (access control lists, read-only mounts, network shares).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The folder.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+
+    Raises
+    ------
+    NotADirectoryError
+        ``path`` (or one of its parents) is a file.
+    PermissionError
+        Files cannot be created in ``path``.
+    OSError
+        Any other reason the folder cannot be created or written.
+    """
+    folder = Path(path)
+    if folder.exists() and not folder.is_dir():
+        raise NotADirectoryError(
+            errno.ENOTDIR, "exists and is not a folder", str(folder)
+        )
+    folder.mkdir(parents=True, exist_ok=True)
+    _create_temporary(folder / "write-test").unlink()
+    return folder
+
+
+def _check_target(target: Path, overwrite: bool) -> None:
+    if target.is_dir():
+        raise IsADirectoryError(
+            errno.EISDIR, "is a folder; cannot write a file there", str(target)
+        )
+    if not overwrite and target.exists():
+        raise FileExistsError(errno.EEXIST, "already exists", str(target))
+
+
+def _create_temporary(target: Path) -> Path:
+    """An empty new file beside ``target``, created with the usual permissions."""
+    binary = getattr(os, "O_BINARY", 0)  # Windows
+    for _ in range(100):
+        name = f".{target.stem}.{secrets.token_hex(4)}{_TEMPORARY_TAG}{target.suffix}"
+        temporary = target.with_name(name)
+        try:
+            descriptor = os.open(
+                temporary,
+                os.O_WRONLY | os.O_CREAT | os.O_EXCL | binary,
+                _NEW_FILE_MODE,
+            )
+        except FileExistsError:
+            continue
+        os.close(descriptor)
+        return temporary
+    raise FileExistsError(  # pragma: no cover (2**32 names, 100 tries)
+        errno.EEXIST, "no free temporary file name", str(target.parent)
+    )
+
+
+def _copy_permissions(target: Path, temporary: Path) -> None:
+    """Give ``temporary`` the permission bits of the file it will replace."""
+    try:
+        mode = stat.S_IMODE(target.stat().st_mode)
+    except OSError:  # no file to replace: the umask already applied
+        return
+    with contextlib.suppress(OSError):
+        os.chmod(temporary, mode)
+
+
+def _publish(temporary: Path, target: Path, overwrite: bool) -> None:
+    """Put ``temporary`` in place of ``target`` in one atomic step."""
+    if overwrite:
+        os.replace(temporary, target)
+        return
+    try:
+        # Creates ``target`` only if it does not exist, atomically.
+        os.link(temporary, target)
+    except FileExistsError:
+        raise FileExistsError(
+            errno.EEXIST, "was created by someone else meanwhile", str(target)
+        ) from None
+    except OSError:
+        # No hard links (FAT, exFAT, some network shares): check, then
+        # rename; another writer can only slip into this short window.
+        if target.exists():
+            raise FileExistsError(
+                errno.EEXIST, "was created by someone else meanwhile", str(target)
+            ) from None
+        os.replace(temporary, target)
+    else:
+        temporary.unlink()
+
+
+def _discard(temporary: Path) -> None:
+    """Remove a temporary file (or the folder a writer made of it); never raises."""
+    try:
+        temporary.unlink(missing_ok=True)
+    except OSError:
+        shutil.rmtree(temporary, ignore_errors=True)
+
+
 def _fsync(path: Path) -> None:
+    """Flush ``path``'s content to disk (a disk-full error shows up here too)."""
     with open(path, "rb+") as stream:
         os.fsync(stream.fileno())
 

@@ -19,8 +19,8 @@ import warnings
 
 import numpy as np
 
+from hs_aeunmix import _docstrings, _options
 from hs_aeunmix import _hyperspy_internals as internals
-from hs_aeunmix import _options
 from hs_aeunmix._adapters import ScanGrid, ScanRun, TrainingRun
 from hs_aeunmix._axes import (
     ChannelMapping,
@@ -34,7 +34,9 @@ from hs_aeunmix._persistence import LEARNING_RESULTS_ATTRIBUTE, model_bytes
 
 def enable() -> None:
     """Make ``algorithm="ae"`` available on every HyperSpy signal (idempotent)."""
-    internals.install(run, _options.routes_to_autoencoder, _forget_model)
+    internals.install(
+        run, _options.routes_to_autoencoder, _forget_model, _docstrings.ae_section()
+    )
 
 
 def _forget_model(results) -> None:
@@ -148,13 +150,16 @@ def run(signal, arguments: dict):
     twin = internals.twin(signal, data)
     twin.decomposition(
         algorithm=adapter,
-        output_dimension=adapter.estimator.n_components,
+        # HyperSpy would crop the factors to this number; the background's
+        # basis functions follow the endmembers (see _adapters).
+        output_dimension=None,
         navigation_mask=arguments.get("navigation_mask"),
         signal_mask=arguments.get("signal_mask"),
         print_info=arguments.get("print_info", True),
         return_info=False,
     )
     results = internals.adopt_results(signal, twin)
+    results.output_dimension = results.factors.shape[1]
     # The estimator object cannot be written to .hspy; its name and its
     # model file's bytes can.
     results.decomposition_algorithm = _options.ALGORITHM_NAME

@@ -48,13 +48,16 @@ def install(
     handler: Handler,
     routes_to_handler: Router,
     after_other_decomposition: Callable[[LearningResults], None],
+    extra_doc: str = "",
 ) -> None:
     """Route ``decomposition`` calls whose algorithm ``routes_to_handler`` accepts.
 
     ``handler(signal, arguments)`` receives the bound arguments of the call
     (defaults applied; extra keyword arguments under ``"kwargs"``). Any other
     decomposition goes to HyperSpy, then ``after_other_decomposition``
-    receives the signal's learning results. Idempotent.
+    receives the signal's learning results. The wrapped methods' docstring
+    is HyperSpy's followed by ``extra_doc`` (what ``s.decomposition?``
+    shows). Idempotent.
     """
 
     def wrap(original, signature):
@@ -70,12 +73,20 @@ def install(
             del arguments["self"]
             return handler(self, arguments)
 
+        decomposition.__doc__ = _with_section(original.__doc__, extra_doc)
         return decomposition
 
     MVA.decomposition = wrap(ORIGINAL_DECOMPOSITION, DECOMPOSITION_SIGNATURE)
     LazySignal.decomposition = wrap(
         ORIGINAL_LAZY_DECOMPOSITION, LAZY_DECOMPOSITION_SIGNATURE
     )
+
+
+def _with_section(docstring: str | None, section: str) -> str | None:
+    """``docstring`` (indentation removed) followed by ``section``."""
+    if not section:
+        return docstring
+    return f"{inspect.cleandoc(docstring or '').rstrip()}\n\n{section}"
 
 
 def is_lazy(signal: BaseSignal) -> bool:

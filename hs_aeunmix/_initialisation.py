@@ -1,17 +1,13 @@
-"""Where training starts: initial endmembers, and whether intensity varies.
+"""Where training starts: initial endmembers.
 
 The reconstruction loss of a linear mixing autoencoder is flat across many
 non-negative factorisations, so the starting endmembers decide much of the
-answer. ``init="auto"`` (the default) takes the independent components of
-HyperSpy's SVD + FastICA when they are physically admissible (independence
-finds molecules that never appear pure, as in Raman images of cells) and fit
-the data about as well as the alternative, and otherwise the vertices that
-VCA finds among PCA-denoised pixels (pure-pixel geometry, as in EELS
-chequerboards, without the noise of single pixels).
-
-:func:`intensity_spread` measures how much the total intensity of pixels
-varies beyond what the endmembers explain (specimen thickness, illumination):
-``loss="auto"`` then trains on the spectral angle, which ignores intensity.
+answer. The starts are found on the training spectra, denoised by projection
+on their leading principal components (single pixels are too noisy to start
+from): vertex component analysis (VCA), the successive projection algorithm
+(SPA), HyperSpy's SVD + FastICA when its components are admissible as
+endmembers, or random pixels. ``init="auto"`` trains from several starts
+(:data:`AUTO_STARTS`) and lets :mod:`hs_aeunmix._selection` choose.
 """
 
 from __future__ import annotations
@@ -23,22 +19,20 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.utils.extmath import randomized_svd
 
-from hs_aeunmix._vca import nonnegative_least_squares, vertex_component_analysis
+from hs_aeunmix._baseline import without_background
+from hs_aeunmix._vca import vertex_component_analysis
 
 _logger = logging.getLogger(__name__)
 
-INITIALISATIONS = ("auto", "ica", "vca", "random")
+INITIALISATIONS = ("auto", "vca", "spa", "ica", "random")
+# The starts of init="auto" (see hs_aeunmix._selection for the choice).
+AUTO_STARTS = ("ica", "spa", "vca")
 # An ICA solution is admissible as endmembers when its loadings and spectra
 # are (nearly) non-negative: at most this fraction of their absolute mass is
 # negative. Set on the benchmark cases (admissible ones had 0.01-0.02 and
 # 0.004, inadmissible ones 0.17-0.38 and 0.026): provisional.
 _ICA_NEGATIVE_LOADINGS = 0.05
 _ICA_NEGATIVE_SPECTRA = 0.02
-# Pixels used to measure the intensity spread and the misfit of a start.
-_SPREAD_SAMPLE = 2000
-# ICA is preferred unless its endmembers explain the data clearly worse than
-# VCA's: where pure pixels exist, a worse fit means ICA mixed endmembers up.
-_ICA_MISFIT_TOLERANCE = 0.01
 
 
 @dataclass(frozen=True)
@@ -51,7 +45,7 @@ class Initialisation:
         (n_components, n_channels), non-negative, in the units of the data
         they were computed from.
     method : str
-        ``"ica"``, ``"vca"``, ``"random"`` or ``"given"``.
+        ``"vca"``, ``"spa"``, ``"ica"``, ``"random"`` or ``"given"``.
     """
 
     endmembers: np.ndarray
@@ -76,50 +70,68 @@ def vca_on_denoised(spectra: np.ndarray, n_components: int, seed: int) -> np.nda
     return denoised[indices]
 
 
-def ica_endmembers(
+def independent_components(
     spectra: np.ndarray, n_components: int, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Spectra and loadings of SVD + FastICA, as HyperSpy's ``blind_source_separation``.
+
+    The spectra's leading singular vectors (no centring) are unmixed by
+    FastICA applied to their first derivative along the channels (sharp
+    features are the most independent part of spectra), as HyperSpy does by
+    default. Returns ``(spectra (n, n_channels), loadings (n_pixels, n))``
+    with ``loadings @ spectra`` the rank-n approximation of the data.
+    """
+    from sklearn.decomposition import FastICA
+
+    left, singular, right = randomized_svd(
+        spectra.astype(np.float64), n_components, random_state=seed
+    )
+    factors = right.T  # (n_channels, n)
+    loadings = left * singular
+    derivative = np.diff(factors, axis=0)
+    with warnings.catch_warnings():
+        # Convergence warnings: an unconverged solution is judged by the
+        # admissibility test like any other.
+        warnings.simplefilter("ignore")
+        ica = FastICA(
+            n_components,
+            whiten="unit-variance",
+            max_iter=1000,
+            random_state=seed,
+        ).fit(derivative)
+    unmixing = ica.components_.T  # (n, n): derivative @ unmixing = sources
+    separated = factors @ unmixing
+    return separated.T, loadings @ np.linalg.inv(unmixing).T
+
+
+def ica_endmembers(
+    spectra: np.ndarray,
+    n_components: int,
+    seed: int,
+    *,
+    background_free: bool = False,
 ) -> np.ndarray | None:
-    """Endmembers from HyperSpy's SVD + FastICA, or None if not admissible.
+    """Endmembers from SVD + FastICA, or None if not admissible.
 
     Each independent component is flipped to a positive spectrum; the
     solution is admissible when the negative mass of the loadings and of the
     spectra is small and a positive weight per component makes the loadings
     sum to about one per pixel. The spectra are divided by those weights, so
     that their scale is that of endmembers with fractional abundances.
-    """
-    import hyperspy.api as hs
 
-    signal = hs.signals.Signal1D(spectra.astype(np.float64))
-    hyperspy_logger = logging.getLogger("hyperspy")
-    level = hyperspy_logger.level
-    show_progressbar = hs.preferences.General.show_progressbar
-    hyperspy_logger.setLevel(logging.ERROR)
-    # The derivative HyperSpy takes before ICA has a progress bar of its own.
-    hs.preferences.General.show_progressbar = False
-    try:
-        with warnings.catch_warnings():
-            # FastICA convergence warnings: an unconverged solution is judged
-            # by the admissibility test below like any other.
-            warnings.simplefilter("ignore")
-            # HyperSpy's randomised SVD, seeded: seeded fits are reproducible.
-            signal.decomposition(
-                algorithm="SVD",
-                output_dimension=n_components,
-                svd_solver="randomized",
-                random_state=seed,
-                print_info=False,
-            )
-            signal.blind_source_separation(
-                n_components, print_info=False, random_state=seed
-            )
-    finally:
-        hyperspy_logger.setLevel(level)
-        hs.preferences.General.show_progressbar = show_progressbar
-    spectra_ = signal.learning_results.bss_factors.T
-    loadings = signal.learning_results.bss_loadings
-    signs = np.where(spectra_.sum(axis=1) < 0, -1.0, 1.0)
-    spectra_, loadings = spectra_ * signs[:, None], loadings * signs[None, :]
-    negative_spectra = np.clip(-spectra_, 0, None).sum() / np.abs(spectra_).sum()
+    ``background_free``: the spectra had their smooth background removed
+    (:mod:`hs_aeunmix._baseline`), so an endmember is only known up to a
+    polynomial: its negative values say nothing, its sign is that of its
+    largest value, and the spectra are returned as they are (not clipped).
+    """
+    components, loadings = independent_components(spectra, n_components, seed)
+    if background_free:
+        peaks = components[np.arange(n_components), np.abs(components).argmax(axis=1)]
+        signs = np.where(peaks < 0, -1.0, 1.0)
+    else:
+        signs = np.where(components.sum(axis=1) < 0, -1.0, 1.0)
+    components, loadings = components * signs[:, None], loadings * signs[None, :]
+    negative_spectra = np.clip(-components, 0, None).sum() / np.abs(components).sum()
     negative_loadings = np.clip(-loadings, 0, None).sum() / np.abs(loadings).sum()
     weights = np.linalg.lstsq(loadings, np.ones(loadings.shape[0]), rcond=None)[0]
     _logger.info(
@@ -129,70 +141,133 @@ def ica_endmembers(
     )
     if (
         negative_loadings >= _ICA_NEGATIVE_LOADINGS
-        or negative_spectra >= _ICA_NEGATIVE_SPECTRA
+        or (negative_spectra >= _ICA_NEGATIVE_SPECTRA and not background_free)
         or np.any(weights <= 0)
     ):
         return None
-    return np.clip(spectra_ / weights[:, None], 0, None)
+    components = components / weights[:, None]
+    return components if background_free else np.clip(components, 0, None)
 
 
-def _evenly_spaced(spectra: np.ndarray) -> np.ndarray:
-    """Up to about 2000 evenly spaced pixels, as float64."""
-    return spectra[:: max(1, spectra.shape[0] // _SPREAD_SAMPLE)].astype(np.float64)
+def successive_projections(spectra: np.ndarray, n_components: int) -> np.ndarray:
+    """Rows chosen by the successive projection algorithm (SPA), in order.
 
-
-def _misfit(spectra: np.ndarray, endmembers: np.ndarray) -> float:
-    """RMS residual of non-negative least squares on up to 2000 evenly spaced pixels."""
-    sample = _evenly_spaced(spectra)
-    abundances = nonnegative_least_squares(sample, endmembers.astype(np.float64))
-    return float(np.sqrt(np.mean((abundances @ endmembers - sample) ** 2)))
-
-
-def initial_endmembers(
-    spectra: np.ndarray, n_components: int, method: str, seed: int
-) -> Initialisation:
-    """Initial endmembers of ``spectra`` (n_pixels, n_channels) by ``method``.
-
-    ``method`` is one of :data:`INITIALISATIONS`. ``"auto"`` takes the ICA
-    endmembers when they are admissible and explain the data about as well
-    as VCA's (least-squares residual at most 1 % higher); otherwise VCA's,
-    which are on the data's own hull when pure pixels exist.
+    Each step takes the spectrum (normalised to unit sum, or to unit norm
+    when spectra have negative values, so that intensity does not count)
+    with the largest norm after projecting out the spectra already chosen:
+    the vertices of the data's cone when pure pixels exist (Gillis &
+    Vavasis, IEEE TPAMI 36, 698 (2014)). Deterministic, and robust to noise
+    when applied to denoised spectra.
     """
+    if (spectra < 0).any():
+        scale = np.linalg.norm(spectra, axis=1, keepdims=True)
+    else:
+        scale = spectra.sum(axis=1, keepdims=True)
+    residual = spectra / np.maximum(scale, 1e-12)
+    chosen = []
+    for _ in range(n_components):
+        index = int(np.argmax(np.einsum("ij,ij->i", residual, residual)))
+        chosen.append(index)
+        direction = residual[index] / max(np.linalg.norm(residual[index]), 1e-30)
+        residual = residual - np.outer(residual @ direction, direction)
+    return np.array(chosen)
+
+
+def spa_on_denoised(spectra: np.ndarray, n_components: int, seed: int) -> np.ndarray:
+    """SPA vertices, as denoised spectra."""
+    denoised = _denoised(spectra.astype(np.float64), n_components, seed)
+    return denoised[successive_projections(denoised, n_components)]
+
+
+def _single_start(
+    spectra: np.ndarray,
+    n_components: int,
+    method: str,
+    seed: int,
+    background_free: bool = False,
+) -> Initialisation:
     if method == "random":
         rows = np.random.default_rng(seed).choice(
             spectra.shape[0], n_components, replace=False
         )
-        return Initialisation(np.clip(spectra[rows], 0, None), "random")
-    ica = None
-    if method in ("auto", "ica") and n_components > 1:
-        ica = ica_endmembers(spectra, n_components, seed)
-        if ica is None and method == "ica":
+        return Initialisation(spectra[rows], "random")
+    if method == "ica":
+        ica = (
+            ica_endmembers(spectra, n_components, seed, background_free=background_free)
+            if n_components > 1
+            else None
+        )
+        if ica is None:
             raise ValueError(
                 "init='ica': the independent components are not admissible as "
-                "endmembers (negative spectra or abundances). Use init='auto' "
-                "or 'vca'."
+                "endmembers (negative spectra or abundances). Use init='auto', "
+                "'vca' or 'spa'."
             )
-        if method == "ica":
-            return Initialisation(ica, "ica")
-    vca = np.clip(vca_on_denoised(spectra, n_components, seed), 0, None)
-    if ica is not None:
-        ica_misfit, vca_misfit = _misfit(spectra, ica), _misfit(spectra, vca)
-        _logger.info("Least-squares misfit: ICA %.4g, VCA %.4g", ica_misfit, vca_misfit)
-        if ica_misfit <= (1 + _ICA_MISFIT_TOLERANCE) * vca_misfit:
-            return Initialisation(ica, "ica")
-    return Initialisation(vca, "vca")
+        return Initialisation(ica, "ica")
+    if method == "spa":
+        return Initialisation(spa_on_denoised(spectra, n_components, seed), "spa")
+    return Initialisation(vca_on_denoised(spectra, n_components, seed), "vca")
 
 
-def intensity_spread(spectra: np.ndarray, endmembers: np.ndarray) -> float:
-    """Relative spread (sd / mean) of the total abundance of the pixels.
+def candidate_starts(
+    spectra: np.ndarray,
+    n_components: int,
+    method: str,
+    seed: int,
+    *,
+    baseline_basis: np.ndarray | None = None,
+) -> list[Initialisation]:
+    """The starts to train from: one for a named method, several for ``"auto"``.
 
-    Non-negative least squares on ``endmembers`` (of the scale of
-    fractional abundances) gives each pixel's abundances; their sum is one
-    wherever the mixing is a pure fraction model and varies with thickness
-    or illumination otherwise. Up to 2000 evenly spaced pixels are used.
+    ``"auto"`` gives the starts of :data:`AUTO_STARTS` (an inadmissible ICA
+    solution is skipped). With a background model
+    (``baseline_basis``), the starts are found on the spectra without their
+    smooth part, and each endmember is then the smallest non-negative
+    spectrum of its kind (see :mod:`hs_aeunmix._baseline`).
     """
-    totals = nonnegative_least_squares(
-        _evenly_spaced(spectra), endmembers.astype(np.float64)
-    ).sum(axis=1)
-    mean = totals.mean()
-    return float(totals.std() / mean) if mean > 0 else 0.0
+    if baseline_basis is not None:
+        spectra = spectra - (spectra @ baseline_basis) @ baseline_basis.T
+    names = AUTO_STARTS if method == "auto" else (method,)
+    starts: list[Initialisation] = []
+    for name in names:
+        try:
+            start = _single_start(
+                spectra,
+                n_components,
+                name,
+                seed,
+                background_free=baseline_basis is not None,
+            )
+        except ValueError:
+            if method != "auto":
+                raise
+            _logger.info("Start %s skipped: not admissible", name)
+            continue
+        endmembers = (
+            np.clip(start.endmembers, 0, None)
+            if baseline_basis is None
+            else without_background(start.endmembers, baseline_basis)
+        )
+        starts.append(Initialisation(endmembers, start.method))
+    return starts
+
+
+def with_fixed(start: Initialisation, fixed: np.ndarray | None) -> Initialisation:
+    """``start`` with the known endmembers ``fixed`` (k, n_channels) as its first rows.
+
+    The k start endmembers closest to the known spectra (Hungarian
+    assignment on the spectral angle) make way for them; the others keep
+    their order after them.
+    """
+    if fixed is None:
+        return start
+    from scipy.optimize import linear_sum_assignment
+
+    endmembers = start.endmembers
+    unit = endmembers / np.maximum(
+        np.linalg.norm(endmembers, axis=1, keepdims=True), 1e-30
+    )
+    known = fixed / np.maximum(np.linalg.norm(fixed, axis=1, keepdims=True), 1e-30)
+    _, replaced = linear_sum_assignment(-(known @ unit.T))
+    free = [index for index in range(len(endmembers)) if index not in set(replaced)]
+    return Initialisation(np.vstack([fixed, endmembers[free]]), start.method)

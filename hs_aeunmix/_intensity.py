@@ -1,14 +1,19 @@
 """Intensity (dose) of a scan relative to the scan a model was trained on.
 
 A later scan of the same sample often differs from the training scan by one
-factor (beam current, dwell time, detector gain). :func:`measure_intensity`
-measures a scan's intensity in a way that is calibrated against the training
-scan (the estimator stores the training scan's measurement as
-``intensity_reference_``); :func:`model_for_scan` turns the ratio of the two
-into the model that unmixes the new scan: the model itself when the ratio is
-within :data:`INTENSITY_RATIO_TOLERANCE` of one, else a copy whose internal
-scale includes the ratio, so that the network sees the scan as it saw the
-training scan and the endmembers come out in the scan's units.
+factor (beam current, dwell time, detector gain). :func:`measure` measures a
+scan's intensity in a way that is calibrated against the training scan (the
+estimator stores the training scan's measurement as
+``intensity_reference_``), and :func:`model_for_scan` turns the ratio of the
+two into the model that unmixes the new scan, reporting it.
+
+A model with a per-pixel intensity (``pixel_scale``) needs nothing more: its
+encoder sees spectra normalised to a common total, and each pixel's
+intensity absorbs the dose, so the endmembers stay the model's. Without it,
+the ratio is found as the fixed point of :func:`measure_intensity` and the
+scan is unmixed by a copy of the model whose internal scale includes the
+ratio, so that the network sees the scan as it saw the training scan and
+the endmembers come out in the scan's units.
 """
 
 from __future__ import annotations
@@ -21,6 +26,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 from sklearn.base import clone
+
+from hs_aeunmix._networks import SumToOne as _SUM_TO_ONE
 
 if TYPE_CHECKING:
     from hs_aeunmix._estimator import AEUnmix
@@ -97,6 +104,37 @@ def measure_intensity(
     return float(np.exp(current))
 
 
+def measure(module, scaled_sample: np.ndarray, device) -> float:
+    """The intensity of scaled spectra as ``module`` sees it (uncalibrated).
+
+    With a per-pixel intensity: the mean intensity of the spectra. Without:
+    :func:`measure_intensity`.
+    """
+    import torch
+
+    spectra = torch.from_numpy(np.asarray(scaled_sample, dtype=np.float32)).to(device)
+    module.eval()
+
+    def encode(values: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            batch = torch.from_numpy(np.asarray(values, dtype=np.float32)).to(device)
+            return module.encode(batch).cpu().numpy().astype(np.float64)
+
+    if module.has_pixel_scale:
+        with torch.no_grad():
+            intensity = module.intensity(spectra, module.encode(spectra))
+        mean = float(intensity.mean())
+        return mean if mean > 0 else 1.0
+    endmembers = module.decoder.endmembers.detach().cpu().numpy().astype(np.float64)
+    return measure_intensity(
+        np.asarray(scaled_sample, dtype=np.float64),
+        encode,
+        endmembers.sum(axis=1),
+        float(module.input_mean.sum()),
+        sum_to_one=isinstance(module.activation, _SUM_TO_ONE),
+    )
+
+
 def rescaled_copy(model: AEUnmix, ratio: float) -> AEUnmix:
     """A copy of ``model`` whose internal scale includes the intensity ``ratio``."""
     state = model._fitted_state()
@@ -125,12 +163,14 @@ def model_for_scan(model: AEUnmix, sample: np.ndarray, *, copy: bool) -> AEUnmix
     ``sample`` holds spectra on the model's channels. The scan's intensity
     ratio to the training scan is measured and reported; the result is
     ``model`` itself when the ratio is one (within
-    :data:`INTENSITY_RATIO_TOLERANCE`) and ``copy`` is false, else a copy
-    rescaled by the ratio: the caller's model is never changed.
+    :data:`INTENSITY_RATIO_TOLERANCE`) or absorbed by per-pixel intensities,
+    and ``copy`` is false, else a copy rescaled by the ratio: the caller's
+    model is never changed.
     """
     ratio = model.intensity_ratio(sample)
     report_intensity_ratio(ratio)
-    if abs(ratio - 1.0) < INTENSITY_RATIO_TOLERANCE:
+    if abs(ratio - 1.0) < INTENSITY_RATIO_TOLERANCE or model.module_.has_pixel_scale:
+        # Per-pixel intensities absorb the ratio themselves.
         ratio = 1.0
     if ratio == 1.0 and not copy:
         return model

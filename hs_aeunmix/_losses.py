@@ -26,6 +26,10 @@ Penalty = Callable[[torch.Tensor], torch.Tensor]
 # finite for collinear endmembers. Jensen et al. do not give its value.
 VOLUME_EPSILON = 1e-6
 
+# The delta of the minimum-volume term log det(G + delta I): keeps it finite
+# when endmembers become collinear (a relative floor on each eigenvalue).
+MIN_VOLUME_DELTA = 1e-3
+
 # Keeps arccos differentiable: its derivative is infinite at +-1.
 _COSINE_LIMIT = 1.0 - 1e-7
 
@@ -108,6 +112,24 @@ def volume_penalty(endmembers: torch.Tensor) -> torch.Tensor:
     )
 
 
+def simplex_log_volume(endmembers: torch.Tensor) -> torch.Tensor:
+    """``log det(B Ê Êᵀ + delta I)`` of the endmembers normalised to unit sum.
+
+    Normalising each endmember to a unit sum makes the term blind to the
+    scale an endmember trades with its abundances, so it measures the shape
+    of the simplex the endmembers span (Craig's criterion, as in
+    minimum-volume NMF: Fu et al., IEEE TSP 64, 6254 (2016)); ``B`` (the
+    channel count) brings the Gram matrix to order one. Small when the
+    simplex is tight around the data; adding it to the loss pulls the
+    endmembers towards the data until the fit resists.
+    """
+    sums = endmembers.sum(dim=1, keepdim=True).clamp_min(1e-12)
+    normalised = endmembers / sums
+    gram = normalised @ normalised.T * endmembers.shape[1]
+    identity = torch.eye(gram.shape[0], dtype=gram.dtype, device=gram.device)
+    return torch.logdet(gram + MIN_VOLUME_DELTA * identity)
+
+
 def l21_penalty(endmembers: torch.Tensor) -> torch.Tensor:
     """Sum over endmembers of their root-mean-square value (an l2,1 norm).
 
@@ -118,9 +140,23 @@ def l21_penalty(endmembers: torch.Tensor) -> torch.Tensor:
     return torch.sqrt((endmembers**2).mean(dim=1) + 1e-12).sum()
 
 
-def endmember_penalty(*, volume_weight: float, l21_weight: float) -> Penalty | None:
-    """``volume_weight * volume_penalty + l21_weight * l21_penalty``, or None."""
-    if not volume_weight and not l21_weight:
+def endmember_penalty(
+    *,
+    volume_weight: float,
+    l21_weight: float,
+    min_volume_weight: float = 0.0,
+    loss_floor: float = 1.0,
+) -> Penalty | None:
+    """The weighted sum of the endmember penalties, or None when all weights are 0.
+
+    ``volume_weight * volume_penalty + l21_weight * l21_penalty +
+    min_volume_weight * loss_floor * simplex_log_volume``. ``loss_floor``
+    (the loss of the best rank-n approximation of the data, about the noise
+    level) makes the minimum-volume weight independent of the data's
+    intensity and noise: a weight of 0.01 lets the volume term trade one
+    percent of the noise-level loss per unit of log volume.
+    """
+    if not volume_weight and not l21_weight and not min_volume_weight:
         return None
 
     def penalty(endmembers: torch.Tensor) -> torch.Tensor:
@@ -129,6 +165,10 @@ def endmember_penalty(*, volume_weight: float, l21_weight: float) -> Penalty | N
             total = total + volume_weight * volume_penalty(endmembers)
         if l21_weight:
             total = total + l21_weight * l21_penalty(endmembers)
+        if min_volume_weight:
+            total = total + min_volume_weight * loss_floor * simplex_log_volume(
+                endmembers
+            )
         return total
 
     return penalty

@@ -26,7 +26,14 @@ LOSS_TOLERANCE = 0.05
 # losses compare what n endmembers can explain rather than how far training
 # got: the papers' regime (one step size, up to 200 epochs, patience 20).
 SCAN_TRAINING = {
-    name: value for name, value in PAPER_TRAINING.items() if name != "init"
+    name: PAPER_TRAINING[name]
+    for name in (
+        "learning_rate",
+        "endmember_learning_rate",
+        "batch_size",
+        "max_epochs",
+        "patience",
+    )
 }
 
 

@@ -5,6 +5,18 @@ encoder and the abundance constraint vary between configurations; the
 decoder is always the linear mixing model, a bias-free linear layer whose
 non-negative weight matrix (channels x endmembers) *is* the set of endmember
 spectra.
+
+With a per-pixel intensity (``pixel_scale``) each spectrum is modelled as
+``x = s * (a @ E)``: ``a`` on the simplex (the fractions), ``E`` the
+endmembers and ``s >= 0`` the pixel's intensity (specimen thickness,
+illumination, focus), which is not learned but solved in closed form for
+each spectrum: the least-squares scale for squared-error and angle losses,
+the maximum-likelihood scale ``sum(x) / sum(a @ E)`` for the Poisson loss.
+The encoder then sees spectra normalised to the mean total intensity, so it
+estimates composition only, and the endmembers are kept at a fixed total
+(the mean total of the training spectra) because their overall scale is
+carried by ``s``: ``a`` is the fraction of a pixel's signal that comes from
+each endmember.
 """
 
 from __future__ import annotations
@@ -21,6 +33,8 @@ from hs_aeunmix._spatial import NeighbourhoodAttention
 ENCODERS = ("dense", "conv")
 ABUNDANCE_CONSTRAINTS = ("sum_to_one", "nonnegative", "thresholded_sum_to_one")
 ACTIVATIONS = ("leaky_relu", "relu")
+# How the per-pixel intensity is solved, by loss.
+SCALE_RULES = ("least_squares", "poisson")
 
 
 @dataclass(frozen=True)
@@ -194,7 +208,8 @@ class MultiBranchConvEncoder(nn.Module):
     """Multi-scale 1-D convolutional encoder of Georgiev et al. (PNAS 2024).
 
     Parallel convolutions of several kernel sizes along the spectrum
-    ('same' padding, He initialisation, batch norm, activation, dropout) are
+    ('same' padding, He initialisation, batch norm, activation, dropout of
+    whole filter maps) are
     merged channel-wise by a learned 1 x 1 convolution back to one value per
     spectral channel, then reduced by a :class:`DenseEncoder`.
     """
@@ -219,7 +234,10 @@ class MultiBranchConvEncoder(nn.Module):
             ]
             if options.batch_norm:
                 layers.append(nn.BatchNorm1d(options.n_filters))
-            layers += [_activation(options), nn.Dropout(options.conv_dropout)]
+            # Whole filter maps are dropped (the usual dropout of convolutional
+            # layers): one random number per map rather than per value, which
+            # halves the cost of a training step on a CPU.
+            layers += [_activation(options), nn.Dropout1d(options.conv_dropout)]
             branches.append(nn.Sequential(*layers))
         self.branches = nn.ModuleList(branches)
         self.merge = nn.Conv1d(
@@ -238,13 +256,38 @@ class LinearMixingDecoder(nn.Module):
 
     Non-negativity is kept by projection (:meth:`clamp_`) after each
     optimiser step rather than by a reparametrisation, so the stored weights
-    are the endmembers themselves and a VCA initialisation is used exactly.
+    are the endmembers themselves and an initialisation is used exactly.
+
+    Parameters
+    ----------
+    endmembers : torch.Tensor
+        Initial endmembers, (n_components, n_channels).
+    fixed : torch.Tensor of bool, optional
+        (n_components,): endmembers that are known and never change (their
+        initial values are kept by :meth:`clamp_`).
+    total : float, optional
+        With a per-pixel intensity: the total (sum over channels) every free
+        endmember is kept at, which fixes the scale that ``s`` and ``E``
+        would otherwise trade freely.
     """
 
-    def __init__(self, endmembers: torch.Tensor) -> None:
+    def __init__(
+        self,
+        endmembers: torch.Tensor,
+        *,
+        fixed: torch.Tensor | None = None,
+        total: float | None = None,
+    ) -> None:
         super().__init__()
         # Stored as (channels, endmembers), the layout of nn.Linear.weight.
         self.weight = nn.Parameter(endmembers.T.clone().clamp_(min=0))
+        self.total = total
+        if fixed is not None and bool(fixed.any()):
+            self.register_buffer("fixed_mask", fixed.clone())
+            self.register_buffer("fixed_values", self.weight.detach().clone())
+        else:
+            self.fixed_mask = None
+        self.clamp_()
 
     @property
     def endmembers(self) -> torch.Tensor:
@@ -256,17 +299,49 @@ class LinearMixingDecoder(nn.Module):
 
     @torch.no_grad()
     def clamp_(self) -> None:
+        """Project onto the constraints: non-negative, fixed, at their total."""
         self.weight.clamp_(min=0)
+        free = slice(None) if self.fixed_mask is None else ~self.fixed_mask
+        if self.total is not None:
+            sums = self.weight[:, free].sum(dim=0, keepdim=True).clamp_min(1e-12)
+            self.weight[:, free] *= self.total / sums
+        if self.fixed_mask is not None:
+            self.weight[:, self.fixed_mask] = self.fixed_values[:, self.fixed_mask]
+
+
+def pixel_intensity(
+    spectra: torch.Tensor, unit: torch.Tensor, rule: str
+) -> torch.Tensor:
+    """Each pixel's intensity ``s >= 0`` given its unit-intensity mixture.
+
+    ``unit = a @ E`` (n_pixels, n_channels). ``"least_squares"`` minimises
+    ``|x - s unit|²``; ``"poisson"`` maximises the Poisson likelihood of
+    ``x`` at rate ``s unit`` (``s = sum(x) / sum(unit)``). Returns
+    (n_pixels, 1).
+    """
+    if rule == "poisson":
+        return spectra.sum(dim=1, keepdim=True).clamp_min(0) / unit.sum(
+            dim=1, keepdim=True
+        ).clamp_min(1e-12)
+    projection = (spectra * unit).sum(dim=1, keepdim=True)
+    norm = (unit * unit).sum(dim=1, keepdim=True).clamp_min(1e-12)
+    return (projection / norm).clamp_min(0)
 
 
 class UnmixingAutoencoder(nn.Module):
     """Encoder, abundance constraint and linear-mixing decoder.
 
     The encoder sees spectra standardised per channel (``input_mean``,
-    ``input_scale`` buffers) so that no channel dominates by intensity alone;
-    the decoder reproduces the spectra divided by one global ``data_scale``,
-    which the estimator undoes, so endmembers keep the data's units. Input
-    noise and Gaussian dropout act in training mode only.
+    ``input_scale`` buffers) so that no channel dominates by intensity alone,
+    optionally projected on principal components (``input_projection``,
+    channels x components: far fewer weights for long spectra, and the noise
+    outside the leading components never reaches the encoder). With a
+    per-pixel intensity (``pixel_total`` given) the spectra are first
+    normalised to that total and the decoder's output is scaled by the
+    closed-form intensity of :func:`pixel_intensity`. The decoder
+    reproduces the spectra divided by one global ``data_scale``, which the
+    estimator undoes, so endmembers keep the data's units. Input noise and
+    Gaussian dropout act in training mode only.
     """
 
     def __init__(
@@ -277,6 +352,10 @@ class UnmixingAutoencoder(nn.Module):
         input_mean: torch.Tensor,
         input_scale: torch.Tensor,
         *,
+        input_projection: torch.Tensor | None = None,
+        pixel_total: float | None = None,
+        scale_rule: str = "least_squares",
+        baseline_basis: torch.Tensor | None = None,
         input_noise: float = 0.0,
         gaussian_dropout: float = 0.0,
         spatial: NeighbourhoodAttention | None = None,
@@ -288,21 +367,91 @@ class UnmixingAutoencoder(nn.Module):
         self.abundance_noise = GaussianDropout(gaussian_dropout)
         self.decoder = decoder
         self.input_noise = input_noise
+        self.scale_rule = scale_rule
         self.register_buffer("input_mean", input_mean)
         self.register_buffer("input_scale", input_scale)
+        if input_projection is not None:
+            self.register_buffer("input_projection", input_projection)
+        else:
+            self.input_projection = None
+        if pixel_total is not None:
+            self.register_buffer(
+                "pixel_total", torch.tensor(float(pixel_total), dtype=torch.float32)
+            )
+        else:
+            self.pixel_total = None
+        if baseline_basis is not None:
+            self.register_buffer("baseline_basis", baseline_basis)
+        else:
+            self.baseline_basis = None
+
+    @property
+    def has_pixel_scale(self) -> bool:
+        """Whether each pixel has its own intensity."""
+        return self.pixel_total is not None
+
+    def pixel_statistic(self, x: torch.Tensor) -> torch.Tensor:
+        """What spectra are normalised by: total, or norm without the background."""
+        if self.baseline_basis is None:
+            return x.sum(dim=1, keepdim=True)
+        return torch.linalg.vector_norm(x, dim=1, keepdim=True)
+
+    def encoder_input(self, x: torch.Tensor) -> torch.Tensor:
+        """What the encoder sees of scaled spectra ``x``."""
+        if self.baseline_basis is not None:
+            x = x - (x @ self.baseline_basis) @ self.baseline_basis.T
+        if self.pixel_total is not None:
+            totals = self.pixel_statistic(x)
+            x = x * (self.pixel_total / totals.clamp_min(1e-6 * self.pixel_total))
+        centred = x - self.input_mean
+        if self.input_projection is not None:
+            centred = centred @ self.input_projection
+        return centred / self.input_scale
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
-        """Abundances of scaled spectra ``x``."""
-        standardised = (x - self.input_mean) / self.input_scale
+        """Abundances (fractions with a per-pixel intensity) of scaled spectra ``x``."""
+        standardised = self.encoder_input(x)
         if self.training and self.input_noise:
             standardised = standardised + self.input_noise * torch.randn_like(
                 standardised
             )
         return self.activation(self.encoder(standardised))
 
+    def _without_background(self, values: torch.Tensor) -> torch.Tensor:
+        basis = self.baseline_basis
+        return values - (values @ basis) @ basis.T
+
+    def intensity(self, x: torch.Tensor, abundances: torch.Tensor) -> torch.Tensor:
+        """The pixels' intensities (n_pixels, 1); ones without a per-pixel scale.
+
+        With a background, the intensity fits the spectrum minus its
+        smooth part (the background takes that part).
+        """
+        if self.pixel_total is None:
+            return abundances.new_ones((abundances.shape[0], 1))
+        unit = self.decoder(abundances)
+        if self.baseline_basis is not None:
+            x, unit = self._without_background(x), self._without_background(unit)
+        return pixel_intensity(x, unit, self.scale_rule)
+
+    def background(self, x: torch.Tensor, mixture: torch.Tensor) -> torch.Tensor:
+        """Coefficients (n_pixels, n_terms) of the background of ``x - mixture``."""
+        return (x - mixture) @ self.baseline_basis
+
+    def reconstruct(self, abundances: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """Spectra the abundances give, at the intensity and background of ``x``."""
+        unit = self.decoder(abundances)
+        if self.pixel_total is None:
+            mixture = unit
+        else:
+            mixture = self.intensity(x, abundances) * unit
+        if self.baseline_basis is None:
+            return mixture
+        return mixture + self.background(x, mixture) @ self.baseline_basis.T
+
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         abundances = self.encode(x)
-        return self.decoder(self.abundance_noise(abundances)), abundances
+        return self.reconstruct(self.abundance_noise(abundances), x), abundances
 
 
 def build_autoencoder(
@@ -311,15 +460,26 @@ def build_autoencoder(
     endmembers: torch.Tensor,
     input_mean: torch.Tensor,
     input_scale: torch.Tensor,
+    input_projection: torch.Tensor | None = None,
+    pixel_total: float | None = None,
+    scale_rule: str = "least_squares",
+    fixed_endmembers: torch.Tensor | None = None,
+    baseline_basis: torch.Tensor | None = None,
 ) -> UnmixingAutoencoder:
     """Assemble an :class:`UnmixingAutoencoder` from validated options.
 
     ``endmembers`` is (n_components, n_channels) in the scaled units the
-    network is trained on.
+    network is trained on; ``input_projection`` (n_channels, k) makes the
+    dense encoder read k principal-component scores instead of every
+    channel; ``pixel_total`` turns on the per-pixel intensity;
+    ``fixed_endmembers`` (n_components,) bool marks endmembers that never
+    change; ``baseline_basis`` (n_channels, n_terms), orthonormal, adds a
+    smooth background per pixel (:mod:`hs_aeunmix._baseline`).
     """
     n_components, n_channels = endmembers.shape
+    n_inputs = n_channels if input_projection is None else input_projection.shape[1]
     if options.encoder == "dense":
-        encoder: nn.Module = DenseEncoder(n_channels, n_components, options)
+        encoder: nn.Module = DenseEncoder(n_inputs, n_components, options)
     elif options.encoder == "conv":
         encoder = MultiBranchConvEncoder(n_channels, n_components, options)
     else:
@@ -327,9 +487,13 @@ def build_autoencoder(
     return UnmixingAutoencoder(
         encoder,
         abundance_activation(options.abundance, n_components),
-        LinearMixingDecoder(endmembers),
+        LinearMixingDecoder(endmembers, fixed=fixed_endmembers, total=pixel_total),
         input_mean,
         input_scale,
+        input_projection=input_projection,
+        pixel_total=pixel_total,
+        scale_rule=scale_rule,
+        baseline_basis=baseline_basis,
         input_noise=options.input_noise,
         gaussian_dropout=options.gaussian_dropout,
         spatial=NeighbourhoodAttention() if options.spatial else None,

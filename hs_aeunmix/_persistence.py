@@ -47,7 +47,19 @@ from hs_aeunmix._training import TrainingHistory
 _logger = logging.getLogger(__name__)
 
 FORMAT_NAME = "hs_aeunmix.model"
-FORMAT_VERSION = 1
+# Version 2 added the per-pixel intensity, the projected encoder input, the
+# minimum-volume weight, known endmembers, the screening counts and the
+# stability report. Version 1 files hold models without them.
+FORMAT_VERSION = 2
+# Version 1 models were trained before these options existed: their values
+# then reproduce those models.
+_VERSION_1_OPTIONS = {
+    "pixel_scale": False,
+    "input_components": None,
+    "min_volume_weight": 0.0,
+    "fixed_endmembers": None,
+    "baseline": None,
+}
 FILE_SUFFIX = ".aeunmix"
 LEARNING_RESULTS_ATTRIBUTE = "aeunmix_model"
 # Suffixes of HyperSpy results files: a model file must not pose as one.
@@ -56,7 +68,7 @@ RESULTS_SUFFIXES = (".hspy", ".zspy", ".hdf5", ".h5")
 _HEADER_KEY = "hs_aeunmix"
 _DIGEST_KEY = "sha256"
 _MODULE_PREFIX = "module."
-_INIT_TENSOR = "hyperparameters.init"
+_HYPERPARAMETER_PREFIX = "hyperparameters."
 _HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 # Hostile-file bounds: the safetensors header of a model is a few kB (a
 # non-uniform axis of 2000 channels adds ~40 kB); no spectrometer has a
@@ -64,6 +76,11 @@ _HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 MAX_HEADER_BYTES = 16 * 2**20
 MAX_CHANNELS = 2**20
 MAX_JSON_DEPTH = 8
+# No count in a model header has more digits (a float field's integer too).
+_MAX_INT_DIGITS = 18
+# Tensor types of a model's state: float32 weights, the batch counters of
+# batch normalisation, the mask of fixed endmembers.
+_STATE_DTYPES = (torch.float32, torch.int64, torch.bool)
 
 _NUMBER = {"type": "number"}
 _NUMBERS = {"type": "array", "items": _NUMBER}
@@ -104,6 +121,29 @@ _CALIBRATION_SCHEMA = {
     "then": {"required": ["offset", "scale"]},
     "else": {"required": ["values"]},
 }
+_STABILITY_SCHEMA = {
+    "type": "object",
+    "required": [
+        "spread",
+        "support",
+        "max_fraction",
+        "pixels",
+        "starts",
+        "chosen",
+        "objectives",
+        "fits",
+    ],
+    "properties": {
+        "spread": {"type": "array", "items": {"type": ["number", "null"]}},
+        "support": {"type": "array", "items": {"type": "integer", "minimum": 0}},
+        "max_fraction": _NUMBERS,
+        "pixels": {"type": "integer", "minimum": 1},
+        "starts": {"type": "array", "items": {"type": "string"}, "minItems": 1},
+        "chosen": {"type": "integer", "minimum": 0},
+        "objectives": _NUMBERS,
+        "fits": _NUMBERS,
+    },
+}
 #: JSON Schema (draft 2020-12) of the model header.
 HEADER_SCHEMA = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -133,13 +173,19 @@ HEADER_SCHEMA = {
             "type": "object",
             "required": ["init", "loss", "intensity_spread", "intensity_reference"],
             "properties": {
-                "init": {"enum": ["ica", "vca", "random", "given"]},
+                "init": {"enum": ["ica", "vca", "spa", "random", "given"]},
                 "loss": {"enum": list(LOSSES)},
                 "intensity_spread": {"type": "number", "minimum": 0},
                 "intensity_reference": {"type": "number", "exclusiveMinimum": 0},
             },
         },
         "signal_calibration": {"oneOf": [{"type": "null"}, _CALIBRATION_SCHEMA]},
+        "screening": {
+            "type": "object",
+            "additionalProperties": {"type": "integer", "minimum": 0},
+        },
+        "stability": {"oneOf": [{"type": "null"}, _STABILITY_SCHEMA]},
+        "baseline_terms": {"type": "integer", "minimum": 0, "maximum": 12},
         "training": {
             "type": "object",
             "required": [
@@ -174,9 +220,18 @@ class ModelFileError(ValueError):
 
 
 # ---------------------------------------------------------------- writing
-def _json_value(name: str, value):
+def _array_value(value) -> np.ndarray | None:
+    """The array a hyperparameter holds (an array, or a signal's data), or None."""
     if isinstance(value, np.ndarray):
-        return {"tensor": _INIT_TENSOR}
+        return value
+    if hasattr(value, "axes_manager"):
+        return np.asarray(value.data)
+    return None
+
+
+def _json_value(name: str, value):
+    if _array_value(value) is not None:
+        return {"tensor": _HYPERPARAMETER_PREFIX + name}
     if isinstance(value, tuple | list):
         return [_json_value(name, item) for item in value]
     if isinstance(value, np.generic):
@@ -211,8 +266,10 @@ def model_bytes(params: dict, state: FittedState) -> bytes:
         _MODULE_PREFIX + name: tensor.detach().cpu().contiguous().clone()
         for name, tensor in state.module_state.items()
     }
-    if isinstance(params.get("init"), np.ndarray):
-        tensors[_INIT_TENSOR] = torch.from_numpy(np.array(params["init"]))
+    for name, value in params.items():
+        array = _array_value(value)
+        if array is not None:
+            tensors[_HYPERPARAMETER_PREFIX + name] = torch.from_numpy(np.array(array))
     calibration = state.signal_calibration
     header = {
         "format": FORMAT_NAME,
@@ -233,6 +290,9 @@ def model_bytes(params: dict, state: FittedState) -> bytes:
             "intensity_reference": float(state.intensity_reference),
         },
         "signal_calibration": None if calibration is None else calibration.to_dict(),
+        "screening": dict(state.screening),
+        "stability": state.report,
+        "baseline_terms": int(state.baseline_terms),
         "training": {
             **state.history.as_dict(),
             "n_epochs": int(state.history.n_epochs),
@@ -242,7 +302,7 @@ def model_bytes(params: dict, state: FittedState) -> bytes:
             ),
         },
     }
-    header_text = json.dumps(header, allow_nan=True)
+    header_text = json.dumps(header, allow_nan=False)
     metadata = {_HEADER_KEY: header_text, _DIGEST_KEY: _digest(header_text, tensors)}
     return safetensors.torch.save(tensors, metadata=metadata)
 
@@ -283,12 +343,42 @@ def write_model_file(params: dict, state: FittedState, path) -> Path:
 
 
 # ---------------------------------------------------------------- reading
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not np.isfinite(value):
+        raise ValueError(f"{text} is not a finite number")
+    return value
+
+
+def _bounded_int(text: str) -> int:
+    if len(text.lstrip("-")) > _MAX_INT_DIGITS:
+        raise ValueError(f"an integer of {len(text)} digits")
+    return int(text)
+
+
+def _no_constant(name: str):
+    raise ValueError(f"{name} is not a number a model holds")
+
+
+def _strict_json(text: str | bytes):
+    """``json.loads`` of finite numbers only (no NaN, Infinity or 1e400)."""
+    return json.loads(
+        text,
+        parse_float=_finite_float,
+        parse_int=_bounded_int,
+        parse_constant=_no_constant,
+    )
+
+
 def _json(text: str | bytes, what: str, source: str):
-    """Parse JSON of bounded depth; any failure is a ModelFileError."""
+    """Parse JSON of bounded depth and finite numbers; failures are ModelFileErrors."""
     try:
-        value = json.loads(text)
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
-        raise ModelFileError(f"{source}: {what} is not valid JSON.") from error
+        value = _strict_json(text)
+    except (ValueError, RecursionError) as error:
+        # JSONDecodeError and UnicodeDecodeError are ValueErrors.
+        raise ModelFileError(
+            f"{source}: {what} is not valid JSON ({error})."
+        ) from error
     if _depth(value) > MAX_JSON_DEPTH:
         raise ModelFileError(
             f"{source}: {what} is nested deeper than a model header ever is."
@@ -321,8 +411,8 @@ def _read_metadata(data: bytes, source: str) -> dict[str, str]:
             "truncated or is not a safetensors file."
         )
     try:
-        header = json.loads(data[8 : 8 + header_length])
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
+        header = _strict_json(data[8 : 8 + header_length])
+    except (ValueError, RecursionError) as error:
         raise ModelFileError(f"{not_a_model} Its header is not JSON.") from error
     metadata = header.get("__metadata__") if isinstance(header, dict) else None
     if (
@@ -376,10 +466,21 @@ def _check_consistency(header: dict, tensors: dict[str, torch.Tensor], source: s
             f"channels but the endmember tensor has shape {shape}"
         )
     for name, tensor in tensors.items():
+        if name.startswith(_MODULE_PREFIX) and tensor.dtype not in _STATE_DTYPES:
+            raise inconsistent(f"{name} is of type {tensor.dtype}")
         if tensor.is_floating_point() and not torch.isfinite(tensor).all():
             raise ModelFileError(
                 f"{source} holds NaN or infinite values in {name}: no training "
                 "produces such a model."
+            )
+        if name.endswith(("input_scale", "running_var", "pixel_total")) and (
+            (tensor <= 0).any()
+            if not name.endswith("running_var")
+            else (tensor < 0).any()
+        ):
+            raise ModelFileError(
+                f"{source} holds a non-positive normalisation in {name}: no "
+                "training produces such a model."
             )
     if (decoder < 0).any():
         raise ModelFileError(
@@ -397,11 +498,31 @@ def _check_consistency(header: dict, tensors: dict[str, torch.Tensor], source: s
                 f"(indices within 0-{size - 1} expected) for a model of "
                 f"{header['n_channels']} channels"
             )
+        if calibration["uniform"] and size > 1 and calibration["scale"] == 0:
+            raise inconsistent("the axis calibration has a scale of zero")
         if not calibration["uniform"] and len(calibration["values"]) != size:
             raise inconsistent(
                 f"the axis lists {len(calibration['values'])} values for "
                 f"{size} channels"
             )
+    basis = tensors.get(_MODULE_PREFIX + "baseline_basis")
+    terms = header.get("baseline_terms", 0)
+    if (0 if basis is None else basis.shape[-1]) != terms:
+        raise inconsistent(f"the background has {terms} terms in the header only")
+    report = header.get("stability")
+    if report is not None:
+        n_starts = len(report["starts"])
+        per_endmember = {
+            len(report[key]) for key in ("spread", "support", "max_fraction")
+        }
+        per_start = {len(report[key]) for key in ("objectives", "fits")}
+        if (
+            per_endmember != {header["n_components"]}
+            or per_start != {n_starts}
+            or report["chosen"] >= n_starts
+            or max(report["support"]) > report["pixels"]
+        ):
+            raise inconsistent("the stability report does not match the model")
     training = header["training"]
     if training["n_epochs"] != len(training["train_loss"]) or not (
         training["best_epoch"] < training["n_epochs"]
@@ -451,6 +572,8 @@ def read_model(data: bytes, source: str) -> tuple[dict, FittedState]:
         name: _python_value(value, tensors, source)
         for name, value in header["hyperparameters"].items()
     }
+    if version < 2:
+        params = {**_VERSION_1_OPTIONS, **params}
     calibration = header["signal_calibration"]
     training = header["training"]
     state = FittedState(
@@ -471,6 +594,9 @@ def read_model(data: bytes, source: str) -> tuple[dict, FittedState]:
             None if calibration is None else SignalCalibration.from_dict(calibration)
         ),
         trained_on=training.get("trained_on_device", "cpu"),
+        screening=dict(header.get("screening") or {}),
+        report=header.get("stability"),
+        baseline_terms=header.get("baseline_terms", 0),
     )
     return params, state
 

@@ -28,6 +28,7 @@ shape and size work, line scans included (1 x n images).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -183,7 +184,7 @@ def fit_neighbourhood(
     attention: NeighbourhoodAttention,
     abundances: PixelImage,
     target: torch.Tensor,
-    endmembers: torch.Tensor,
+    mixing: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
     *,
     noise_variance: float,
     spatial_weight: float,
@@ -193,8 +194,9 @@ def fit_neighbourhood(
 
     ``abundances`` holds the per-pixel estimates as an image (n components
     as "channels"), ``target`` the scaled spectra of its valid pixels (C
-    order) and ``endmembers`` the fixed endmember matrix (n, B). Full-batch
-    Adam.
+    order) and ``mixing(abundances, target)`` the fixed model's
+    reconstruction (endmembers fixed; with a per-pixel intensity, the
+    intensity that fits ``target`` best). Full-batch Adam.
     """
     maps = abundances.spectra.permute(2, 0, 1)
     valid = abundances.valid
@@ -204,7 +206,7 @@ def fit_neighbourhood(
     for _ in range(steps):
         optimizer.zero_grad(set_to_none=True)
         refined = attention(maps, valid)
-        reconstruction = refined[:, valid].T @ endmembers
+        reconstruction = mixing(refined[:, valid].T, target)
         loss = mean_squared_error(reconstruction, target) + prior * total_variation(
             refined, valid
         )

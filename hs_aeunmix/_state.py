@@ -9,7 +9,7 @@ else sets fitted attributes.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -45,6 +45,15 @@ class FittedState:
         Spectral axis of the training signal (``signal_calibration_``).
     trained_on : str
         The device training ran on, for the record.
+    screening : dict of str to int
+        What training left out or repaired (``screening_``): dead pixels,
+        spike values and the pixels holding them.
+    report : dict or None
+        The stability report of the starts (``stability_``), as
+        :meth:`~hs_aeunmix._selection.StabilityReport.as_dict`; None for
+        models from files that predate it.
+    baseline_terms : int
+        Terms of the polynomial background per pixel (0: none).
     """
 
     module_state: dict[str, torch.Tensor]
@@ -58,3 +67,6 @@ class FittedState:
     history: TrainingHistory
     signal_calibration: SignalCalibration | None
     trained_on: str
+    screening: dict[str, int] = field(default_factory=dict)
+    report: dict | None = None
+    baseline_terms: int = 0

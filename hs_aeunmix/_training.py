@@ -1,7 +1,7 @@
 """Mini-batch training loop with early stopping on held-out pixels.
 
 The loop only sees an iterable of mini-batches per epoch (see
-:func:`shuffled_minibatches`), so a source that streams batches from disk or
+:func:`minibatch_stream`), so a source that streams batches from disk or
 from dask chunks can feed it unchanged.
 """
 
@@ -60,6 +60,25 @@ class TrainingHistory:
             return np.nan if self.initial_loss is None else self.initial_loss
         return self.monitored_loss()[self.best_epoch]
 
+    def followed_by(self, later: TrainingHistory) -> TrainingHistory:
+        """This history continued by ``later`` (training resumed from its weights).
+
+        ``later`` was trained with the weights this history kept competing
+        (its ``best_epoch`` is -1 when none of its epochs improved on them).
+        """
+        offset = self.n_epochs
+        return TrainingHistory(
+            train_loss=[*self.train_loss, *later.train_loss],
+            validation_loss=[*self.validation_loss, *later.validation_loss],
+            best_epoch=self.best_epoch
+            if later.best_epoch < 0
+            else offset + later.best_epoch,
+            stopped_early=later.stopped_early,
+            initial_loss=self.initial_loss,
+            seconds=self.seconds + later.seconds,
+            interrupted=later.interrupted,
+        )
+
     def as_dict(self) -> dict[str, list[float] | int | bool | float | None]:
         return {
             "train_loss": list(self.train_loss),
@@ -106,29 +125,54 @@ class TrainingHistory:
         return ax
 
 
-def batch_boundaries(n_samples: int, batch_size: int) -> list[tuple[int, int]]:
-    """Split ``range(n_samples)`` into batches, none of a single sample.
-
-    Batch normalisation cannot normalise a batch of one in training mode, so a
-    trailing single sample joins the previous batch instead of being dropped.
-    """
-    starts = list(range(0, n_samples, batch_size))
-    bounds = [(start, min(start + batch_size, n_samples)) for start in starts]
-    if len(bounds) > 1 and bounds[-1][1] - bounds[-1][0] == 1:
-        last_start = bounds[-2][0]
-        bounds[-2:] = [(last_start, n_samples)]
-    return bounds
+# An epoch is this many steps, whatever the size of the scan: training (which
+# early stopping ends after a few tens of epochs) costs the same on a small
+# scan as on a large one, and a small one is still seen often enough.
+STEPS_PER_EPOCH = 50
 
 
-def shuffled_minibatches(
-    data: torch.Tensor, batch_size: int, generator: torch.Generator
+def minibatch_stream(
+    data: torch.Tensor,
+    batch_size: int,
+    generator: torch.Generator,
+    steps_per_epoch: int = STEPS_PER_EPOCH,
 ) -> Callable[[], Iterator[torch.Tensor]]:
-    """Return a factory of one epoch of shuffled mini-batches of ``data`` rows."""
+    """Return a factory of epochs of ``steps_per_epoch`` shuffled mini-batches.
+
+    Batches are drawn from random permutations of the rows that continue
+    across epochs (within a permutation each row is drawn once). The last
+    rows of a permutation that do not fill a batch open the next
+    permutation's first batch instead of forming a small one (batch
+    normalisation cannot normalise a batch of one).
+    """
+    n_rows = data.shape[0]
+    batch_size = min(batch_size, n_rows)
+    steps = steps_per_epoch
+    order = torch.randperm(n_rows, generator=generator)
+    position = 0
 
     def epoch() -> Iterator[torch.Tensor]:
-        order = torch.randperm(data.shape[0], generator=generator)
-        for start, stop in batch_boundaries(data.shape[0], batch_size):
-            yield data[order[start:stop].to(data.device)]
+        nonlocal order, position
+        for _ in range(steps):
+            if position + batch_size > n_rows:
+                leftover = order[position:]
+                order = torch.cat(
+                    [leftover, torch.randperm(n_rows, generator=generator)]
+                )
+                position = 0
+            rows = order[position : position + batch_size]
+            position += batch_size
+            yield data[rows.to(data.device)]
+
+    return epoch
+
+
+def fixed_batches(data: torch.Tensor, batch_size: int):
+    """Factory of the same consecutive batches of ``data`` rows, for evaluation."""
+
+    def epoch():
+        for start in range(0, data.shape[0], batch_size):
+            yield data[start : start + batch_size]
 
     return epoch
 
@@ -164,6 +208,14 @@ def evaluate(
         total += float(loss) * n_pixels
         count += n_pixels
     return total / count
+
+
+def _adam(groups: list[dict]) -> torch.optim.Adam:
+    """Adam, fused into one kernel per step where torch can (about 20 % faster)."""
+    try:
+        return torch.optim.Adam(groups, fused=True)
+    except (RuntimeError, TypeError, ValueError):
+        return torch.optim.Adam(groups)
 
 
 def _train_one_epoch(
@@ -247,7 +299,7 @@ def train(
     others = [
         parameter for parameter in model.parameters() if parameter is not endmembers
     ]
-    optimizer = torch.optim.Adam(
+    optimizer = _adam(
         [
             {"params": others, "lr": learning_rate},
             {"params": [endmembers], "lr": endmember_learning_rate},

@@ -10,11 +10,16 @@ endmembers; its docstring cites the paper and lists what the paper leaves
 open and what was chosen.
 
 The papers train every weight with one optimiser, from a VCA (or random)
-start; every preset therefore trains with :data:`PAPER_TRAINING` (one Adam
-step size of 1e-3 for the encoder and the endmembers, VCA start, batches of
-128 pixels, up to 200 epochs, early stopping after 20 without improvement on
-10 % held-out pixels) rather than the package defaults, unless the paper
-says otherwise.
+start, on the whole spectrum, with abundances that carry the intensity
+themselves; every preset therefore trains with :data:`PAPER_TRAINING` (one
+Adam step size of 1e-3 for the encoder and the endmembers, VCA start,
+batches of 128 pixels, up to 200 passes over a 64 x 64 scan, early stopping
+after 20 passes without improvement on 10 % held-out pixels, no per-pixel
+intensity, the encoder reading every channel) rather than the package
+defaults, unless the paper says otherwise. The package counts training in
+epochs of 50 steps whatever the scan (see ``AEUnmix.max_epochs``): a pass
+over the 3,686 training pixels of a 64 x 64 scan in batches of 128 is 29
+steps, so 200 passes are 116 epochs and 20 passes 12.
 """
 
 from __future__ import annotations
@@ -22,12 +27,15 @@ from __future__ import annotations
 from collections.abc import Callable
 
 PAPER_TRAINING = {
+    "pixel_scale": False,
+    "input_components": None,
     "init": "vca",
     "learning_rate": 1e-3,
     "endmember_learning_rate": 1e-3,
     "batch_size": 128,
-    "max_epochs": 200,
-    "patience": 20,
+    # 200 and 20 passes over a 64 x 64 scan (29 steps each) in 50-step epochs.
+    "max_epochs": 116,
+    "patience": 12,
 }
 
 
@@ -126,7 +134,8 @@ def daeu(n_components: int) -> dict:
         "abundance": "thresholded_sum_to_one",
         "gaussian_dropout": 0.0045,
         "loss": "sad",
-        "max_epochs": 40,
+        # 40 passes over a 64 x 64 scan (29 steps each) in 50-step epochs.
+        "max_epochs": 23,
     }
 
 

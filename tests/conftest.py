@@ -75,7 +75,9 @@ def spectrum_image(mixture) -> hs.signals.Signal1D:
     return to_signal(mixture)
 
 
-FAST = {"max_epochs": 5, "show_progressbar": False, "random_state": 0}
+# A few epochs from one start: for tests of behaviour, not of accuracy (an
+# epoch is 50 steps whatever the scan).
+FAST = {"max_epochs": 2, "init": "vca", "show_progressbar": False, "random_state": 0}
 
 
 def train_through_hyperspy(signal, output_dimension=3, **options):

@@ -9,61 +9,70 @@ from conftest import FAST, make_mixture
 from sklearn.utils.estimator_checks import check_estimator
 
 from hs_aeunmix import AEUnmix
-from hs_aeunmix.metrics import abundance_rmse, match_endmembers, spectral_angles
+from hs_aeunmix.datasets import GroundTruth
+from hs_aeunmix.metrics import (
+    abundance_rmse,
+    match_endmembers,
+    spectral_angles,
+    unmixing_scores,
+)
 
 
-def _scores(model, abundances, mixture):
-    order = match_endmembers(model.components_, mixture.endmembers)
-    angles = spectral_angles(model.components_, mixture.endmembers)
-    truth = mixture.abundances.reshape(-1, mixture.abundances.shape[-1])
-    return angles, abundance_rmse(abundances, truth, order=order, scale="none")
+@pytest.fixture(scope="module")
+def counts_scene():
+    """Three phases in blurred pure blocks, 100 counts per channel (Poisson)."""
+    mixture = make_mixture(shape=(32, 32), counts=100, seed=7)
+    truth = GroundTruth(
+        endmembers=mixture.endmembers,
+        abundances=mixture.abundances,
+        names=("a", "b", "c"),
+        noiseless=mixture.abundances @ mixture.endmembers,
+    )
+    return mixture.spectra, truth
 
 
-def test_clean_mixture_recovered(mixture):
-    model = AEUnmix(3, random_state=0, show_progressbar=False)
-    abundances = model.fit_transform(mixture.spectra)
-    angles, rmse = _scores(model, abundances, mixture)
-    assert np.mean(angles) < 0.05
-    assert rmse < 0.05
+# The network at its start: the same options, no training to speak of.
+UNTRAINED = {"max_epochs": 1, "learning_rate": 1e-9, "endmember_learning_rate": 1e-9}
 
 
-def test_poisson_loss_on_counts_recovers_endmembers():
-    noisy = make_mixture(counts=50, seed=3)
-    model = AEUnmix(3, loss="poisson", random_state=0, show_progressbar=False)
-    abundances = model.fit_transform(noisy.spectra)
-    angles, rmse = _scores(model, abundances, noisy)
-    assert np.max(angles) < 0.05
-    assert rmse < 0.08
+def _angle_and_rmse(model, spectra, truth):
+    scores = unmixing_scores(model.components_, model.transform(spectra), truth)
+    return scores["mean_sad_rad"], scores["abundance_rmse"]
 
 
 @pytest.mark.parametrize(
-    ("options", "max_angle"),
+    ("options", "bounds"),
     [
-        ({"encoder": "conv", "max_epochs": 30}, 0.06),
-        ({"abundance": "nonnegative"}, 0.06),
-        ({"loss": "sad"}, 0.06),
-        ({"loss": "mse_sad"}, 0.06),
-        # From random pixels the endmembers must travel: the network's step size.
-        (
-            {
-                "init": "random",
-                "endmember_learning_rate": 1e-3,
-                "max_epochs": 200,
-                "patience": 20,
-            },
-            0.15,
-        ),
+        # Vertex start: good endmembers from the start, the encoder learns
+        # the abundances.
+        ({"init": "vca"}, (0.05, 0.06)),
+        ({"init": "vca", "loss": "poisson"}, (0.05, 0.06)),
+        ({"init": "vca", "loss": "mse_sad"}, (0.05, 0.06)),
+        ({"init": "vca", "loss": "sad"}, (0.05, 0.06)),
+        ({"init": "vca", "abundance": "nonnegative"}, (0.05, 0.06)),
+        ({"init": "vca", "pixel_scale": True}, (0.05, 0.07)),
+        # From random pixels the endmembers must travel: the network's step.
+        ({"init": "random", "endmember_learning_rate": 1e-3}, (0.08, 0.08)),
     ],
 )
-def test_options_recover_endmembers(mixture, options, max_angle):
-    model = AEUnmix(3, random_state=0, show_progressbar=False, **options)
-    model.fit(mixture.spectra)
-    _, _ = _scores(model, model.transform(mixture.spectra), mixture)
-    assert np.mean(spectral_angles(model.components_, mixture.endmembers)) < max_angle
+def test_training_does_the_work(counts_scene, options, bounds):
+    spectra, truth = counts_scene
+    max_angle, max_rmse = bounds
+    common = {"random_state": 0, "show_progressbar": False}
+    start = AEUnmix(3, **{**common, **options, **UNTRAINED}).fit(spectra)
+    trained = AEUnmix(3, **common, **options).fit(spectra)
+    start_angle, start_rmse = _angle_and_rmse(start, spectra, truth)
+    angle, rmse = _angle_and_rmse(trained, spectra, truth)
+    assert start_rmse > max_rmse
+    assert rmse < max_rmse
+    assert angle < max_angle
+    if options["init"] == "random":
+        assert start_angle > max_angle
 
 
 def test_reconstruction_is_in_data_units(mixture):
-    model = AEUnmix(3, random_state=0, show_progressbar=False).fit(mixture.spectra)
+    model = AEUnmix(3, init="vca", random_state=0, show_progressbar=False)
+    model.fit(mixture.spectra)
     reconstruction = model.inverse_transform(model.transform(mixture.spectra))
     relative_error = np.linalg.norm(reconstruction - mixture.spectra) / np.linalg.norm(
         mixture.spectra
@@ -73,12 +82,36 @@ def test_reconstruction_is_in_data_units(mixture):
     assert (model.components_ >= 0).all()
 
 
-def test_sum_to_one_abundances(mixture):
+def test_fractions_sum_to_one_and_intensity_carries_the_scale(mixture):
     model = AEUnmix(3, **FAST).fit(mixture.spectra)
+    fractions, intensity = model.fractions(mixture.spectra)
+    assert fractions.dtype == np.float64
+    np.testing.assert_allclose(fractions.sum(axis=1), 1, atol=1e-5)
+    assert (fractions >= 0).all()
+    assert (intensity > 0).all()
+    # transform gives fractions times intensity: factors times loadings.
+    np.testing.assert_allclose(
+        model.transform(mixture.spectra), fractions * intensity[:, None]
+    )
+
+
+def test_intensity_follows_each_pixels_scale(mixture):
+    # The same mixture with every pixel scaled by its own factor (thickness):
+    # the fractions stay, the intensities follow the factors.
+    factors = np.random.default_rng(0).uniform(0.5, 1.5, len(mixture.spectra))
+    model = AEUnmix(3, pixel_scale=True, **FAST).fit(mixture.spectra)
+    plain, plain_intensity = model.fractions(mixture.spectra)
+    scaled, scaled_intensity = model.fractions(mixture.spectra * factors[:, None])
+    np.testing.assert_allclose(scaled, plain, atol=1e-4)
+    np.testing.assert_allclose(scaled_intensity / plain_intensity, factors, rtol=1e-3)
+
+
+def test_without_pixel_scale_abundances_sum_to_one(mixture):
+    model = AEUnmix(3, pixel_scale=False, **FAST).fit(mixture.spectra)
     abundances = model.transform(mixture.spectra)
-    assert abundances.dtype == np.float64
     np.testing.assert_allclose(abundances.sum(axis=1), 1, atol=1e-5)
-    assert (abundances >= 0).all()
+    _, intensity = model.fractions(mixture.spectra)
+    np.testing.assert_array_equal(intensity, 1.0)
 
 
 def test_no_mean_attribute(mixture):
@@ -152,22 +185,28 @@ def test_batch_of_one_pixel_left_over(mixture):
     assert np.isfinite(model.history_.train_loss).all()
 
 
+@pytest.mark.filterwarnings("ignore:Endmembers .* dominate")
 def test_initial_endmembers_from_array(mixture):
-    model = AEUnmix(
-        3,
-        init=mixture.endmembers,
-        max_epochs=1,
-        endmember_learning_rate=1e-9,
-        show_progressbar=False,
-        random_state=0,
-    )
-    model.fit(mixture.spectra)
+    options = {
+        "init": mixture.endmembers,
+        "max_epochs": 1,
+        "endmember_learning_rate": 1e-9,
+        "show_progressbar": False,
+        "random_state": 0,
+    }
+    # Without a per-pixel intensity the given spectra are used as they are ...
+    model = AEUnmix(3, pixel_scale=False, **options).fit(mixture.spectra)
     np.testing.assert_allclose(model.components_, mixture.endmembers, rtol=1e-4)
     assert model.init_ == "given"
+    # ... with one, their scale is carried by the intensities: same shapes.
+    scaled = AEUnmix(3, **options).fit(mixture.spectra)
+    assert np.max(spectral_angles(scaled.components_, mixture.endmembers)) < 1e-4
+    assert scaled.init_ == "given"
 
 
 def test_transform_on_unseen_data(mixture):
-    model = AEUnmix(3, random_state=0, show_progressbar=False).fit(mixture.spectra)
+    model = AEUnmix(3, init="vca", random_state=0, show_progressbar=False)
+    model.fit(mixture.spectra)
     unseen = make_mixture(seed=5)
     fresh = make_mixture(seed=5)
     np.testing.assert_array_equal(unseen.endmembers, mixture.endmembers)
@@ -281,6 +320,7 @@ def test_over_specified_endmembers_are_driven_to_zero(caplog):
     model = AEUnmix(
         6,
         endmember_l21_weight=0.02,
+        pixel_scale=False,
         init="vca",
         endmember_learning_rate=1e-3,
         batch_size=128,

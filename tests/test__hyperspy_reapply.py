@@ -40,8 +40,11 @@ def _small_eels(seed, dose=200.0):
 
 @pytest.fixture(scope="module")
 def first_scan_model():
+    # A model without per-pixel intensity: a later scan's dose is then taken
+    # into the endmembers (test_dose_change_*); see
+    # test_intensity_model_absorbs_the_dose for the other kind.
     signal, _ = _small_eels(seed=0)
-    return train_through_hyperspy(signal)
+    return train_through_hyperspy(signal, pixel_scale=False)
 
 
 # ------------------------------------------------------------ accuracy
@@ -88,6 +91,23 @@ def test_same_dose_applies_the_model_unchanged(first_scan_model):
         first_scan_model.transform(second.data.reshape(-1, 200)),
     )
     np.testing.assert_array_equal(first_scan_model.components_, before)
+
+
+def test_intensity_model_absorbs_the_dose():
+    signal, _ = _small_eels(seed=0)
+    model = train_through_hyperspy(signal, pixel_scale=True)
+    second, _ = _small_eels(seed=1, dose=400.0)
+    applied = _quiet_decomposition(second, model=model, return_info=True)
+    # The intensities carry the dose: the model itself unmixes the scan, its
+    # endmembers unchanged, and factors times loadings reproduce the data.
+    assert applied is model
+    np.testing.assert_array_equal(second.learning_results.factors, model.components_.T)
+    _, intensity = model.fractions(second.data.reshape(-1, 200))
+    assert np.median(intensity) == pytest.approx(2.0, rel=0.05)
+    relative = np.linalg.norm(
+        second.get_decomposition_model().data - second.data
+    ) / np.linalg.norm(second.data)
+    assert relative < 0.1
 
 
 def test_dose_change_scales_a_copy_not_the_model(first_scan_model):

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import struct
+import subprocess
+import sys
+import time
 
 import hyperspy.api as hs
 import numpy as np
@@ -71,7 +74,7 @@ def test_header_describes_the_model(model_file, fitted):
 
 def test_array_init_is_saved_as_a_tensor(small_mixture, tmp_path):
     init = small_mixture.endmembers * 1.1
-    model = AEUnmix(3, init=init, **FAST).fit(small_mixture.spectra)
+    model = AEUnmix(3, **{**FAST, "init": init}).fit(small_mixture.spectra)
     loaded = load_model(model.save(tmp_path / "m"))
     np.testing.assert_array_equal(loaded.init, init)
 
@@ -165,7 +168,7 @@ def test_flipped_bit_in_the_weights(model_file):
 def test_tampered_header(model_file):
     data = model_file.read_bytes()
     # Same length, so the file stays a well-formed safetensors file.
-    tampered = data.replace(b'\\"max_epochs\\": 5', b'\\"max_epochs\\": 6')
+    tampered = data.replace(b'\\"max_epochs\\": 2', b'\\"max_epochs\\": 3')
     assert tampered != data
     model_file.write_bytes(tampered)
     with pytest.raises(ModelFileError, match="checksum does not match"):
@@ -173,11 +176,12 @@ def test_tampered_header(model_file):
 
 
 def test_newer_format(fitted, tmp_path, monkeypatch):
-    monkeypatch.setattr(persistence, "FORMAT_VERSION", persistence.FORMAT_VERSION + 1)
+    newer = persistence.FORMAT_VERSION + 1
+    monkeypatch.setattr(persistence, "FORMAT_VERSION", newer)
     path = fitted.save(tmp_path / "future")
     monkeypatch.undo()
     with pytest.raises(
-        ModelFileError, match=r"future\.aeunmix uses model format version 2.*Upgrade"
+        ModelFileError, match=rf"future\.aeunmix uses model format version {newer}.*Up"
     ):
         load_model(path)
 
@@ -239,3 +243,592 @@ def test_model_applies_after_reload_through_hyperspy(spectrum_image, tmp_path):
     reloaded = hs.load(path)
     reloaded.decomposition(algorithm="ae", model=hs.load(path), print_info=False)
     np.testing.assert_array_equal(reloaded.learning_results.loadings, trained_loadings)
+
+
+# ----------------------------------------------------- crafted model files
+# Files built on purpose: a valid model whose header or tensors are edited
+# and whose checksum is recomputed with the package's own digest, so that
+# the checksum does not hide what the loader must catch by itself.
+HEADER_KEY, DIGEST_KEY = "hs_aeunmix", "sha256"
+
+
+def _parts(data: bytes) -> tuple[str, dict[str, torch.Tensor]]:
+    """The model header's JSON text and the tensors of a model file's bytes."""
+    (length,) = struct.unpack("<Q", data[:8])
+    metadata = json.loads(data[8 : 8 + length])["__metadata__"]
+    return metadata[HEADER_KEY], safetensors.torch.load(data)
+
+
+def _craft(source, destination, *, edit_header=None, edit_tensors=None, edit_text=None):
+    """Write ``destination``: ``source`` edited, with a matching checksum.
+
+    ``edit_header(header)`` and ``edit_tensors(tensors)`` change the parsed
+    header and the tensors in place; ``edit_text(text)`` returns new header
+    text (for JSON that ``json.dumps`` cannot produce).
+    """
+    text, tensors = _parts(source.read_bytes())
+    if edit_header is not None:
+        header = json.loads(text)
+        edit_header(header)
+        text = json.dumps(header)
+    if edit_tensors is not None:
+        edit_tensors(tensors)
+    if edit_text is not None:
+        text = edit_text(text)
+    metadata = {HEADER_KEY: text, DIGEST_KEY: persistence._digest(text, tensors)}
+    destination.write_bytes(safetensors.torch.save(tensors, metadata=metadata))
+    return destination
+
+
+def _setter(*keys, value):
+    def edit(header):
+        for key in keys[:-1]:
+            header = header[key]
+        header[keys[-1]] = value
+
+    return edit
+
+
+def _refused(path, match=None) -> str:
+    """Loading ``path`` raises a ModelFileError naming it; returns the message."""
+    with pytest.raises(ModelFileError, match=match) as info:
+        load_model(path)
+    message = str(info.value)
+    assert str(path) in message
+    return message
+
+
+@pytest.fixture(scope="module")
+def calibrated_file(tmp_path_factory, small_mixture):
+    """A model trained through HyperSpy: its header has an axis calibration."""
+    from conftest import to_signal, train_through_hyperspy
+
+    model = train_through_hyperspy(to_signal(small_mixture), **FAST)
+    return model.save(tmp_path_factory.mktemp("calibrated") / "calibrated.aeunmix")
+
+
+def test_crafting_keeps_a_valid_file(calibrated_file, tmp_path, small_mixture):
+    # The crafting machinery itself produces loadable files.
+    copy = _craft(calibrated_file, tmp_path / "copy.aeunmix", edit_header=lambda h: h)
+    np.testing.assert_array_equal(
+        load_model(copy).transform(small_mixture.spectra),
+        load_model(calibrated_file).transform(small_mixture.spectra),
+    )
+
+
+@pytest.mark.parametrize("depth", [20, 100_000])
+def test_deeply_nested_header(calibrated_file, tmp_path, depth):
+    # Under a key of its own, which nothing else in the header refuses: 20
+    # levels parse but exceed the depth bound; 100000 exceed Python's
+    # recursion limit (RecursionError before the fix).
+    nested = "[" * depth + "]" * depth
+    path = _craft(
+        calibrated_file,
+        tmp_path / "nested.aeunmix",
+        edit_text=lambda text: text.replace("{", f'{{"notes": {nested}, ', 1),
+    )
+    _refused(path, match="nested deeper" if depth == 20 else "not valid JSON")
+
+
+def test_deeply_nested_safetensors_header(tmp_path):
+    depth = 100_000
+    outer = b'{"__metadata__": {}, "x": ' + b"[" * depth + b"]" * depth + b"}"
+    path = tmp_path / "nested.aeunmix"
+    path.write_bytes(struct.pack("<Q", len(outer)) + outer)
+    _refused(path)
+
+
+def test_hyperparameters_as_a_list(calibrated_file, tmp_path):
+    path = _craft(
+        calibrated_file,
+        tmp_path / "list.aeunmix",
+        edit_header=_setter("hyperparameters", value=[3, "dense"]),
+    )
+    _refused(path, match="hyperparameters")
+
+
+@pytest.mark.parametrize("index", [100, 10**6, -1])
+def test_trained_channels_out_of_range(calibrated_file, tmp_path, index):
+    path = _craft(
+        calibrated_file,
+        tmp_path / "channels.aeunmix",
+        edit_header=_setter(
+            "signal_calibration", "trained_channels", value=[*range(99), index]
+        ),
+    )
+    _refused(path)
+
+
+def _peak_memory_growth_mb(action) -> float:
+    """Peak memory traced by tracemalloc (numpy's arrays included) during ``action``."""
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        action()
+    finally:
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+    return peak / 2**20
+
+
+def test_huge_declared_calibration_is_refused_without_allocating(
+    calibrated_file, tmp_path
+):
+    # 200 million channels would be a 1.6 GB axis built from a 12 KB file.
+    path = _craft(
+        calibrated_file,
+        tmp_path / "huge_axis.aeunmix",
+        edit_header=_setter("signal_calibration", "size", value=200_000_000),
+    )
+    assert path.stat().st_size < 100_000
+
+    def load():
+        with pytest.raises(ModelFileError):
+            load_model(path)
+
+    start = time.perf_counter()
+    growth = _peak_memory_growth_mb(load)
+    assert time.perf_counter() - start < 5
+    assert growth < 50
+    _refused(path)
+
+
+_MEMORY_PROBE = """
+import json, resource, sys, time
+from hs_aeunmix import ModelFileError, load_model
+
+results = {}
+for path in sys.argv[1:]:
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    start = time.perf_counter()
+    try:
+        load_model(path)
+        outcome = "loaded"
+    except ModelFileError as error:
+        outcome = "ModelFileError: " + str(error)
+    except BaseException as error:
+        outcome = type(error).__name__ + ": " + str(error)
+    seconds = time.perf_counter() - start
+    growth = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
+    # ru_maxrss is in kB on Linux, in bytes on macOS.
+    megabytes = growth / (2**20 if sys.platform == "darwin" else 2**10)
+    results[path] = [outcome, seconds, megabytes]
+print(json.dumps(results))
+"""
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="resource is POSIX only")
+def test_huge_layers_are_refused_without_allocating(calibrated_file, tmp_path):
+    # Described layers of 20000 x 20000 weights (1.6 GB) must be refused
+    # from the header and the tensors, never built. Torch's allocations are
+    # invisible to tracemalloc: the peak resident memory of a fresh process
+    # is measured instead.
+    def conv(size):
+        def edit(header):
+            header["hyperparameters"].update(encoder="conv", n_filters=size)
+
+        return edit
+
+    crafted = {
+        "layers": _setter("hyperparameters", "hidden_layer_sizes", value=[20000] * 2),
+        "filters": conv(100_000),
+        "axis": _setter("signal_calibration", "size", value=200_000_000),
+    }
+    paths = [
+        str(_craft(calibrated_file, tmp_path / f"{name}.aeunmix", edit_header=edit))
+        for name, edit in crafted.items()
+    ]
+    result = subprocess.run(
+        [sys.executable, "-c", _MEMORY_PROBE, *paths],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    outcomes = json.loads(result.stdout.strip().splitlines()[-1])
+    for path, (outcome, seconds, megabytes) in outcomes.items():
+        assert outcome.startswith("ModelFileError: ")
+        assert path in outcome
+        assert seconds < 5
+        assert megabytes < 50, f"{path}: {megabytes:.0f} MB"
+
+
+def test_nan_weights(calibrated_file, tmp_path):
+    def poison(tensors):
+        tensors["module.encoder.latent.weight"][0, 0] = float("nan")
+
+    path = _craft(calibrated_file, tmp_path / "nan.aeunmix", edit_tensors=poison)
+    _refused(path, match="NaN")
+
+
+def test_negative_endmembers(calibrated_file, tmp_path):
+    def negative(tensors):
+        tensors["module.decoder.weight"][5, 1] = -0.5
+
+    path = _craft(calibrated_file, tmp_path / "neg.aeunmix", edit_tensors=negative)
+    _refused(path, match="negative endmember")
+
+
+@pytest.mark.parametrize(
+    ("name", "dtype"),
+    [
+        ("input_scale", "float64"),
+        ("encoder.latent.weight", "float16"),
+        ("encoder.hidden.0.1.running_mean", "int32"),
+    ],
+)
+def test_tensors_of_another_dtype(calibrated_file, tmp_path, name, dtype):
+    # The network is float32: a file of other types must be refused, not
+    # loaded into a model whose every transform raises a RuntimeError.
+    def convert(tensors):
+        tensors[f"module.{name}"] = tensors[f"module.{name}"].to(getattr(torch, dtype))
+
+    path = _craft(calibrated_file, tmp_path / "dtype.aeunmix", edit_tensors=convert)
+    _refused(path)
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("input_scale", 0.0),  # division by zero when encoding
+        ("input_scale", -1.0),
+        ("encoder.hidden.0.1.running_var", -1.0),  # sqrt of a negative variance
+    ],
+)
+def test_normalisation_no_training_gives(calibrated_file, tmp_path, name, value):
+    # Training keeps input scales and batch-norm variances positive; a file
+    # with others encodes every spectrum as NaN.
+    def poison(tensors):
+        tensors[f"module.{name}"][:] = value
+
+    path = _craft(calibrated_file, tmp_path / "scale.aeunmix", edit_tensors=poison)
+    _refused(path)
+
+
+_HUGE_INT = 10**400  # valid JSON that no float holds
+
+
+@pytest.mark.parametrize(
+    "value",
+    [float("nan"), 0.0, -2.5, float("inf"), _HUGE_INT],
+    ids=["nan", "zero", "negative", "inf", "int-1e400"],
+)
+def test_data_scale_no_training_gives(calibrated_file, tmp_path, value):
+    path = _craft(
+        calibrated_file,
+        tmp_path / "scale.aeunmix",
+        edit_header=_setter("data_scale", value=value),
+    )
+    _refused(path)
+
+
+@pytest.mark.parametrize(
+    "keys",
+    [
+        ("fitted", "intensity_reference"),
+        ("fitted", "intensity_spread"),
+        ("signal_calibration", "offset"),
+        ("signal_calibration", "scale"),
+    ],
+    ids="/".join,
+)
+@pytest.mark.parametrize(
+    "value", [float("nan"), float("inf"), _HUGE_INT], ids=["nan", "inf", "int-1e400"]
+)
+def test_header_numbers_must_be_finite(calibrated_file, tmp_path, keys, value):
+    # NaN and Infinity are JSON extensions that Python writes and reads.
+    path = _craft(
+        calibrated_file,
+        tmp_path / "number.aeunmix",
+        edit_header=_setter(*keys, value=value),
+    )
+    _refused(path)
+
+
+def test_axis_of_zero_width(calibrated_file, tmp_path):
+    path = _craft(
+        calibrated_file,
+        tmp_path / "flat_axis.aeunmix",
+        edit_header=_setter("signal_calibration", "scale", value=0.0),
+    )
+    _refused(path)
+
+
+@pytest.mark.parametrize("where", ["model header", "safetensors header"])
+def test_integer_of_thousands_of_digits(calibrated_file, tmp_path, where):
+    # Python refuses to parse integers of more than 4300 digits (ValueError).
+    number = "9" * 5000
+    path = tmp_path / "long_int.aeunmix"
+    if where == "model header":
+        _craft(
+            calibrated_file,
+            path,
+            edit_text=lambda text: text.replace(
+                '"hyperparameters": {', f'"hyperparameters": {{"n": {number}, ', 1
+            ),
+        )
+    else:
+        outer = f'{{"x": {number}, "__metadata__": {{}}}}'.encode()
+        path.write_bytes(struct.pack("<Q", len(outer)) + outer)
+    _refused(path)
+
+
+def test_oversized_safetensors_header_length(model_file):
+    data = model_file.read_bytes()
+    model_file.write_bytes(struct.pack("<Q", 2**62) + data[8:])
+    _refused(model_file, match="cut short or oversized")
+
+
+def test_header_longer_than_the_bound(model_file, monkeypatch):
+    # A header within the file but beyond MAX_HEADER_BYTES is not parsed.
+    monkeypatch.setattr(persistence, "MAX_HEADER_BYTES", 64)
+    _refused(model_file, match="cut short or oversized")
+
+
+# ------------------------------------------------------------ save and load
+def test_save_to_an_existing_folder(fitted, tmp_path):
+    folder = tmp_path / "models"
+    folder.mkdir()
+    with pytest.raises(IsADirectoryError, match=r"is a folder; give the model file"):
+        fitted.save(folder)
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["models"]
+    assert list(folder.iterdir()) == []
+
+
+@pytest.mark.parametrize("name", ["x.hspy", "x.zspy", "X.HSPY"])
+def test_save_refuses_a_results_file_name(fitted, tmp_path, name):
+    with pytest.raises(ValueError, match="suffix of a HyperSpy results file"):
+        fitted.save(tmp_path / name)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("source", [123, 4.5, None, b"model"])
+def test_load_model_of_a_wrong_type(source):
+    with pytest.raises(TypeError, match=r"A model is given as an AEUnmix, a model"):
+        load_model(source)
+
+
+def test_load_model_from_results_reads_only_the_model(
+    spectrum_image, tmp_path, monkeypatch
+):
+    model = spectrum_image.decomposition(
+        algorithm="ae", output_dimension=3, return_info=True, print_info=False, **FAST
+    )
+    path = tmp_path / "scan_ae.hspy"
+    spectrum_image.save(path)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the whole results file was loaded")
+
+    import hyperspy.io
+
+    monkeypatch.setattr(hs, "load", refuse)
+    monkeypatch.setattr(hyperspy.io, "load", refuse)
+    loaded = load_model(path)
+    spectra = spectrum_image.data.reshape(-1, 100)
+    np.testing.assert_array_equal(loaded.transform(spectra), model.transform(spectra))
+
+
+def test_interrupted_training_is_saved_and_says_so(
+    small_mixture, tmp_path, monkeypatch
+):
+    from hs_aeunmix import _training
+
+    real_epoch = _training._train_one_epoch
+    epochs = []
+
+    def ctrl_c_at_the_second_epoch(*args, **kwargs):
+        epochs.append(None)
+        if len(epochs) == 2:
+            raise KeyboardInterrupt
+        return real_epoch(*args, **kwargs)
+
+    monkeypatch.setattr(_training, "_train_one_epoch", ctrl_c_at_the_second_epoch)
+    with pytest.warns(UserWarning, match="interrupted after 1 complete epochs"):
+        model = AEUnmix(3, **{**FAST, "max_epochs": 50}).fit(small_mixture.spectra)
+    monkeypatch.undo()
+    loaded = load_model(model.save(tmp_path / "interrupted"))
+    assert loaded.history_.interrupted
+    assert loaded.n_iter_ == 1
+    assert loaded.history_.as_dict() == model.history_.as_dict()
+    np.testing.assert_array_equal(
+        loaded.transform(small_mixture.spectra), model.transform(small_mixture.spectra)
+    )
+
+
+# -------------------------------------------------------------------- fuzz
+_FUZZ_CASES = 300
+
+
+def _nested(depth: int):
+    value = 0
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+_REPLACEMENTS = (
+    None,
+    True,
+    0,
+    -1,
+    2**31,
+    _HUGE_INT,
+    0.5,
+    -1e-3,
+    float("nan"),
+    float("inf"),
+    -float("inf"),
+    "",
+    "x" * 100_000,
+    [],
+    [1, 2],
+    [0] * 100_000,
+    {},
+    {"tensor": "module.decoder.weight"},
+    _nested(50),
+)
+
+
+def _json_paths(value, prefix=()):
+    """Every (path, value) below ``value``, lists of numbers counted once."""
+    yield prefix, value
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield from _json_paths(item, (*prefix, key))
+    elif isinstance(value, list) and value:
+        yield from _json_paths(value[0], (*prefix, 0))
+
+
+def _mutate_header(rng, text: str) -> tuple[str, str]:
+    header = json.loads(text)
+    paths = [path for path, _ in _json_paths(header) if path]
+    path = paths[rng.integers(len(paths))]
+    parent = header
+    for key in path[:-1]:
+        parent = parent[key]
+    roll = rng.random()
+    if roll < 0.1 and isinstance(parent, dict):
+        del parent[path[-1]]
+        return json.dumps(header), f"header {'/'.join(map(str, path))} removed"
+    if roll < 0.15:
+        parent = header
+        path = ("unknown",)
+    replacement = _REPLACEMENTS[rng.integers(len(_REPLACEMENTS))]
+    parent[path[-1]] = replacement
+    shown = repr(replacement)[:40]
+    return json.dumps(header), f"header {'/'.join(map(str, path))} = {shown}"
+
+
+def _mutate_tensors(rng, tensors: dict[str, torch.Tensor]) -> str:
+    names = sorted(tensors)
+    name = names[rng.integers(len(names))]
+    tensor = tensors[name]
+    roll = rng.integers(6)
+    if roll == 0:
+        del tensors[name]
+        return f"tensor {name} removed"
+    if roll == 1:
+        dtype = [torch.float64, torch.float16, torch.int32, torch.bool][rng.integers(4)]
+        tensors[name] = tensor.to(dtype)
+        return f"tensor {name} as {dtype}"
+    if roll == 2:
+        tensors[name] = tensor.reshape(-1)[: max(tensor.numel() - 1, 0)].clone()
+        return f"tensor {name} one element short"
+    if roll == 3:
+        tensors[f"{name}.extra"] = tensor.clone()
+        return f"tensor {name} duplicated"
+    if tensor.numel() == 0 or not tensor.is_floating_point():
+        tensors[name] = torch.zeros(3)
+        return f"tensor {name} replaced"
+    value = [float("nan"), float("inf"), -1.0, 0.0, 1e30][rng.integers(5)]
+    flat = tensor.reshape(-1)
+    flat[rng.integers(flat.numel())] = value
+    return f"tensor {name} element = {value}"
+
+
+def _mutation(rng, data: bytes) -> tuple[bytes, str]:
+    kind = rng.integers(4)
+    if kind == 0:
+        mutated = bytearray(data)
+        positions = rng.integers(len(data), size=rng.integers(1, 9))
+        for position in positions:
+            mutated[position] ^= 1 << int(rng.integers(8))
+        return bytes(mutated), f"bits flipped at {sorted(positions.tolist())}"
+    if kind == 1:
+        length = int(rng.integers(len(data)))
+        return data[:length], f"truncated to {length} bytes"
+    text, tensors = _parts(data)
+    if kind == 2:
+        text, what = _mutate_header(rng, text)
+    else:
+        what = _mutate_tensors(rng, tensors)
+    metadata = {HEADER_KEY: text, DIGEST_KEY: persistence._digest(text, tensors)}
+    return safetensors.torch.save(tensors, metadata=metadata), what
+
+
+def _check_usable(model, spectra) -> None:
+    """A model that loads must work: finite abundances, scale and intensity."""
+    assert np.isfinite(model.data_scale_)
+    assert model.data_scale_ > 0
+    assert np.isfinite(model.components_).all()
+    assert (model.components_ >= 0).all()
+    abundances = model.transform(spectra)
+    assert abundances.shape == (spectra.shape[0], model.components_.shape[0])
+    assert np.isfinite(abundances).all()
+    ratio = model.intensity_ratio(spectra)
+    assert np.isfinite(ratio)
+    assert ratio > 0
+    if model.signal_calibration_ is not None:
+        assert np.isfinite(model.signal_calibration_.values).all()
+
+
+def test_fuzzed_model_files_fail_cleanly_or_load_correctly(
+    calibrated_file, tmp_path, small_mixture
+):
+    data = calibrated_file.read_bytes()
+    spectra = small_mixture.spectra
+    peak_before = _peak_resident_mb()
+    rng = np.random.default_rng(20240613)
+    path = tmp_path / "fuzzed.aeunmix"
+    failures, outcomes = [], {"refused": 0, "loaded": 0}
+    slowest = 0.0
+    start = time.perf_counter()
+    for case in range(_FUZZ_CASES):
+        mutated, what = _mutation(rng, data)
+        path.write_bytes(mutated)
+        case_start = time.perf_counter()
+        try:
+            model = load_model(path)
+        except ModelFileError as error:
+            outcomes["refused"] += 1
+            if str(path) not in str(error):
+                failures.append(f"#{case} {what}: message does not name the file")
+        except Exception as error:
+            failures.append(f"#{case} {what}: {type(error).__name__}: {error}"[:300])
+        else:
+            outcomes["loaded"] += 1
+            try:
+                _check_usable(model, spectra)
+            except Exception as error:
+                failures.append(f"#{case} {what}: loaded, unusable ({error!r})"[:300])
+        slowest = max(slowest, time.perf_counter() - case_start)
+    elapsed = time.perf_counter() - start
+    assert not failures, f"{len(failures)} of {_FUZZ_CASES} mutations:\n" + "\n".join(
+        failures[:20]
+    )
+    assert outcomes["refused"] > _FUZZ_CASES / 2
+    assert slowest < 2
+    assert elapsed < 30
+    assert _peak_resident_mb() - peak_before < 200
+
+
+def _peak_resident_mb() -> float:
+    """Peak resident memory of this process so far (0 where unknown)."""
+    try:
+        import resource
+    except ImportError:  # Windows
+        return 0.0
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (2**20 if sys.platform == "darwin" else 2**10)

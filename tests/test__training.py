@@ -2,38 +2,63 @@
 
 from __future__ import annotations
 
-import pytest
 import torch
 
 from hs_aeunmix._training import (
+    STEPS_PER_EPOCH,
     TrainingHistory,
-    batch_boundaries,
+    minibatch_stream,
     resolve_show_progressbar,
-    shuffled_minibatches,
 )
 
 
-@pytest.mark.parametrize(
-    ("n_samples", "batch_size", "expected"),
-    [
-        (10, 4, [(0, 4), (4, 8), (8, 10)]),
-        (9, 4, [(0, 4), (4, 9)]),
-        (8, 4, [(0, 4), (4, 8)]),
-        (3, 8, [(0, 3)]),
-    ],
-)
-def test_batch_boundaries_never_leave_a_single_sample(n_samples, batch_size, expected):
-    assert batch_boundaries(n_samples, batch_size) == expected
+def _rows(batches) -> list[int]:
+    return torch.cat(list(batches)).squeeze(1).long().tolist()
 
 
-def test_shuffled_minibatches_cover_every_row_once_per_epoch():
+def test_every_row_once_per_pass_over_a_small_scan():
+    data = torch.arange(20, dtype=torch.float32).unsqueeze(1)
+    epoch = minibatch_stream(data, 5, torch.Generator().manual_seed(0), 4)
+    first, second = _rows(epoch()), _rows(epoch())
+    assert sorted(first) == list(range(20))
+    assert sorted(second) == list(range(20))
+    assert first != second
+
+
+def test_an_epoch_has_the_same_steps_whatever_the_scan():
+    for n_rows in (20, 10_000):
+        data = torch.arange(n_rows, dtype=torch.float32).unsqueeze(1)
+        epoch = minibatch_stream(data, 5, torch.Generator().manual_seed(0))
+        assert len(list(epoch())) == STEPS_PER_EPOCH
+
+
+def test_no_batch_of_one_row():
+    # 23 rows in batches of 5: the 3 left over open the next permutation's
+    # first batch rather than forming a small one.
     data = torch.arange(23, dtype=torch.float32).unsqueeze(1)
-    epoch = shuffled_minibatches(data, 5, torch.Generator().manual_seed(0))
-    first = torch.cat(list(epoch())).squeeze(1)
-    second = torch.cat(list(epoch())).squeeze(1)
-    assert sorted(first.tolist()) == list(range(23))
-    assert sorted(second.tolist()) == list(range(23))
-    assert first.tolist() != second.tolist()
+    epoch = minibatch_stream(data, 5, torch.Generator().manual_seed(0))
+    sizes = [len(batch) for _ in range(7) for batch in epoch()]
+    assert set(sizes) == {5}
+
+
+def test_epochs_of_a_large_scan_are_bounded_and_see_every_row():
+    n_rows, batch_size = 100_000, 64
+    data = torch.arange(n_rows, dtype=torch.float32).unsqueeze(1)
+    epoch = minibatch_stream(data, batch_size, torch.Generator().manual_seed(0))
+    batches = list(epoch())
+    assert len(batches) == STEPS_PER_EPOCH
+    # Consecutive epochs continue the same permutation: no row twice until
+    # every row was drawn.
+    seen = _rows(batches)
+    for _ in range(n_rows // (batch_size * STEPS_PER_EPOCH) - 1):
+        seen += _rows(epoch())
+    assert len(seen) == len(set(seen))
+
+
+def test_batch_larger_than_the_data():
+    data = torch.arange(7, dtype=torch.float32).unsqueeze(1)
+    epoch = minibatch_stream(data, 256, torch.Generator().manual_seed(0), 2)
+    assert [sorted(_rows([batch])) for batch in epoch()] == [list(range(7))] * 2
 
 
 def test_progressbar_follows_hyperspy_preference():

@@ -29,6 +29,10 @@ with near-edge peaks (white lines, pi* peaks) added where the real spectra
 have them. The Raman endmembers are sums of Lorentzian bands at literature
 positions. Every random draw goes through ``numpy.random.default_rng``, so a
 given ``random_state`` always produces the same dataset.
+
+* :func:`real_scan` gives measured spectrum images (EELS, Raman) from public
+  repositories, fetched once with pooch against a known hash, or read from a
+  local copy.
 """
 
 from hs_aeunmix.datasets._common import GroundTruth
@@ -43,8 +47,10 @@ from hs_aeunmix.datasets._generators import (
     eels_no_pure_pixel,
     raman_scene,
 )
+from hs_aeunmix.datasets._real import REAL_SCANS, real_scan, real_scan_path
 
 __all__ = [
+    "REAL_SCANS",
     "GroundTruth",
     "SceneDescription",
     "describe_scene",
@@ -52,5 +58,7 @@ __all__ = [
     "eels_no_pure_pixel",
     "raman_scene",
     "random_scene",
+    "real_scan",
+    "real_scan_path",
     "scene_family",
 ]

@@ -1,0 +1,130 @@
+"""A smooth additive background per pixel: Raman fluorescence, for example.
+
+Raman spectra sit on a fluorescence background that is smooth along the
+spectrum and changes from pixel to pixel (autofluorescence, focus,
+thickness). It is not a mixture of the endmembers: left in the data, it
+takes endmembers of its own or bends all of them. With ``baseline=d`` each
+spectrum is modelled as ``x = s * (a @ E) + B c``: ``B`` (n_channels, d) is
+an orthonormal basis of the polynomials of degree below ``d`` along the
+channels, and each pixel's coefficients ``c`` are solved in closed form
+together with its intensity ``s`` (least squares, ``s >= 0``).
+
+The smooth part of an endmember cannot be told from the background (any
+polynomial added to an endmember is taken back by ``c``), so endmembers
+carry none they do not need: each is the smallest non-negative spectrum of
+its kind, the spectrum minus the highest polynomial that stays below it
+(:func:`lowest_polynomial_below`, a linear programme), as a Raman
+spectroscopist draws a baseline under the bands. ``baseline="auto"`` turns
+the model on for signals whose axis is a Raman shift (units of cm⁻¹) with
+:data:`AUTO_DEGREE` terms: a cubic, the order commonly used for biological
+fluorescence backgrounds over the fingerprint region.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from scipy.optimize import linprog
+
+# baseline="auto": terms (degree + 1) of the polynomial background.
+AUTO_DEGREE = 4
+# Axis units that mean a Raman shift (as written by HyperSpy's and
+# RosettaSciIO's readers and by this package's datasets).
+RAMAN_UNITS = ("cm⁻¹", "1/cm", "cm-1", "cm^-1", "1 / cm", "cm$^{-1}$")
+
+
+def resolve_terms(baseline, units: str | None) -> int:
+    """Number of polynomial terms ``baseline`` asks for (0: none).
+
+    ``"auto"``: :data:`AUTO_DEGREE` for a Raman-shift axis, else 0.
+    """
+    if baseline == "auto":
+        if units is not None and units.replace(" ", "") in {
+            unit.replace(" ", "") for unit in RAMAN_UNITS
+        }:
+            return AUTO_DEGREE
+        return 0
+    return 0 if baseline is None else int(baseline)
+
+
+# A background is held when removing it lowers the residual of the best
+# rank-n approximation this many times more than noise alone would.
+_SIGNIFICANCE = 3.0
+_TEST_SAMPLE = 4000
+
+
+def holds_background(
+    spectra: np.ndarray, n_components: int, n_terms: int, seed: int
+) -> bool:
+    """Whether the spectra hold a smooth background that varies between pixels.
+
+    Compares the mean squared residual of the best rank-``n_components``
+    approximation of the spectra (``r0``) with that of the spectra without
+    their component on the ``n_terms`` polynomials (``r1``). Without a
+    background, removing ``n_terms`` of ``n_channels`` directions lowers the
+    residual by the noise they held, a relative ``n_terms / (n_channels -
+    n_components - n_terms)``; a background that varies from pixel to pixel
+    needs components of its own and lowers it far more. The background is
+    held when ``(r0 - r1) / r1`` exceeds three times the noise-only value (an
+    F-test's margin, not fitted to data).
+    """
+    from sklearn.utils.extmath import randomized_svd
+
+    sample = spectra[:: max(1, len(spectra) // _TEST_SAMPLE)].astype(np.float64)
+    n_channels = sample.shape[1]
+    free = n_channels - n_components - n_terms
+    if free <= 0 or n_components >= min(sample.shape):
+        return False
+    basis = polynomial_basis(n_channels, n_terms)
+
+    def residual(values: np.ndarray) -> float:
+        left, singular, right = randomized_svd(values, n_components, random_state=seed)
+        return float(np.mean((values - (left * singular) @ right) ** 2))
+
+    without = residual(sample)
+    removed = residual(sample - (sample @ basis) @ basis.T)
+    if removed <= 0:
+        return without > 0
+    return (without - removed) / removed > _SIGNIFICANCE * n_terms / free
+
+
+def polynomial_basis(n_channels: int, n_terms: int) -> np.ndarray:
+    """Orthonormal basis (n_channels, n_terms) of polynomials along the channels."""
+    positions = np.linspace(-1.0, 1.0, n_channels)
+    vandermonde = np.polynomial.legendre.legvander(positions, n_terms - 1)
+    basis, _ = np.linalg.qr(vandermonde)
+    return basis
+
+
+def project_out(spectra: torch.Tensor, basis: torch.Tensor) -> torch.Tensor:
+    """Spectra without their component in the span of ``basis`` (orthonormal)."""
+    return spectra - (spectra @ basis) @ basis.T
+
+
+def lowest_polynomial_below(spectrum: np.ndarray, basis: np.ndarray) -> np.ndarray:
+    """The polynomial ``B d`` below ``spectrum`` with the largest area.
+
+    Solves ``max sum(B d)`` subject to ``B d <= spectrum`` (a linear
+    programme); ``spectrum - B d`` is then non-negative and touches zero
+    where the spectrum has no band.
+    """
+    result = linprog(
+        -basis.sum(axis=0),
+        A_ub=basis,
+        b_ub=spectrum,
+        bounds=[(None, None)] * basis.shape[1],
+        method="highs",
+    )
+    if not result.success:
+        return np.zeros_like(spectrum)
+    return basis @ result.x
+
+
+def without_background(endmembers: np.ndarray, basis: np.ndarray) -> np.ndarray:
+    """Each endmember minus the highest polynomial below it (non-negative)."""
+    return np.stack(
+        [
+            np.clip(spectrum - lowest_polynomial_below(spectrum, basis), 0, None)
+            for spectrum in endmembers
+        ]
+    )

@@ -1,0 +1,593 @@
+"""How ``AEUnmix.fit`` turns spectra into a fitted state.
+
+1. **Prepare** (:func:`prepare`): at most :data:`MAX_TRAINING_PIXELS`
+   spectra (a uniform random sample of a larger scan: beyond a few tens of
+   thousands, more pixels add time, not accuracy), screened for pixels
+   without signal and spikes (:mod:`hs_aeunmix._screening`), divided by one
+   global scale and split into training and held-out pixels. Only the sample
+   is copied, never the whole scan.
+2. **Start** (:mod:`hs_aeunmix._initialisation`): one or several sets of
+   initial endmembers, known spectra (``fixed_endmembers``) in place.
+3. **Train** (:mod:`hs_aeunmix._training`): one network per start, on a
+   budget of steps (an epoch is
+   :data:`~hs_aeunmix._training.STEPS_PER_EPOCH` steps, whatever the size of
+   the scan), early stopping on the held-out pixels.
+4. **Choose** (:mod:`hs_aeunmix._selection`): among the trained networks,
+   and report how stable each endmember is across them.
+5. **Spatial layer** (``spatial=True``): fitted on the whole scan.
+
+The result is a :class:`~hs_aeunmix._state.FittedState`; nothing here sets
+attributes of the estimator.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+from sklearn.utils.extmath import randomized_svd
+
+from hs_aeunmix import _intensity
+from hs_aeunmix._baseline import (
+    holds_background,
+    polynomial_basis,
+    without_background,
+)
+from hs_aeunmix._initialisation import Initialisation, candidate_starts, with_fixed
+from hs_aeunmix._losses import endmember_penalty, get_loss
+from hs_aeunmix._networks import UnmixingAutoencoder
+from hs_aeunmix._screening import Screening, screen
+from hs_aeunmix._selection import CANDIDATE_EPOCHS, Candidate, choose, stability
+from hs_aeunmix._spatial import PixelImage, fit_neighbourhood
+from hs_aeunmix._state import FittedState
+from hs_aeunmix._training import (
+    TrainingHistory,
+    evaluate,
+    fixed_batches,
+    minibatch_stream,
+    pixel_objective,
+    train,
+)
+from hs_aeunmix._vca import (
+    fully_constrained_least_squares,
+    nonnegative_least_squares,
+)
+
+if TYPE_CHECKING:
+    from hs_aeunmix._estimator import AEUnmix
+
+_logger = logging.getLogger(__name__)
+
+# Training sample: at most this many spectra (a uniform random sample).
+MAX_TRAINING_PIXELS = 65536
+# Held-out pixels: at most this many (the validation loss is then precise to
+# a fraction of a percent, and evaluating it stays cheap).
+MAX_VALIDATION_PIXELS = 4096
+# Spectra encoded at once: bounds the memory of inference on a large scan.
+INFERENCE_BATCH_SIZE = 8192
+# Pixels used for the principal components the dense encoder reads.
+_PROJECTION_SAMPLE = 20000
+
+Builder = Callable[..., UnmixingAutoencoder]
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """Training data in the network's units."""
+
+    train: np.ndarray
+    validation: np.ndarray
+    data_scale: float
+    screening: Screening
+
+
+def data_scale(spectra: np.ndarray) -> float:
+    """One positive number that brings the data to order one."""
+    scale = float(np.max(np.abs(spectra.mean(axis=0))))
+    if scale == 0.0:
+        scale = float(np.max(np.abs(spectra)))
+    if scale == 0.0:
+        raise ValueError("The data are all zero: there is nothing to unmix.")
+    return scale
+
+
+def n_validation(n_pixels: int, fraction: float) -> int:
+    """Held-out pixels for ``fraction`` of ``n_pixels`` (two stay for training)."""
+    if fraction == 0:
+        return 0
+    wanted = min(max(1, round(fraction * n_pixels)), MAX_VALIDATION_PIXELS)
+    # Keep at least two training pixels so batch normalisation can run.
+    return int(min(wanted, n_pixels - 2))
+
+
+def prepare(
+    X: np.ndarray,
+    rng: np.random.Generator,
+    validation_fraction: float,
+    *,
+    scale: float | None = None,
+) -> Prepared:
+    """Sample, screen, scale and split the spectra ``X`` (see the module docstring)."""
+    if X.shape[0] > MAX_TRAINING_PIXELS:
+        rows = np.sort(rng.choice(X.shape[0], MAX_TRAINING_PIXELS, replace=False))
+        X = X[rows]
+    repaired, screening = screen(X)
+    usable = repaired[~screening.dead] if screening.n_dead else repaired
+    if len(usable) < 3:
+        raise ValueError(
+            f"Only {len(usable)} of {len(X)} spectra hold any signal (total "
+            "intensity above 0.1 % of the median pixel's): there is nothing to "
+            "unmix."
+        )
+    if scale is None:
+        scale = data_scale(usable)
+    scaled = (usable / scale).astype(np.float32)
+    order = rng.permutation(len(scaled))
+    held_out = n_validation(len(scaled), validation_fraction)
+    return Prepared(
+        train=scaled[order[held_out:]],
+        validation=scaled[order[:held_out]],
+        data_scale=scale,
+        screening=screening,
+    )
+
+
+def network_inputs(
+    train_data: np.ndarray,
+    *,
+    pixel_scale: bool,
+    input_components: int | None,
+    seed: int,
+    baseline_basis: np.ndarray | None = None,
+) -> dict:
+    """Keyword arguments of the network's input stage, from the training data.
+
+    The encoder reads spectra without their smooth background (with a
+    background model), normalised to the mean total (with a per-pixel
+    intensity; the mean norm with a background, whose removal leaves totals
+    near zero), centred, optionally projected on their leading principal
+    components, and standardised.
+    """
+    spectra = train_data.astype(np.float64)
+    inputs: dict = {}
+    if baseline_basis is not None:
+        spectra = spectra - (spectra @ baseline_basis) @ baseline_basis.T
+        inputs["baseline_basis"] = torch.from_numpy(baseline_basis.astype(np.float32))
+    if pixel_scale:
+        statistic = (
+            spectra.sum(axis=1, keepdims=True)
+            if baseline_basis is None
+            else np.linalg.norm(spectra, axis=1, keepdims=True)
+        )
+        total = float(statistic.mean())
+        spectra = spectra * (total / np.maximum(statistic, 1e-6 * total))
+        inputs["pixel_total"] = total
+    mean = spectra.mean(axis=0)
+    centred = spectra - mean
+    if input_components is not None:
+        k = min(input_components, centred.shape[0] - 1, centred.shape[1])
+        step = max(1, centred.shape[0] // _PROJECTION_SAMPLE)
+        _, _, components = randomized_svd(centred[::step], k, random_state=seed)
+        projection = components.T
+        centred = centred @ projection
+        inputs["input_projection"] = torch.from_numpy(projection.astype(np.float32))
+    spread = centred.std(axis=0)
+    # Inputs with no variation would divide by zero; give them unit scale.
+    spread[spread <= 1e-6 * max(float(spread.max()), 1e-30)] = 1.0
+    inputs["input_mean"] = torch.from_numpy(mean.astype(np.float32))
+    inputs["input_scale"] = torch.from_numpy(spread.astype(np.float32))
+    return inputs
+
+
+def cpu_state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """A detached CPU copy of ``module``'s weights and buffers."""
+    return {
+        name: tensor.detach().cpu().clone()
+        for name, tensor in module.state_dict().items()
+    }
+
+
+def scaled_loadings(module: UnmixingAutoencoder, device: torch.device):
+    """``loadings(scaled spectra)``: abundances times intensity, batch by batch."""
+
+    def loadings(scaled: np.ndarray) -> np.ndarray:
+        result = np.empty((scaled.shape[0], module.decoder.weight.shape[1]))
+        module.eval()
+        with torch.no_grad():
+            for start in range(0, scaled.shape[0], INFERENCE_BATCH_SIZE):
+                stop = start + INFERENCE_BATCH_SIZE
+                batch = torch.from_numpy(
+                    np.asarray(scaled[start:stop], dtype=np.float32)
+                ).to(device)
+                abundances = module.encode(batch)
+                result[start:stop] = (
+                    (module.intensity(batch, abundances) * abundances).cpu().numpy()
+                )
+        return result
+
+    return loadings
+
+
+def train_network(
+    module: UnmixingAutoencoder,
+    estimator: AEUnmix,
+    prepared: Prepared,
+    loss: str,
+    device: torch.device,
+    generator: torch.Generator,
+    *,
+    resume: bool,
+    loss_floor: float = 1.0,
+    max_epochs: int | None = None,
+) -> TrainingHistory:
+    """Train one network on the prepared data (in place); returns its history.
+
+    ``max_epochs`` defaults to the estimator's.
+    """
+    module.to(device)
+    objective = pixel_objective(
+        get_loss(loss, sad_weight=estimator.sad_weight),
+        endmember_penalty(
+            volume_weight=estimator.volume_weight,
+            l21_weight=estimator.endmember_l21_weight,
+            min_volume_weight=estimator.min_volume_weight,
+            loss_floor=loss_floor,
+        ),
+    )
+    validation = None
+    if len(prepared.validation):
+        validation = fixed_batches(
+            torch.from_numpy(prepared.validation).to(device), INFERENCE_BATCH_SIZE
+        )
+    return train(
+        module,
+        objective,
+        minibatch_stream(
+            torch.from_numpy(prepared.train).to(device),
+            estimator.batch_size,
+            generator,
+        ),
+        validation,
+        max_epochs=estimator.max_epochs if max_epochs is None else max_epochs,
+        learning_rate=estimator.learning_rate,
+        endmember_learning_rate=estimator.endmember_learning_rate,
+        patience=estimator.patience,
+        starting_weights_compete=resume,
+        show_progressbar=estimator.show_progressbar,
+    )
+
+
+def loss_floor(prepared: Prepared, n_components: int, loss: str, seed: int) -> float:
+    """The loss of the best rank-``n_components`` approximation of the held-out data.
+
+    About the noise level: no model of ``n_components`` endmembers fits the
+    held-out spectra better (without per-pixel intensity, up to the rank of
+    the mean). It makes ``min_volume_weight`` independent of the data's
+    units and noise. Measured on the training pixels when none is held out.
+    """
+    spectra = prepared.validation if len(prepared.validation) else prepared.train
+    spectra = spectra.astype(np.float64)
+    k = min(n_components, min(spectra.shape) - 1)
+    if k < 1:
+        return 1.0
+    left, singular, right = randomized_svd(spectra, k, random_state=seed)
+    approximation = (left * singular) @ right
+    value = float(
+        get_loss(loss, sad_weight=0.0)(
+            torch.from_numpy(
+                np.clip(approximation, 1e-12, None)
+                if loss == "poisson"
+                else approximation
+            ),
+            torch.from_numpy(spectra),
+        )
+    )
+    return value if np.isfinite(value) and value > 0 else 1.0
+
+
+def held_out_fit(
+    module: UnmixingAutoencoder, prepared: Prepared, loss: str, device: torch.device
+) -> float:
+    """The loss alone (no penalty) on the held-out pixels (training ones if none)."""
+    spectra = prepared.validation if len(prepared.validation) else prepared.train
+    objective = pixel_objective(get_loss(loss, sad_weight=0.1), None)
+    return evaluate(
+        module,
+        objective,
+        fixed_batches(torch.from_numpy(spectra).to(device), INFERENCE_BATCH_SIZE)(),
+    )
+
+
+# pixel_scale="auto": fractions of fixed-intensity endmembers are kept when
+# they leave at most this much more residual than free intensities (the
+# residual target of the package is within 10 % of NMF's).
+CONSTANT_INTENSITY_TOLERANCE = 0.01
+_INTENSITY_TEST_SAMPLE = 2000
+
+
+def intensity_varies(spectra: np.ndarray, endmembers: np.ndarray) -> bool:
+    """Whether the pixels' intensity varies beyond what fractions can follow.
+
+    Fits each spectrum (up to 2000 evenly spaced ones) on ``endmembers``
+    with free non-negative abundances (a free intensity), and with
+    fractions (non-negative, summing to one: fully constrained least
+    squares) of the endmembers rescaled so that the free abundances sum to
+    one as nearly as they can (a start's endmembers need not be at the scale
+    of pure pixels); the intensity varies when the fractions leave more than
+    :data:`CONSTANT_INTENSITY_TOLERANCE` more residual than the noise alone
+    would (free intensities fit one more value per pixel). Measured on the
+    development scenes: 0.2-0.6 % for every scene of constant intensity
+    whose start was right, 2 % and more for every scene whose intensity
+    varied (by 19 % or more), and tens of percent where the start was far
+    off (free intensities then keep the model honest).
+    """
+    sample = spectra[:: max(1, len(spectra) // _INTENSITY_TEST_SAMPLE)]
+    sample = sample.astype(np.float64)
+    endmembers = endmembers.astype(np.float64)
+    abundances = nonnegative_least_squares(sample, endmembers)
+    free = np.mean((sample - abundances @ endmembers) ** 2)
+    weights = np.linalg.lstsq(abundances, np.ones(len(sample)), rcond=None)[0]
+    if np.any(weights <= 0):
+        return True
+    pure = endmembers / weights[:, None]
+    fractions = fully_constrained_least_squares(sample, pure)
+    constrained = np.mean((sample - fractions @ pure) ** 2)
+    # Free intensities fit one more value per pixel: on noise alone they
+    # leave 1 / (n_channels - n_components) less residual.
+    degrees = sample.shape[1] - endmembers.shape[0]
+    expected = 1 + 1 / max(degrees, 1)
+    return bool(constrained > (expected + CONSTANT_INTENSITY_TOLERANCE) * free)
+
+
+def resolve_loss(loss: str) -> str:
+    """The loss ``"auto"`` stands for: the squared error (see AEUnmix)."""
+    return "mse" if loss == "auto" else loss
+
+
+def fit_state(
+    estimator: AEUnmix,
+    X: np.ndarray,
+    build: Builder,
+    *,
+    device: torch.device,
+    seed: int,
+    previous: FittedState | None,
+    rebuild: Callable[[FittedState], UnmixingAutoencoder],
+    fixed: np.ndarray | None,
+    geometry,
+    signal_calibration,
+    baseline_terms: int = 0,
+    test_baseline: bool = False,
+) -> tuple[FittedState, int]:
+    """Train on ``X`` (validated) as ``estimator`` says; the state and training size.
+
+    ``build(n_channels, n_components, endmembers=..., **inputs)`` makes a
+    network from the hyperparameters; ``rebuild(state)`` one holding a
+    fitted state's weights (``warm_start``); ``fixed`` holds known
+    endmembers in the data's units (first rows of the model's);
+    ``baseline_terms`` a background model's terms, kept only when the data
+    hold a background if ``test_baseline`` (see :mod:`hs_aeunmix._baseline`).
+    """
+    rng = np.random.default_rng(seed)
+    n_components = estimator.n_components
+    prepared = prepare(
+        X,
+        rng,
+        estimator.validation_fraction,
+        scale=previous.data_scale if previous else None,
+    )
+    generator = torch.Generator().manual_seed(seed)
+    basis = None
+    if previous:
+        baseline_terms = previous.baseline_terms
+    elif baseline_terms and test_baseline:
+        if not holds_background(prepared.train, n_components, baseline_terms, seed):
+            baseline_terms = 0
+        _logger.info("Background model: %d terms", baseline_terms)
+    if baseline_terms:
+        basis = polynomial_basis(X.shape[1], baseline_terms)
+    if previous:
+        module = rebuild(previous)
+        history = train_network(
+            module, estimator, prepared, previous.loss, device, generator, resume=True
+        )
+        chosen = Candidate(module, history, previous.init)
+        loss, report = previous.loss, previous.report
+    else:
+        loss = resolve_loss(estimator.loss)
+        scaled_fixed = None if fixed is None else fixed / prepared.data_scale
+        if isinstance(estimator.init, np.ndarray):
+            starts = [
+                Initialisation(
+                    np.clip(estimator.init / prepared.data_scale, 0, None), "given"
+                )
+            ]
+        else:
+            starts = candidate_starts(
+                prepared.train, n_components, estimator.init, seed, baseline_basis=basis
+            )
+        pixel_scale = estimator.pixel_scale
+        if pixel_scale == "auto":
+            pixel_scale = bool(
+                basis is not None
+                or (
+                    estimator.endmember_l21_weight == 0
+                    and intensity_varies(
+                        prepared.train, with_fixed(starts[0], scaled_fixed).endmembers
+                    )
+                )
+            )
+            _logger.info("Per-pixel intensity: %s", pixel_scale)
+        inputs = network_inputs(
+            prepared.train,
+            pixel_scale=pixel_scale,
+            input_components=(
+                estimator.input_components if estimator.encoder == "dense" else None
+            ),
+            seed=seed,
+            baseline_basis=basis,
+        )
+        floor = loss_floor(prepared, n_components, loss, seed)
+        candidate_epochs = min(CANDIDATE_EPOCHS, estimator.max_epochs)
+        candidates = []
+        for start in starts:
+            initial = with_fixed(start, scaled_fixed)
+            same = next(
+                (
+                    candidate
+                    for candidate, earlier in zip(candidates, starts, strict=False)
+                    if np.allclose(earlier.endmembers, start.endmembers)
+                ),
+                None,
+            )
+            if same is not None:
+                # Another method found the same start: its network is this one.
+                candidates.append(
+                    Candidate(same.module, same.history, initial.method, same.fit)
+                )
+                continue
+            module = build(
+                prepared.train.shape[1],
+                n_components,
+                endmembers=initial.endmembers.astype(np.float32),
+                scale_rule="poisson" if loss == "poisson" else "least_squares",
+                n_fixed=0 if fixed is None else len(fixed),
+                **inputs,
+            )
+            history = train_network(
+                module,
+                estimator,
+                prepared,
+                loss,
+                device,
+                generator,
+                resume=False,
+                loss_floor=floor,
+                max_epochs=candidate_epochs,
+            )
+            candidates.append(
+                Candidate(
+                    module,
+                    history,
+                    initial.method,
+                    held_out_fit(module, prepared, loss, device),
+                )
+            )
+            _logger.info(
+                "Start %s: %d epochs, held-out loss %.6g",
+                initial.method,
+                history.n_epochs,
+                history.best_loss,
+            )
+            if history.interrupted:
+                break
+        index = choose(candidates, prepared.train)
+        chosen = candidates[index]
+        remaining = estimator.max_epochs - chosen.history.n_epochs
+        if remaining > 0 and not (
+            chosen.history.stopped_early or chosen.history.interrupted
+        ):
+            chosen.history = chosen.history.followed_by(
+                train_network(
+                    chosen.module,
+                    estimator,
+                    prepared,
+                    loss,
+                    device,
+                    generator,
+                    resume=True,
+                    loss_floor=floor,
+                    max_epochs=remaining,
+                )
+            )
+        report = stability(
+            candidates, index, prepared.train, prepared.validation
+        ).as_dict()
+    module = chosen.module
+    if basis is not None:
+        _remove_background(module, basis)
+    if geometry is not None:
+        _fit_neighbourhood(
+            module, X / prepared.data_scale, geometry, device, estimator.spatial_weight
+        )
+    loadings = scaled_loadings(module, device)
+    sample = prepared.train[_intensity.sample_rows(len(prepared.train))]
+    intensities = loadings(sample).sum(axis=1)
+    spread = (
+        float(intensities.std() / intensities.mean()) if intensities.mean() > 0 else 0.0
+    )
+    state = FittedState(
+        module_state=cpu_state(module),
+        n_channels=X.shape[1],
+        n_components=n_components,
+        data_scale=prepared.data_scale,
+        init=chosen.start,
+        loss=loss,
+        intensity_spread=spread,
+        intensity_reference=float(intensities.mean())
+        if intensities.mean() > 0
+        else 1.0,
+        history=chosen.history,
+        signal_calibration=signal_calibration,
+        trained_on=str(device),
+        screening=prepared.screening.summary(),
+        report=report,
+        baseline_terms=baseline_terms,
+    )
+    return state, len(prepared.train)
+
+
+def _remove_background(module: UnmixingAutoencoder, basis: np.ndarray) -> None:
+    """Keep in the free endmembers no background they do not need.
+
+    Changes nothing the model reproduces: the per-pixel background takes
+    back any polynomial removed from an endmember.
+    """
+    decoder = module.decoder
+    with torch.no_grad():
+        endmembers = decoder.endmembers.detach().cpu().numpy().astype(np.float64)
+        cleaned = torch.from_numpy(
+            without_background(endmembers, basis).astype(np.float32)
+        ).to(decoder.weight.device)
+        free = (
+            torch.ones(len(endmembers), dtype=torch.bool)
+            if decoder.fixed_mask is None
+            else ~decoder.fixed_mask.cpu()
+        )
+        decoder.weight[:, free] = cleaned[free].T
+    decoder.clamp_()
+
+
+def _fit_neighbourhood(
+    module: UnmixingAutoencoder,
+    scaled: np.ndarray,
+    geometry,
+    device: torch.device,
+    spatial_weight: float,
+) -> None:
+    """Fit the spatial layer on the trained per-pixel network's estimates."""
+    shape, mask = geometry
+    scaled = np.asarray(scaled, dtype=np.float32)
+    target = torch.from_numpy(scaled).to(device)
+    module.eval()
+    with torch.no_grad():
+        fractions = torch.cat(
+            [
+                module.encode(target[start : start + INFERENCE_BATCH_SIZE])
+                for start in range(0, len(target), INFERENCE_BATCH_SIZE)
+            ]
+        )
+        reconstruction = module.reconstruct(fractions, target)
+    noise_variance = float(((reconstruction - target) ** 2).mean())
+    fit_neighbourhood(
+        module.spatial,
+        PixelImage.from_rows(fractions.cpu().numpy(), shape, mask, device),
+        target,
+        module.reconstruct,
+        noise_variance=noise_variance,
+        spatial_weight=spatial_weight,
+    )

@@ -1,0 +1,291 @@
+"""The ``hs-aeunmix`` command's front: its arguments, answered at once.
+
+``--help``, ``--version`` and argument errors must answer without delay on
+a microscope PC, but importing ``hs_aeunmix`` imports torch and HyperSpy
+(seconds). This small package builds the parser with the standard library
+alone; once the arguments are valid, :func:`main` hands them to
+:mod:`hs_aeunmix._cli`, which does the work (see its documentation for
+where results go, what a run never does and the exit status). The choices
+and defaults shown in the help are therefore written out here;
+``tests/test__cli.py`` checks them against the package's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+PROG = "hs-aeunmix"
+# Literal copies of the package's choices (importing those modules would
+# import torch); tests/test__cli.py checks them against the package.
+ENCODER_CHOICES = ("dense", "conv")
+ABUNDANCE_CHOICES = ("sum_to_one", "nonnegative", "thresholded_sum_to_one")
+LOSS_CHOICES = ("auto", "mse", "sad", "mse_sad", "poisson")
+PRESET_CHOICES = ("pnas2024", "volume", "daeu", "udas")
+# AEUnmix's defaults of the options the command line exposes, for the help
+# text only (left out, an option keeps the estimator's or the preset's own).
+ESTIMATOR_DEFAULTS = {
+    "encoder": "dense",
+    "abundance": "sum_to_one",
+    "loss": "auto",
+    "max_epochs": 40,
+    "spatial": False,
+}
+DEFAULT_OUTPUT = Path("hs_aeunmix_results")
+DEMO_OUTPUT = Path("hs_aeunmix_demo")
+DEFAULT_SEED = 0
+FIGURE_DPI = 120
+EXIT_OK, EXIT_SOME_FAILED, EXIT_REFUSED, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+# ------------------------------------------------------------------ parser
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line, ``hs-aeunmix: ...``."""
+
+    def error(self, message: str):
+        self.exit(
+            EXIT_REFUSED,
+            f"{PROG}: {message} (see '{self.prog} --help')\n",
+        )
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive integer")
+    return value
+
+
+def _seed(text: str) -> int | None:
+    if text.lower() == "none":
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is neither a non-negative integer nor 'none'"
+        ) from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is negative")
+    return value
+
+
+def _finite_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if value != value or value in (float("inf"), float("-inf")):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
+    return value
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("hs-aeunmix")
+    except PackageNotFoundError:  # a source tree that is not installed
+        return "0+unknown"
+
+
+def _add_common_options(parser: argparse.ArgumentParser, default_output: Path):
+    parser.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        default=default_output,
+        metavar="FOLDER",
+        help="folder for the results, created if missing (default: "
+        f"./{default_output})",
+    )
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace results of an earlier run (never an input of this run)",
+    )
+    parser.add_argument(
+        "--device",
+        default="auto",
+        help="auto (CUDA when present, else the CPU), cpu, cuda or cuda:N "
+        "(default: auto)",
+    )
+    parser.add_argument(
+        "--threads",
+        type=_positive_int,
+        metavar="N",
+        help="CPU threads for torch, BLAS/OpenMP and dask, so that acquisition "
+        "software keeps its cores (default: all cores)",
+    )
+    parser.add_argument(
+        "--no-progressbar", action="store_true", help="hide the progress bars"
+    )
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="log progress (this package's and HyperSpy's) and show the traceback "
+        "of an error",
+    )
+
+
+def _add_training_options(parser: argparse.ArgumentParser) -> None:
+    """Training options; those left out keep the estimator's (or preset's) values."""
+    group = parser.add_argument_group(
+        "training", "Left out, an option keeps the preset's value, else AEUnmix's."
+    )
+    group.add_argument(
+        "--preset",
+        choices=PRESET_CHOICES,
+        help="the method of one of the seed papers (see hs_aeunmix.presets); "
+        "the options below replace its values (default: none)",
+    )
+    group.add_argument(
+        "--encoder",
+        choices=ENCODER_CHOICES,
+        help="dense: fully connected layers; conv: the multi-branch 1-D "
+        "convolutional encoder of the PNAS 2024 paper (default: the estimator's, "
+        f"{ESTIMATOR_DEFAULTS['encoder']})",
+    )
+    group.add_argument(
+        "--abundance",
+        choices=ABUNDANCE_CHOICES,
+        help="constraint on the abundances (default: the estimator's, "
+        f"{ESTIMATOR_DEFAULTS['abundance']})",
+    )
+    group.add_argument(
+        "--loss",
+        choices=LOSS_CHOICES,
+        help="auto: spectral angle when the intensity varies, else mse; poisson "
+        f"for counts (default: the estimator's, {ESTIMATOR_DEFAULTS['loss']})",
+    )
+    group.add_argument(
+        "--max-epochs",
+        type=_positive_int,
+        metavar="N",
+        help="most passes over the pixels; training stops earlier when the "
+        "held-out loss stops improving (default: the estimator's, "
+        f"{ESTIMATOR_DEFAULTS['max_epochs']})",
+    )
+    group.add_argument(
+        "--spatial",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="let each pixel use its 3 x 3 neighbourhood (default: the "
+        "estimator's, off)",
+    )
+    group.add_argument(
+        "--seed",
+        type=_seed,
+        default=DEFAULT_SEED,
+        help="seed of the initialisation, pixel shuffling and dropout, or 'none' "
+        f"(default: {DEFAULT_SEED}, so that one command on one file always gives "
+        "the same model; the Python API leaves random_state=None to the user)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``hs-aeunmix`` argument parser (imports nothing heavy)."""
+    parser = _Parser(
+        prog=PROG,
+        description="Unmix spectrum images with a physics-constrained autoencoder.",
+        epilog="Results go to an output folder, never over an input and never "
+        "over earlier results without --overwrite. Exit status: 0 done, 1 some "
+        "scans of 'apply' failed, 2 refused or failed, 130 interrupted. Ctrl-C "
+        "during training stops it and saves the best model so far.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", default=False, help=argparse.SUPPRESS
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    demo = commands.add_parser(
+        "demo",
+        help="unmix a built-in synthetic EELS spectrum image and score the result",
+        description="Unmix a built-in synthetic EELS spectrum image (64 x 64 "
+        "pixels, 200 channels, 3 endmembers) and score the result against the "
+        "ground truth.",
+    )
+    _add_common_options(demo, DEMO_OUTPUT)
+    _add_training_options(demo)
+    train = commands.add_parser(
+        "train",
+        help="unmix a file HyperSpy can read; save the results and the model",
+        description="Train a model on one spectrum image; write the results "
+        "(scan_ae.hspy), the model (scan.aeunmix) and two figures.",
+    )
+    train.add_argument("file", type=Path, help="spectrum image (any HyperSpy format)")
+    train.add_argument(
+        "-n",
+        "--n-components",
+        type=_positive_int,
+        required=True,
+        metavar="N",
+        help="number of endmembers",
+    )
+    train.add_argument(
+        "--signal-range",
+        nargs=2,
+        type=_finite_float,
+        metavar=("START", "END"),
+        help="train on this part of the signal axis only, in its calibrated "
+        "units, as s.isig[START:END] (default: the whole axis)",
+    )
+    train.add_argument(
+        "--lazy",
+        action="store_true",
+        help="not supported for training yet (the scan must fit in memory)",
+    )
+    _add_common_options(train, DEFAULT_OUTPUT)
+    _add_training_options(train)
+    apply = commands.add_parser(
+        "apply",
+        help="unmix more scans with a trained model (no training)",
+        description="Unmix scans with a trained model; a scan that fails does "
+        "not stop the others. Results are named after each scan's file name "
+        "(scan_ae.hspy, ...): two scans of the same name in one run are refused.",
+    )
+    apply.add_argument(
+        "model",
+        type=Path,
+        help="model file (.aeunmix) or a results file (.hspy) unmixed with 'ae'",
+    )
+    apply.add_argument(
+        "files", type=Path, nargs="+", help="spectrum images (any HyperSpy format)"
+    )
+    apply.add_argument(
+        "--lazy",
+        action="store_true",
+        help="load each scan lazily and unmix it chunk by chunk, for scans "
+        "larger than memory (default: load each scan whole)",
+    )
+    _add_common_options(apply, DEFAULT_OUTPUT)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``hs-aeunmix`` console script.
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        The arguments (default: ``sys.argv[1:]``).
+
+    Returns
+    -------
+    int
+        The exit status (see :mod:`hs_aeunmix._cli`).
+    """
+    args = build_parser().parse_args(argv)
+    from hs_aeunmix._cli import run
+
+    return run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

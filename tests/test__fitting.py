@@ -1,0 +1,136 @@
+"""Tests of the decisions ``fit`` makes: intensity model, starts, known spectra."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import make_mixture
+
+from hs_aeunmix import AEUnmix, metrics
+from hs_aeunmix._fitting import (
+    MAX_TRAINING_PIXELS,
+    MAX_VALIDATION_PIXELS,
+    intensity_varies,
+    n_validation,
+    prepare,
+)
+from hs_aeunmix._training import STEPS_PER_EPOCH
+
+QUICK = {"max_epochs": 8, "random_state": 0, "show_progressbar": False}
+
+
+@pytest.fixture(scope="module")
+def constant():
+    return make_mixture(shape=(24, 24), counts=200, seed=4)
+
+
+@pytest.fixture(scope="module")
+def varying(constant):
+    thickness = np.random.default_rng(1).uniform(0.5, 1.5, len(constant.spectra))
+    return constant.spectra * thickness[:, None], thickness
+
+
+def test_intensity_test_tells_constant_from_varying(constant, varying):
+    spectra, _ = varying
+    assert not intensity_varies(constant.spectra, constant.endmembers)
+    assert intensity_varies(spectra, constant.endmembers)
+    # The endmembers' own scale does not matter.
+    rescaled = constant.endmembers * np.array([[0.3], [2.0], [5.0]])
+    assert not intensity_varies(constant.spectra, rescaled)
+
+
+def test_auto_intensity_follows_the_data(constant, varying):
+    spectra, thickness = varying
+    fixed = AEUnmix(3, **QUICK).fit(constant.spectra)
+    free = AEUnmix(3, **QUICK).fit(spectra)
+    assert not fixed.module_.has_pixel_scale
+    assert free.module_.has_pixel_scale
+    # With free intensities, factors times loadings follow the thickness.
+    _, intensity = free.fractions(spectra)
+    assert np.corrcoef(intensity, thickness)[0, 1] > 0.99
+
+
+def test_forced_intensity_model(constant):
+    model = AEUnmix(3, pixel_scale=True, **QUICK).fit(constant.spectra)
+    assert model.module_.has_pixel_scale
+    model = AEUnmix(3, pixel_scale=False, **QUICK).fit(constant.spectra)
+    assert not model.module_.has_pixel_scale
+
+
+def test_auto_trains_one_network_per_start_and_reports_them(constant):
+    model = AEUnmix(3, **QUICK).fit(constant.spectra)
+    report = model.stability_
+    assert set(report.starts) <= {"ica", "spa", "vca"}
+    assert len(report.starts) >= 2
+    assert report.starts[report.chosen] == model.init_
+    assert len(report.objectives) == len(report.starts)
+    # A clean scene with pure regions: every start agrees, every endmember
+    # dominates many pixels, nothing to warn about.
+    assert report.identifiable
+    assert np.nanmax(report.spread) < 0.05
+    single = AEUnmix(3, init="vca", **QUICK).fit(constant.spectra)
+    assert single.stability_.starts == ("vca",)
+    assert np.isnan(single.stability_.spread).all()
+
+
+def test_training_is_a_budget_of_steps(constant):
+    model = AEUnmix(
+        3,
+        init="vca",
+        max_epochs=3,
+        patience=10,
+        **{k: v for k, v in QUICK.items() if k != "max_epochs"},
+    ).fit(constant.spectra)
+    assert model.n_iter_ == 3
+    assert STEPS_PER_EPOCH == 50
+
+
+def test_large_scans_train_on_a_bounded_sample():
+    rng = np.random.default_rng(0)
+    X = rng.random((MAX_TRAINING_PIXELS + 1000, 5))
+    prepared = prepare(X, rng, 0.1)
+    assert len(prepared.train) + len(prepared.validation) == MAX_TRAINING_PIXELS
+    assert len(prepared.validation) == MAX_VALIDATION_PIXELS
+    assert prepared.train.dtype == np.float32
+    assert n_validation(1000, 0.1) == 100
+    assert n_validation(12, 0.5) == 6
+    assert n_validation(3, 0.9) == 1
+
+
+def test_fixed_endmembers_are_kept_and_the_others_learned(constant):
+    known = constant.endmembers[1:2]
+    model = AEUnmix(3, fixed_endmembers=known, **QUICK).fit(constant.spectra)
+    np.testing.assert_allclose(model.components_[0], known[0], rtol=1e-5)
+    angles = metrics.spectral_angles(model.components_, constant.endmembers)
+    assert angles.max() < 0.05
+
+
+@pytest.mark.parametrize(
+    ("fixed", "message"),
+    [
+        (np.ones((1, 99)), "known spectra must be"),
+        (np.ones((4, 100)), "between 1 and n_components"),
+        (-np.ones((1, 100)), "finite and non-negative"),
+        (np.zeros((1, 100)), "all-zero spectrum"),
+    ],
+)
+def test_bad_fixed_endmembers(constant, fixed, message):
+    with pytest.raises(ValueError, match=message):
+        AEUnmix(3, fixed_endmembers=fixed, **QUICK).fit(constant.spectra)
+
+
+def test_disagreeing_priors_are_reported():
+    # Blurred blocks with a few pure pixels each: the vertex starts find the
+    # endmembers, the independent components do not (the abundances of
+    # blocks exclude each other), and the data fit both. The default then
+    # says it is unsure rather than answering silently.
+    mixture = make_mixture(shape=(32, 32), counts=100, seed=7)
+    with pytest.warns(UserWarning, match="not identified by the data"):
+        model = AEUnmix(3, random_state=0, show_progressbar=False).fit(mixture.spectra)
+    report = model.stability_
+    assert set(report.starts) == {"ica", "spa", "vca"}
+    assert not report.identifiable
+    assert np.nanmax(report.spread) > 0.1
+    # The one-start models agree with each other: nothing to report there.
+    vertex = AEUnmix(3, init="vca", random_state=0, show_progressbar=False)
+    assert vertex.fit(mixture.spectra).stability_.identifiable
