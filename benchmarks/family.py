@@ -13,6 +13,10 @@ Usage::
 
     python benchmarks/family.py --split development --n-scenes 60
     python benchmarks/family.py --split held_out --n-scenes 60 --jobs 2
+    python benchmarks/family.py --variant "slow" '{"endmember_learning_rate": 1e-4}'
+
+``--variant LABEL OPTIONS`` adds the autoencoder with other options (a JSON
+object of ``decomposition`` keyword arguments) under its own label.
 
 NMF is given the data clipped at zero (scikit-learn refuses negative values,
 which Gaussian noise and background subtraction produce): the peer a user
@@ -55,7 +59,16 @@ def _ae(**options) -> Callable:
             show_progressbar=False,
             **options,
         )
-        return model.components_, signal.learning_results.loadings
+        results = signal.learning_results
+        n_endmembers = model.components_.shape[0]
+        run.report = model.stability_
+        # The background's basis functions follow the endmembers: scored in
+        # the reconstruction, not as endmembers.
+        return (
+            model.components_,
+            results.loadings[:, :n_endmembers],
+            results.loadings @ results.factors.T,
+        )
 
     return run
 
@@ -84,7 +97,7 @@ SUBGROUPS = (
 )
 
 
-def run_one(split: str, index: int, method: str) -> dict:
+def run_one(split: str, index: int, method: str, options: dict | None = None) -> dict:
     """Scores of one method on one scene (a failure is recorded, not raised)."""
     import hyperspy.api as hs
 
@@ -103,10 +116,16 @@ def run_one(split: str, index: int, method: str) -> dict:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            (endmembers, loadings), seconds = peers.timed(
-                METHODS[method], signal, truth.n_endmembers, index
-            )
-        record.update(peers.score(signal, truth, endmembers, loadings))
+            run = _ae(**options) if options is not None else METHODS[method]
+            result, seconds = peers.timed(run, signal, truth.n_endmembers, index)
+        endmembers, loadings, *reconstruction = result
+        record.update(peers.score(signal, truth, endmembers, loadings, *reconstruction))
+        report = getattr(run, "report", None)
+        if report is not None and len(report.starts) > 1:
+            record["spread"] = float(np.nanmax(report.spread))
+        if report is not None:
+            record["identifiable"] = bool(report.identifiable)
+            record["start"] = report.starts[report.chosen]
         record["seconds"] = seconds
         record.pop("order", None)
     except Exception as error:
@@ -189,8 +208,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=1, help="worker processes")
     parser.add_argument("--output", type=Path, help="JSON-lines results file")
     parser.add_argument("--table-only", action="store_true")
+    parser.add_argument(
+        "--variant",
+        nargs=2,
+        action="append",
+        default=[],
+        metavar=("LABEL", "OPTIONS"),
+        help="the autoencoder with these options (JSON), under this label",
+    )
     args = parser.parse_args(argv)
-    unknown = sorted(set(args.methods) - set(METHODS))
+    variants = {label: json.loads(options) for label, options in args.variant}
+    args.methods = [*args.methods, *variants]
+    unknown = sorted(set(args.methods) - set(METHODS) - set(variants))
     if unknown:
         parser.error(f"unknown methods {unknown}; known: {', '.join(METHODS)}")
     output = args.output or RESULTS / f"family_{args.split}.jsonl"
@@ -199,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
     done = {(r["split"], r["index"], r["method"]) for r in records}
     indices = range(args.first, args.first + args.n_scenes)
     tasks = [
-        (args.split, index, method)
+        (args.split, index, method, variants.get(method))
         for index in indices
         for method in args.methods
         if (args.split, index, method) not in done

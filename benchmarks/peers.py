@@ -112,23 +112,28 @@ PEERS: dict[str, Callable] = {
 }
 
 
-def relative_residual(signal, endmembers, loadings) -> float:
+def relative_residual(signal, endmembers, loadings, reconstruction=None) -> float:
     """``||X - loadings @ endmembers|| / ||X||`` over every pixel and channel.
 
     What ``s.get_decomposition_model()`` leaves unexplained, relative to the
-    data; NaN channels or pixels (masks) are left out.
+    data; NaN channels or pixels (masks) are left out. ``reconstruction``
+    (n_pixels, n_channels), when given, replaces ``loadings @ endmembers``
+    (a model with more than endmembers, e.g. a background).
     """
     spectra = spectra_of(signal)
-    model = np.asarray(loadings, dtype=float).reshape(len(spectra), -1) @ np.asarray(
-        endmembers, dtype=float
-    )
+    if reconstruction is None:
+        model = np.asarray(loadings, dtype=float).reshape(
+            len(spectra), -1
+        ) @ np.asarray(endmembers, dtype=float)
+    else:
+        model = np.asarray(reconstruction, dtype=float).reshape(spectra.shape)
     valid = np.isfinite(model)
     return float(
         np.linalg.norm((spectra - model)[valid]) / np.linalg.norm(spectra[valid])
     )
 
 
-def score(signal, truth, endmembers, loadings) -> dict:
+def score(signal, truth, endmembers, loadings, reconstruction=None) -> dict:
     """Spectral angle, abundance RMSE and relative residual of one result."""
     endmembers = np.asarray(endmembers, dtype=float)
     loadings = np.asarray(loadings, dtype=float).reshape(-1, endmembers.shape[0])
@@ -136,7 +141,7 @@ def score(signal, truth, endmembers, loadings) -> dict:
     return {
         "angle": scores["mean_sad_rad"],
         "rmse": scores["abundance_rmse"],
-        "residual": relative_residual(signal, endmembers, loadings),
+        "residual": relative_residual(signal, endmembers, loadings, reconstruction),
         "order": scores["order"],
     }
 
