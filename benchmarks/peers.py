@@ -7,7 +7,7 @@ project's scoring protocol (:func:`hs_aeunmix.metrics.unmixing_scores`) and
 measures how well the result reproduces the data.
 
 * ``NMF``: HyperSpy's ``decomposition(algorithm="NMF")`` (scikit-learn,
-  1000 iterations).
+  1000 iterations) on the data clipped at zero.
 * ``SVD+ICA``: HyperSpy's SVD then ``blind_source_separation`` (FastICA),
   each source flipped to a positive sum.
 * ``VCA+FCLS``: vertex component analysis, then fully constrained least
@@ -38,8 +38,45 @@ def spectra_of(signal) -> np.ndarray:
     return np.asarray(signal.data, dtype=float).reshape(-1, signal.data.shape[-1])
 
 
+def autoencoder(**options) -> Callable:
+    """The autoencoder through HyperSpy, with ``options`` for ``decomposition``.
+
+    Returns the endmembers, their loadings and the whole reconstruction
+    (with the background's terms, if any, which follow the endmembers in the
+    factors); the trained model is kept in ``run.model``.
+    """
+
+    def run(signal, n, seed):
+        model = signal.decomposition(
+            algorithm="ae",
+            output_dimension=n,
+            print_info=False,
+            return_info=True,
+            random_state=seed,
+            show_progressbar=False,
+            **options,
+        )
+        run.model = model
+        results = signal.learning_results
+        n_endmembers = model.components_.shape[0]
+        return (
+            model.components_,
+            results.loadings[:, :n_endmembers],
+            results.loadings @ results.factors.T,
+        )
+
+    return run
+
+
 def nmf(signal, n: int, seed: int):
-    """HyperSpy NMF (refuses negative data, as scikit-learn does)."""
+    """HyperSpy NMF on the data clipped at zero.
+
+    scikit-learn refuses negative values, which Gaussian noise and
+    background subtraction produce: clipping is what a user would do. The
+    result is scored against the data themselves.
+    """
+    signal = signal.deepcopy()
+    np.clip(signal.data, 0, None, out=signal.data)
     signal.decomposition(
         algorithm="NMF",
         output_dimension=n,

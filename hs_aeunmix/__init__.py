@@ -7,17 +7,22 @@ package's ``hyperspy_extension.yaml`` but does not import it);
 :func:`decompose` / :func:`apply` do the same as the patched method without
 relying on it. A trained model is saved with ``model.save(path)``, loaded
 with :func:`load_model` and reapplied to later scans with
-``s.decomposition(algorithm="ae", model=...)``.
+``s.decomposition(algorithm="ae", model=...)``, or to a whole series of
+scan files, on a dask cluster if one is given, with :func:`apply_series`.
+:func:`gui` shows the options as a Jupyter panel.
 """
 
 from importlib.metadata import PackageNotFoundError, version
 
 from hs_aeunmix import datasets, metrics, presets
+from hs_aeunmix._adapters import ModelMismatchWarning
 from hs_aeunmix._estimator import AEUnmix, load_model
+from hs_aeunmix._gui import UnmixingOptions, UnmixingPanel, gui
 from hs_aeunmix._hyperspy import apply, decompose
 from hs_aeunmix._hyperspy import enable as _enable
 from hs_aeunmix._model_selection import ComponentScan, scan_components
 from hs_aeunmix._persistence import ModelFileError
+from hs_aeunmix._series import ScanReport, apply_series
 from hs_aeunmix._training import TrainingHistory
 
 try:
@@ -31,11 +36,17 @@ __all__ = [
     "AEUnmix",
     "ComponentScan",
     "ModelFileError",
+    "ModelMismatchWarning",
+    "ScanReport",
     "TrainingHistory",
+    "UnmixingOptions",
+    "UnmixingPanel",
     "__version__",
     "apply",
+    "apply_series",
     "datasets",
     "decompose",
+    "gui",
     "load_model",
     "metrics",
     "presets",

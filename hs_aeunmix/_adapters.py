@@ -17,50 +17,110 @@ abundances followed by each pixel's background coefficients, so that
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
+from sklearn.utils import check_random_state
 
 from hs_aeunmix import _intensity
 from hs_aeunmix._axes import ChannelMapping, SignalCalibration
 from hs_aeunmix._estimator import INFERENCE_BATCH_SIZE, AEUnmix
+from hs_aeunmix._fitting import MAX_TRAINING_PIXELS
 
 # Lazy scans: spectra looked at per chunk to measure the scan's intensity.
 _INTENSITY_SAMPLE_PER_CHUNK = 256
 
 
+# A scan the model reproduces this many times worse than its training scan
+# (misfit in units of each scan's noise) gets a warning. New scans of the
+# training sample come out up to about twice worse (the encoder has seen the
+# training pixels), so three times is a gross mismatch: another sample, a
+# wrong model, an unrelated file.
+RESIDUAL_WARNING_FACTOR = 3.0
+
+
+class ModelMismatchWarning(UserWarning):
+    """A reapplied model reproduces a scan much worse than its training scan."""
+
+
+def warn_if_explained_worse(model: AEUnmix, sample: np.ndarray) -> None:
+    """Warn when ``model`` reproduces the spectra ``sample`` much worse than its own.
+
+    A series unmixed with the wrong model (another sample, materials the
+    model has no endmember for) still gives plausible maps; the misfit in
+    units of each scan's own noise says so, whatever the scan's dose.
+    """
+    reference = model.training_residual_
+    if reference is None or model.spatial:
+        return
+    residual = model.residual_to_noise(sample)
+    ratio = residual / max(reference, np.finfo(float).tiny)
+    if ratio > RESIDUAL_WARNING_FACTOR:
+        warnings.warn(
+            f"The model reproduces this scan much worse than the scan it was "
+            f"trained on: its misfit is {residual:.3g} times the scan's noise, "
+            f"against {reference:.3g} on the training scan (x{ratio:.1f}). The "
+            "scan may hold materials the model has no endmember for, or come "
+            "from another sample; look at the residual (s - "
+            "s.get_decomposition_model()) or train a model on this scan.",
+            ModelMismatchWarning,
+            stacklevel=2,
+        )
+
+
 class _Reservoir:
     """A uniform random sample of at most ``capacity`` rows from a stream of chunks.
 
-    Reservoir sampling (Vitter's algorithm R), seeded: memory is bounded by
-    the capacity whatever the number and size of the chunks, and every row
-    seen has the same chance to be kept.
+    Every row gets a random key and the rows of the ``capacity`` smallest
+    keys are kept (priority sampling, the vectorised form of reservoir
+    sampling), seeded. Rows are kept in one preallocated array and replaced
+    in place: memory is bounded by the capacity plus one chunk, whatever the
+    number and size of the chunks, and every row seen has the same chance
+    to be kept.
     """
 
     def __init__(self, capacity: int, seed: int = 0) -> None:
         self.capacity = capacity
         self.rows: np.ndarray | None = None
+        self.keys = np.empty(capacity)
+        self.filled = 0
         self.seen = 0
         self._rng = np.random.default_rng(seed)
 
     def add(self, rows: np.ndarray) -> None:
         """Offer every row of ``rows`` to the sample."""
-        for row in rows:
-            if self.rows is None:
-                self.rows = np.empty((self.capacity, rows.shape[1]), rows.dtype)
-            if self.seen < self.capacity:
-                self.rows[self.seen] = row
-            else:
-                slot = self._rng.integers(self.seen + 1)
-                if slot < self.capacity:
-                    self.rows[slot] = row
-            self.seen += 1
+        keys = self._rng.random(len(rows))
+        self.seen += len(rows)
+        if self.rows is None:
+            self.rows = np.empty((self.capacity, rows.shape[1]), rows.dtype)
+        taken = min(self.capacity - self.filled, len(rows))
+        if taken:
+            self.rows[self.filled : self.filled + taken] = rows[:taken]
+            self.keys[self.filled : self.filled + taken] = keys[:taken]
+            self.filled += taken
+            rows, keys = rows[taken:], keys[taken:]
+        if not len(rows):
+            return
+        # Only rows that displace a kept one are looked at: ever fewer as the
+        # stream goes on.
+        candidates = keys < self.keys.max()
+        rows, keys = rows[candidates], keys[candidates]
+        if not len(rows):
+            return
+        merged = np.concatenate([self.keys, keys])
+        chosen = np.zeros(merged.size, dtype=bool)
+        chosen[np.argpartition(merged, self.capacity - 1)[: self.capacity]] = True
+        freed = np.flatnonzero(~chosen[: self.capacity])
+        incoming = np.flatnonzero(chosen[self.capacity :])
+        self.rows[freed] = rows[incoming]
+        self.keys[freed] = keys[incoming]
 
     def sample(self) -> np.ndarray:
         """The rows kept."""
-        if self.rows is None:
+        if not self.filled:
             raise ValueError("No spectra were seen: the scan is empty.")
-        return self.rows[: min(self.seen, self.capacity)]
+        return self.rows[: self.filled]
 
 
 @dataclass(frozen=True)
@@ -96,7 +156,16 @@ def loadings(estimator: AEUnmix, X: np.ndarray, geometry: dict) -> np.ndarray:
 
 
 class TrainingRun:
-    """Train ``estimator`` on the signal HyperSpy unfolds."""
+    """Train ``estimator`` on the signal HyperSpy unfolds.
+
+    In memory, HyperSpy calls ``fit_transform`` with every spectrum. For a
+    lazy (dask-backed) signal it calls ``partial_fit`` once per chunk, reads
+    ``components_``, then ``transform`` per chunk: the chunks' spectra feed a
+    uniform random sample of at most
+    :data:`~hs_aeunmix._fitting.MAX_TRAINING_PIXELS` spectra (as many as
+    training uses in memory), the model is trained on that sample, and every
+    pixel is then encoded chunk by chunk. The scan is never in memory.
+    """
 
     def __init__(
         self,
@@ -107,6 +176,7 @@ class TrainingRun:
         self.estimator = estimator
         self.calibration = calibration
         self.grid = grid
+        self._stream: _Reservoir | None = None
 
     def _geometry(self, n_rows: int) -> dict:
         return {} if self.grid is None else self.grid.geometry(n_rows)
@@ -118,13 +188,30 @@ class TrainingRun:
         )
         return self.transform(X)
 
+    def partial_fit(self, X) -> TrainingRun:
+        """Lazy signals: add a chunk's spectra to the training sample."""
+        if self._stream is None:
+            seed = check_random_state(self.estimator.random_state).randint(2**31)
+            self._stream = _Reservoir(MAX_TRAINING_PIXELS, seed)
+        self._stream.add(np.asarray(X))
+        return self
+
+    def _fit_streamed_sample(self) -> None:
+        """Train on the sample the chunks gave, once, before any result is read."""
+        if self._stream is None:
+            return
+        sample, self._stream = self._stream.sample(), None
+        self.estimator.fit(sample, signal_calibration=self.calibration)
+
     def transform(self, X) -> np.ndarray:
         """Loadings of the rows of ``X``: abundances, then background coefficients."""
+        self._fit_streamed_sample()
         return loadings(self.estimator, X, self._geometry(len(X)))
 
     @property
     def components_(self) -> np.ndarray:
         """The factors: endmembers, then the background's basis functions."""
+        self._fit_streamed_sample()
         return factors(self.estimator)
 
     def __repr__(self) -> str:
@@ -188,11 +275,20 @@ class ScanRun:
 
     def _adapt(self, sample: np.ndarray) -> None:
         """Choose the model for this scan from a sample of its (mapped) spectra."""
+        if not np.any(sample > 0):
+            raise ValueError(
+                f"This scan holds no positive signal (the {len(sample)} spectra "
+                "sampled from it are all zero or negative): there is nothing for "
+                "the model to unmix. Check that the file holds the acquisition "
+                "(not a dark reference or an empty frame)."
+            )
         # Never train or rescale the caller's model itself.
         self.estimator = _intensity.model_for_scan(
             self.model, sample, copy=self.fine_tune_options is not None
         )
         self._adapted = True
+        if self.fine_tune_options is None:
+            warn_if_explained_worse(self.estimator, sample)
 
     def transform(self, X) -> np.ndarray:
         """Abundances of the rows of ``X`` (on the scan's axis)."""

@@ -12,7 +12,8 @@ what to do).
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+import warnings
+from dataclasses import dataclass, replace
 
 import numpy as np
 import traits.api as t
@@ -212,6 +213,29 @@ class ChannelMapping:
         return result
 
 
+def _unit_factor(units: str | None, target: str | None) -> float | None:
+    """What a value in ``units`` is multiplied by to be in ``target``, or None.
+
+    HyperSpy's own unit conversion (pint, through ``convert_to_units`` of a
+    data axis) decides; undefined, unknown or incompatible units give None.
+    """
+    if units is None or target is None:
+        return None
+    from hyperspy.axes import UniformDataAxis
+
+    axis = UniformDataAxis(size=2, scale=1.0, offset=0.0, units=units)
+    try:
+        with warnings.catch_warnings():
+            # HyperSpy warns and does nothing for units pint cannot parse.
+            warnings.simplefilter("ignore")
+            axis.convert_to_units(target)
+    except Exception:  # pint's DimensionalityError, UndefinedUnitError, ...
+        return None
+    if axis.units == units:
+        return None
+    return float(axis.scale)
+
+
 def channel_mapping(
     trained: SignalCalibration, new: SignalCalibration
 ) -> ChannelMapping:
@@ -229,6 +253,12 @@ def channel_mapping(
         "s.axes_manager.signal_axes[0].offset/scale, convert_units), or train "
         "a new model on it."
     )
+    if trained.units != new.units:
+        factor = _unit_factor(new.units, trained.units)
+        if factor is not None:
+            # The same units spelled otherwise ("cm⁻¹" and "1/cm"), or
+            # convertible ones (keV and eV): the new axis in the model's units.
+            new = replace(new, values=new.values * factor, units=trained.units)
     if trained.units != new.units:
         raise ValueError(
             f"The model was trained on a signal axis in {trained.units!r} "

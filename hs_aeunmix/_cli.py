@@ -222,12 +222,6 @@ def _plan(args: argparse.Namespace) -> list[Job]:
         jobs = [_job(None, "eels_chequerboard", args.output, True)]
         _check_existing(jobs, args.output, args.overwrite)
     elif args.command == "train":
-        if args.lazy:
-            raise Refusal(
-                "--lazy is not supported for training yet: training needs the "
-                "scan in memory. Drop --lazy (and crop the scan with "
-                "--signal-range if it is too large)."
-            )
         start, end = args.signal_range or (None, None)
         if start is not None and not start < end:
             raise Refusal(f"--signal-range {start:g} {end:g}: START must be below END.")
@@ -461,54 +455,91 @@ def run_demo(args: argparse.Namespace, jobs: Sequence[Job]) -> int:
 
 
 def run_train(args: argparse.Namespace, jobs: Sequence[Job]) -> int:
-    signal = _load_single_signal(args.file, verbose=args.verbose)
-    signal = _crop(signal, args.signal_range)
-    _train_and_save(signal, args.n_components, args, jobs[0])
+    signal = _load_single_signal(args.file, lazy=args.lazy, verbose=args.verbose)
+    try:
+        _train_and_save(
+            _crop(signal, args.signal_range), args.n_components, args, jobs[0]
+        )
+    finally:
+        _close(signal)
     return EXIT_OK
 
 
 def run_apply(args: argparse.Namespace, jobs: Sequence[Job]) -> int:
-    """Unmix every scan with the model; a scan that fails does not stop the rest."""
+    """Unmix every scan with the model; a scan that fails does not stop the rest.
+
+    With ``--workers N`` the scans are unmixed on a local dask cluster of N
+    worker processes, with ``--scheduler ADDRESS`` on an existing cluster;
+    otherwise here, one after the other.
+    """
     from hyperspy.external.progressbar import progressbar
 
     from hs_aeunmix._estimator import load_model
+    from hs_aeunmix._series import model_file_bytes, unmix_series
 
+    # Read and checked once, here: a bad model file stops the run at once.
     model = load_model(args.model, device=args.device)
     failures = 0
-    progress = progressbar(
-        jobs, desc="Unmixing scans", unit="scan", disable=args.no_progressbar
-    )
-    for job in progress:
-        signal = None
-        try:
-            signal = _load_single_signal(
-                job.source, lazy=args.lazy, verbose=args.verbose
-            )
-            start = time.perf_counter()
-            signal.decomposition(algorithm="ae", model=model, print_info=False)
-            seconds = time.perf_counter() - start
-            written = _write_results(signal, job, overwrite=args.overwrite)
-        except Exception as error:  # one bad scan never stops a series
-            failures += 1
-            message = _one_line(error)
-            if str(job.source) not in message:
-                message = f"{job.source}: {message}"
-            if args.lazy and isinstance(error, NotImplementedError):
-                message += " (on the command line: drop --lazy)"
-            progress.write(f"{PROG}: {message}", file=sys.stderr)
-            if args.verbose:
-                traceback.print_exc()
-            continue
-        finally:
-            _close(signal)
-        progress.write(
-            f"{_describe(signal, job.stem)}: unmixed in {seconds:.3f} s, wrote "
-            + ", ".join(str(path) for path in written)
+    with _cluster_client(args.workers, args.scheduler) as client:
+        reports = unmix_series(
+            model_file_bytes(model),
+            jobs,
+            lazy=args.lazy,
+            overwrite=args.overwrite,
+            device=args.device,
+            client=client,
         )
+        progress = progressbar(
+            reports,
+            total=len(jobs),
+            desc="Unmixing scans",
+            unit="scan",
+            disable=args.no_progressbar,
+        )
+        for report in progress:
+            if report.failed:
+                failures += 1
+                progress.write(f"{PROG}: {report.summary}", file=sys.stderr)
+                continue
+            progress.write(
+                f"{report.summary}: unmixed in {report.seconds:.3f} s, wrote "
+                + ", ".join(str(path) for path in report.written)
+            )
     if failures:
         print(f"{PROG}: {failures} of {len(jobs)} scans failed", file=sys.stderr)
         return EXIT_SOME_FAILED
     return EXIT_OK
+
+
+@contextlib.contextmanager
+def _cluster_client(workers: int | None, scheduler: str | None) -> Iterator:
+    """A dask.distributed client for ``--workers``/``--scheduler``, else None."""
+    if workers is None and scheduler is None:
+        yield None
+        return
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError:
+        raise Refusal(
+            "--workers and --scheduler need dask.distributed: "
+            'pip install "hs-aeunmix[cluster]"'
+        ) from None
+    if scheduler is not None:
+        with Client(scheduler) as client:
+            yield client
+        return
+    # One thread per worker: a worker holds one scan at a time, and torch
+    # and BLAS get one core each.
+    with (
+        LocalCluster(
+            n_workers=workers,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+        ) as cluster,
+        Client(cluster) as client,
+    ):
+        yield client
 
 
 # -------------------------------------------------------------- environment
@@ -621,8 +652,8 @@ def _one_line(error: BaseException) -> str:
     """An error's message on one line, with the file an OSError concerns."""
     if isinstance(error, MemoryError):
         return (
-            "not enough memory; crop the scan (train --signal-range) or unmix it "
-            "chunk by chunk (apply --lazy)"
+            "not enough memory; read the scan chunk by chunk (--lazy) or crop "
+            "it (train --signal-range)"
         )
     if isinstance(error, OSError) and error.strerror and error.filename:
         text = f"{error.filename}: {error.strerror}"

@@ -47,6 +47,7 @@ from hs_aeunmix._networks import (
     UnmixingAutoencoder,
     build_autoencoder,
 )
+from hs_aeunmix._screening import der_snr_noise
 from hs_aeunmix._selection import UNSTABLE_SPREAD, StabilityReport
 from hs_aeunmix._spatial import PixelImage, check_geometry
 from hs_aeunmix._state import FittedState
@@ -71,9 +72,13 @@ _TRAINING_LOCK = threading.Lock()
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
-    """``"auto"`` is CUDA when available, else CPU; other values go to torch."""
+    """``"auto"`` is CUDA, else Apple's MPS, else the CPU; other values go to torch."""
     if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
     try:
         resolved = torch.device(device)
     except (RuntimeError, TypeError) as error:
@@ -84,6 +89,11 @@ def resolve_device(device: str | torch.device) -> torch.device:
     if resolved.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(
             "device='cuda' was requested but torch finds no CUDA device; use "
+            "device='auto' to fall back to the CPU."
+        )
+    if resolved.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(
+            "device='mps' was requested but torch finds no Apple GPU (MPS); use "
             "device='auto' to fall back to the CPU."
         )
     return resolved
@@ -247,8 +257,8 @@ class AEUnmix(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     patience : int
         Epochs without improvement of the held-out loss before training
         stops.
-    device : {"auto", "cpu", "cuda"} or torch.device
-        ``"auto"`` uses CUDA when present, else the CPU.
+    device : {"auto", "cpu", "cuda", "mps"} or torch.device
+        ``"auto"`` uses CUDA when present, else Apple's MPS, else the CPU.
     random_state : int, numpy.random.RandomState or None
         Seeds the initialisation, pixel shuffling and dropout; a fixed value
         gives identical results on the CPU.
@@ -293,6 +303,10 @@ class AEUnmix(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     intensity_reference_ : float
         The intensity measurement of :meth:`intensity_ratio` on the training
         spectra, which later measurements are divided by.
+    training_residual_ : float or None
+        :meth:`residual_to_noise` on (up to 2048 of) the training spectra,
+        which a later scan's is compared with when the model is reapplied;
+        None for ``spatial=True`` models.
     data_scale_ : float
         The global scale the network's data were divided by.
     device_ : torch.device
@@ -577,6 +591,10 @@ class AEUnmix(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
                 test_baseline=self.baseline == "auto",
             )
         self._restore(state, device=device)
+        if not self.spatial:
+            self.training_residual_ = self.residual_to_noise(
+                X[_intensity.sample_rows(X.shape[0])]
+            )
         self._report_fit(n_trained, resume=bool(previous))
         return self
 
@@ -682,6 +700,7 @@ class AEUnmix(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
             screening=dict(self.screening_),
             report=None if self.stability_ is None else self.stability_.as_dict(),
             baseline_terms=self.baseline_components_.shape[0],
+            training_residual=self.training_residual_,
         )
 
     def _restore(self, state: FittedState, *, device="auto") -> AEUnmix:
@@ -708,6 +727,7 @@ class AEUnmix(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         self.stability_ = (
             None if state.report is None else StabilityReport.from_dict(state.report)
         )
+        self.training_residual_ = state.training_residual
         basis = self.module_.baseline_basis
         self.baseline_components_ = (
             np.zeros((0, state.n_channels))
@@ -949,6 +969,69 @@ class AEUnmix(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         check_is_fitted(self, "components_")
         return np.asarray(X, dtype=np.float64) @ self.components_
 
+    def relative_residual(self, X) -> float:
+        """How well the model reproduces spectra ``X``: ``‖X - X̂‖ / ‖X‖``.
+
+        ``X̂`` is the reconstruction ``transform(X) @ components_`` plus the
+        background, if any (per pixel: not for ``spatial=True`` models).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_pixels, n_channels)
+            Spectra on the model's channels.
+
+        Returns
+        -------
+        float
+            0 for a perfect fit; about 1 or more for a model that does not
+            describe the spectra at all.
+        """
+        X = self._validated_for_inference(X)
+        norm = float(np.linalg.norm(X))
+        return float(np.linalg.norm(self._misfit(X))) / norm if norm else 0.0
+
+    def residual_to_noise(self, X) -> float:
+        """The misfit on spectra ``X`` in units of their noise.
+
+        The RMS of ``X - X̂`` over the RMS noise of ``X`` estimated from each
+        spectrum's second differences (DER_SNR): about 1 when the model
+        explains everything but the noise, whatever the dose, and well above
+        1 when the spectra hold something the model cannot reproduce.
+        Reapplying a model warns when a scan's value is more than three times
+        the training scan's (``training_residual_``).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_pixels, n_channels)
+            Spectra on the model's channels.
+
+        Returns
+        -------
+        float
+        """
+        X = self._validated_for_inference(X)
+        misfit = float(np.sqrt(np.mean(self._misfit(X) ** 2)))
+        # DER_SNR needs five channels.
+        noise = (
+            float(np.sqrt(np.mean(der_snr_noise(X) ** 2))) if X.shape[1] > 4 else 0.0
+        )
+        # Noiseless spectra: the misfit relative to the signal instead.
+        floor = 1e-9 * float(np.sqrt(np.mean(X**2)))
+        return misfit / max(noise, floor, np.finfo(float).tiny)
+
+    def _misfit(self, X: np.ndarray) -> np.ndarray:
+        """``X`` minus its reconstruction (per pixel), background included."""
+        if self.spatial:
+            raise ValueError(
+                "This model is spatial (each pixel needs its neighbours): "
+                "reconstruct the unmixed signal with s.get_decomposition_model() "
+                "instead."
+            )
+        reconstruction = self.transform(X) @ self.components_
+        if len(self.baseline_components_):
+            reconstruction += self.background(X) @ self.baseline_components_
+        return X - reconstruction
+
     def intensity_ratio(self, X) -> float:
         """Overall intensity of spectra ``X`` relative to the training data.
 
@@ -1055,12 +1138,13 @@ def load_model(source, *, device="auto") -> AEUnmix:
 
     Parameters
     ----------
-    source : str, pathlib.Path, AEUnmix or HyperSpy signal
-        A model file (``model.save(...)``), a ``.hspy`` or ``.zspy`` results
-        file or a signal whose decomposition was ``algorithm="ae"`` (the
-        model travels in its learning results; only the model's bytes are
-        read from the file), or an already loaded model (returned as is).
-    device : {"auto", "cpu", "cuda"}, default="auto"
+    source : str, pathlib.Path, bytes, AEUnmix or HyperSpy signal
+        A model file (``model.save(...)``) or its bytes, a ``.hspy`` or
+        ``.zspy`` results file or a signal whose decomposition was
+        ``algorithm="ae"`` (the model travels in its learning results; only
+        the model's bytes are read from the file), or an already loaded
+        model (returned as is).
+    device : {"auto", "cpu", "cuda", "mps"}, default="auto"
         Where the model runs; ``"auto"`` is CUDA when present. The training
         device is recorded in the file but not required.
 

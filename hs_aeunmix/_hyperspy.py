@@ -176,16 +176,16 @@ def run(signal, arguments: dict):
 
 
 def _training_run(signal, arguments: dict, options: dict) -> TrainingRun:
-    if internals.is_lazy(signal):
-        raise NotImplementedError(
-            "Training algorithm='ae' needs the data in memory; this signal is "
-            "lazy. Load it with s.compute() (or crop it first) and run the "
-            "decomposition again. Applying a trained model (model=..., without "
-            "fine_tune) works on lazy signals chunk by chunk."
-        )
     estimator = _options.make_estimator(
         arguments["algorithm"], arguments["output_dimension"], options
     )
+    if internals.is_lazy(signal) and estimator.spatial:
+        raise NotImplementedError(
+            "spatial=True trains on each pixel's neighbours, which HyperSpy's "
+            "chunk-by-chunk processing of lazy signals does not give. Load the "
+            "scan with s.compute() first, or train with spatial=False (lazy "
+            "signals are then trained on a random sample of their pixels)."
+        )
     _options.check_conv_axis(estimator, signal)
     calibration = SignalCalibration.from_signal(
         signal, _flat_signal_mask(arguments.get("signal_mask"))

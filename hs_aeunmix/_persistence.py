@@ -177,6 +177,9 @@ HEADER_SCHEMA = {
                 "loss": {"enum": list(LOSSES)},
                 "intensity_spread": {"type": "number", "minimum": 0},
                 "intensity_reference": {"type": "number", "exclusiveMinimum": 0},
+                "training_residual": {
+                    "oneOf": [{"type": "null"}, {"type": "number", "minimum": 0}]
+                },
             },
         },
         "signal_calibration": {"oneOf": [{"type": "null"}, _CALIBRATION_SCHEMA]},
@@ -288,6 +291,11 @@ def model_bytes(params: dict, state: FittedState) -> bytes:
             "loss": state.loss,
             "intensity_spread": float(state.intensity_spread),
             "intensity_reference": float(state.intensity_reference),
+            "training_residual": (
+                None
+                if state.training_residual is None
+                else float(state.training_residual)
+            ),
         },
         "signal_calibration": None if calibration is None else calibration.to_dict(),
         "screening": dict(state.screening),
@@ -597,6 +605,7 @@ def read_model(data: bytes, source: str) -> tuple[dict, FittedState]:
         screening=dict(header.get("screening") or {}),
         report=header.get("stability"),
         baseline_terms=header.get("baseline_terms", 0),
+        training_residual=header["fitted"].get("training_residual"),
     )
     return params, state
 
@@ -668,8 +677,11 @@ def read_source(source) -> tuple[bytes, str]:
     """The model bytes of ``source`` and the name to report errors under.
 
     ``source`` is a model file, a HyperSpy results file (``.hspy``,
-    ``.zspy``) or a signal whose decomposition was ``algorithm="ae"``.
+    ``.zspy``), a signal whose decomposition was ``algorithm="ae"``, or the
+    bytes of a model file (as a series sends them to its workers).
     """
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return bytes(source), "the model bytes"
     if hasattr(source, "learning_results"):
         title = source.metadata.General.title or "the signal"
         return _bytes_from_signal(source, title), title

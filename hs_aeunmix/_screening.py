@@ -98,7 +98,7 @@ def is_count_data(spectra: np.ndarray) -> bool:
     return bool(np.all(spectra >= 0) and np.all(spectra == np.round(spectra)))
 
 
-def _der_snr_noise(spectra: np.ndarray) -> np.ndarray:
+def der_snr_noise(spectra: np.ndarray) -> np.ndarray:
     """Each spectrum's noise standard deviation (DER_SNR, Stoehr et al. 2008)."""
     second = 2.0 * spectra[:, 2:-2] - spectra[:, :-4] - spectra[:, 4:]
     return 1.482602 / np.sqrt(6.0) * np.median(np.abs(second), axis=1)
@@ -130,7 +130,7 @@ def screen(spectra: np.ndarray) -> tuple[np.ndarray, Screening]:
         if is_count_data(spectra):
             sigma = np.sqrt(np.maximum(smooth, 1.0))
         else:
-            sigma = _der_snr_noise(spectra)[:, None]
+            sigma = der_snr_noise(spectra)[:, None]
             sigma = np.maximum(sigma, 1e-12 * max(float(np.abs(spectra).max()), 1e-30))
         peak = np.abs(smooth).max(axis=1, keepdims=True)
         candidate = (

@@ -54,6 +54,10 @@ class FittedState:
         models from files that predate it.
     baseline_terms : int
         Terms of the polynomial background per pixel (0: none).
+    training_residual : float or None
+        Relative residual of the model on its training spectra
+        (``training_residual_``); None for spatial models and files that
+        predate it.
     """
 
     module_state: dict[str, torch.Tensor]
@@ -70,3 +74,4 @@ class FittedState:
     screening: dict[str, int] = field(default_factory=dict)
     report: dict | None = None
     baseline_terms: int = 0
+    training_residual: float | None = None

@@ -111,7 +111,7 @@ def _add_common_options(parser: argparse.ArgumentParser, default_output: Path):
     parser.add_argument(
         "--device",
         default="auto",
-        help="auto (CUDA when present, else the CPU), cpu, cuda or cuda:N "
+        help="auto (CUDA, else Apple's MPS, else the CPU), cpu, cuda, cuda:N or mps "
         "(default: auto)",
     )
     parser.add_argument(
@@ -161,8 +161,9 @@ def _add_training_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--loss",
         choices=LOSS_CHOICES,
-        help="auto: spectral angle when the intensity varies, else mse; poisson "
-        f"for counts (default: the estimator's, {ESTIMATOR_DEFAULTS['loss']})",
+        help="auto: the squared error (each pixel's intensity is fitted apart "
+        "from its composition); sad: spectral angle; poisson for counts "
+        f"(default: the estimator's, {ESTIMATOR_DEFAULTS['loss']})",
     )
     group.add_argument(
         "--max-epochs",
@@ -239,7 +240,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--lazy",
         action="store_true",
-        help="not supported for training yet (the scan must fit in memory)",
+        help="load the scan lazily, for scans larger than memory: train on a "
+        "random sample of at most 65,536 of its spectra read chunk by chunk, "
+        "then unmix every pixel chunk by chunk (default: load the scan whole)",
     )
     _add_common_options(train, DEFAULT_OUTPUT)
     _add_training_options(train)
@@ -263,6 +266,22 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="load each scan lazily and unmix it chunk by chunk, for scans "
         "larger than memory (default: load each scan whole)",
+    )
+    cluster = apply.add_mutually_exclusive_group()
+    cluster.add_argument(
+        "--workers",
+        type=_positive_int,
+        metavar="N",
+        help="unmix N scans at a time on a local dask cluster of N worker "
+        "processes, one thread each (needs hs-aeunmix[cluster]; default: one "
+        "scan after the other in this process)",
+    )
+    cluster.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="unmix the scans on the dask.distributed cluster at ADDRESS "
+        "(tcp://host:8786); its workers must see the files and -o under the "
+        "same paths (default: no cluster)",
     )
     _add_common_options(apply, DEFAULT_OUTPUT)
     return parser

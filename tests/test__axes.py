@@ -142,10 +142,26 @@ def test_range_not_covered():
         channel_mapping(trained, _calibration(710 + 1.0 * np.arange(60)))
 
 
-def test_units_differ():
+def test_convertible_units_are_converted():
     trained = _calibration(700 + 1.0 * np.arange(60))
-    with pytest.raises(ValueError, match=r"in 'eV' .*this signal's axis is in 'keV'"):
-        channel_mapping(trained, _calibration(0.7 + 0.001 * np.arange(60), units="keV"))
+    new = _calibration(0.7 + 0.001 * np.arange(60), units="keV")
+    mapping = channel_mapping(trained, new)
+    spectra = _spectrum(new.values * 1000)[None, :]
+    np.testing.assert_allclose(
+        mapping.to_model(spectra), _spectrum(trained.values)[None, :], rtol=1e-9
+    )
+
+
+def test_units_spelled_otherwise_are_identical():
+    values = 100 + 2.0 * np.arange(60)
+    trained = _calibration(values, units="cm⁻¹")
+    assert channel_mapping(trained, _calibration(values, units="1/cm")).is_identity
+
+
+def test_incompatible_units_are_refused():
+    trained = _calibration(700 + 1.0 * np.arange(60))
+    with pytest.raises(ValueError, match=r"in 'eV' .*this signal's axis is in 'nm'"):
+        channel_mapping(trained, _calibration(400 + 1.0 * np.arange(60), units="nm"))
 
 
 def test_describe_difference():

@@ -558,10 +558,31 @@ def test_signal_range_errors(tmp_path, capfd, signal_range, fragment):
     _assert_one_error_line(capfd.readouterr(), fragment)
 
 
-def test_lazy_training_is_refused_before_reading(tmp_path, capfd, no_work):
-    source = _scan(tmp_path / "scan.hspy")
-    assert main(["train", str(source), "-n", "3", "--lazy"]) == 2
-    _assert_one_error_line(capfd.readouterr(), "Drop --lazy")
+def test_lazy_training_reads_the_scan_lazily_and_equals_training_in_memory(
+    tmp_path, monkeypatch
+):
+    scan = _scan(tmp_path / "scan.hspy")
+    real_load = hs.load
+    lazy_loads = []
+
+    def recording_load(*args, **kwargs):
+        signal = real_load(*args, **kwargs)
+        lazy_loads.append(signal._lazy)
+        return signal
+
+    monkeypatch.setattr(hs, "load", recording_load)
+    for name, extra in (("eager", []), ("lazy", ["--lazy"])):
+        output = str(tmp_path / name)
+        arguments = [str(scan), "-n", "3", "-o", output, "--max-epochs", "3"]
+        assert main(["train", *arguments, *QUIET, *extra]) == 0
+    assert lazy_loads == [False, True]
+    eager, lazy = (
+        real_load(tmp_path / name / "scan_ae.hspy").learning_results
+        for name in ("eager", "lazy")
+    )
+    # A scan of one chunk streams its spectra in order: the same training.
+    np.testing.assert_allclose(lazy.factors, eager.factors, rtol=1e-6)
+    np.testing.assert_allclose(lazy.loadings, eager.loadings, rtol=1e-6, atol=1e-9)
 
 
 def test_lazy_apply_unmixes_chunk_by_chunk(tmp_path, trained_model_file, monkeypatch):

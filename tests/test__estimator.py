@@ -358,3 +358,27 @@ def test_volume_weight_pushes_endmembers_apart(mixture):
     plain = AEUnmix(3, **options).fit(mixture.spectra)
     pushed = AEUnmix(3, volume_weight=1e-2, **options).fit(mixture.spectra)
     assert inverse_volume(pushed) < 0.9 * inverse_volume(plain)
+
+
+@pytest.mark.parametrize(
+    ("cuda", "mps", "expected"),
+    [(True, True, "cuda"), (False, True, "mps"), (False, False, "cpu")],
+)
+def test_auto_device_prefers_cuda_then_mps_then_cpu(monkeypatch, cuda, mps, expected):
+    import torch
+
+    from hs_aeunmix._estimator import resolve_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: mps)
+    assert resolve_device("auto") == torch.device(expected)
+
+
+def test_unavailable_mps_refused(monkeypatch):
+    import torch
+
+    from hs_aeunmix._estimator import resolve_device
+
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    with pytest.raises(ValueError, match="no Apple GPU"):
+        resolve_device("mps")

@@ -380,9 +380,47 @@ def test_options_with_estimator_instance_refused(spectrum_image):
         )
 
 
-def test_lazy_signal_refused(spectrum_image):
+def test_lazy_training_streams_a_bounded_sample_and_unmixes_every_pixel(
+    monkeypatch,
+):
+    from hs_aeunmix import _adapters
+
+    # Counting noise: every pixel's spectrum is distinct, so each row of the
+    # training sample can be traced to its pixel.
+    spectrum_image = to_signal(make_mixture(counts=200))
+
+    monkeypatch.setattr(_adapters, "MAX_TRAINING_PIXELS", 200)
+    trained_on = []
+    real_fit = hs_aeunmix.AEUnmix.fit
+
+    def recording_fit(self, X, *args, **kwargs):
+        trained_on.append(np.array(X))
+        return real_fit(self, X, *args, **kwargs)
+
+    monkeypatch.setattr(hs_aeunmix.AEUnmix, "fit", recording_fit)
+    lazy = spectrum_image.as_lazy()
+    lazy.rechunk(nav_chunks=(8, 8))
+    model = train_through_hyperspy(lazy, **FAST)
+    # Trained once, on 200 distinct spectra of the scan drawn from its chunks.
+    [sample] = trained_on
+    data = spectrum_image.data.reshape(-1, spectrum_image.data.shape[-1])
+    rows = [np.flatnonzero((data == spectrum).all(axis=1))[0] for spectrum in sample]
+    assert sample.shape == (200, data.shape[1])
+    assert len(set(rows)) == 200
+    assert np.ptp(rows) > data.shape[0] // 2  # from all over the scan
+    # Every pixel unmixed by the trained model; the signal stays lazy.
+    results = lazy.learning_results
+    assert results.loadings.shape == (data.shape[0], 3)
+    np.testing.assert_allclose(results.loadings, model.transform(data), atol=1e-6)
+    np.testing.assert_allclose(results.factors, model.components_.T, rtol=1e-6)
+    assert lazy._lazy
+
+
+def test_lazy_spatial_training_refused(spectrum_image):
     with pytest.raises(NotImplementedError, match=r"s\.compute\(\)"):
-        spectrum_image.as_lazy().decomposition(algorithm="ae", output_dimension=3)
+        spectrum_image.as_lazy().decomposition(
+            algorithm="ae", output_dimension=3, spatial=True
+        )
 
 
 def test_import_hyperspy_api_with_extension_installed():

@@ -263,11 +263,24 @@ def test_range_not_covered(analytic_model):
         scan.decomposition(algorithm="ae", model=model)
 
 
-def test_units_differ(analytic_model):
+def test_axis_in_other_units_is_converted(analytic_model):
+    model, trained_loadings = analytic_model
+    abundances = make_mixture(shape=(24, 24)).abundances
+    in_ev = _analytic_scan(280 + 0.5 * np.arange(160), abundances)
+    in_kev = in_ev.deepcopy()
+    axis = in_kev.axes_manager.signal_axes[0]
+    axis.units, axis.offset, axis.scale = "keV", 0.28, 0.0005
+    in_kev.decomposition(algorithm="ae", model=model, print_info=False)
+    np.testing.assert_allclose(
+        in_kev.learning_results.loadings, trained_loadings, rtol=1e-5, atol=1e-6
+    )
+
+
+def test_incompatible_units_refused(analytic_model):
     model, _ = analytic_model
     scan = _analytic_scan(280 + 0.5 * np.arange(160), make_mixture((8, 8)).abundances)
-    scan.axes_manager.signal_axes[0].units = "keV"
-    with pytest.raises(ValueError, match=r"trained on a signal axis in 'eV'.*'keV'"):
+    scan.axes_manager.signal_axes[0].units = "nm"
+    with pytest.raises(ValueError, match=r"trained on a signal axis in 'eV'.*'nm'"):
         scan.decomposition(algorithm="ae", model=model)
 
 
@@ -369,12 +382,39 @@ def test_lazy_scan_unmixed_chunk_by_chunk(first_scan_model):
     assert lazy.learning_results.decomposition_algorithm == "ae"
 
 
-def test_lazy_training_refused(spectrum_image, first_scan_model):
-    lazy = spectrum_image.as_lazy()
-    with pytest.raises(NotImplementedError, match=r"s\.compute\(\)"):
-        lazy.decomposition(algorithm="ae", output_dimension=3)
+def test_lazy_fine_tuning_refused(first_scan_model):
     second, _ = _small_eels(seed=1)
     with pytest.raises(NotImplementedError, match="needs the data in memory"):
         second.as_lazy().decomposition(
             algorithm="ae", model=first_scan_model, fine_tune=True
         )
+
+
+# ------------------------------------------------------ scans the model cannot fit
+def test_scan_without_positive_signal_refused(first_scan_model):
+    empty, _ = _small_eels(seed=1)
+    empty.data[:] = 0
+    with pytest.raises(ValueError, match="no positive signal"):
+        empty.decomposition(algorithm="ae", model=first_scan_model, print_info=False)
+
+
+def _mismatch_warnings(signal, model) -> list:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        signal.decomposition(algorithm="ae", model=model, print_info=False)
+    return [
+        w for w in caught if issubclass(w.category, hs_aeunmix.ModelMismatchWarning)
+    ]
+
+
+def test_a_scan_the_model_cannot_explain_is_reported(first_scan_model):
+    assert first_scan_model.training_residual_ > 0
+    # Another scan of the same sample, at another dose: no warning.
+    second, _ = _small_eels(seed=1, dose=300.0)
+    assert not _mismatch_warnings(second, first_scan_model)
+    # Another sample (the same counts and noise, spectra unrelated to the
+    # model's): the maps look plausible, the fit is not.
+    unrelated = second.deepcopy()
+    unrelated.data = second.data[..., ::-1].copy()
+    [warning] = _mismatch_warnings(unrelated, first_scan_model)
+    assert "x" in str(warning.message)

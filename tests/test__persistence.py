@@ -603,10 +603,20 @@ def test_save_refuses_a_results_file_name(fitted, tmp_path, name):
     assert list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.parametrize("source", [123, 4.5, None, b"model"])
+@pytest.mark.parametrize("source", [123, 4.5, None, ["model"]])
 def test_load_model_of_a_wrong_type(source):
     with pytest.raises(TypeError, match=r"A model is given as an AEUnmix, a model"):
         load_model(source)
+
+
+def test_load_model_from_the_bytes_of_a_file(fitted, model_file, small_mixture):
+    data = model_file.read_bytes()
+    loaded = load_model(data)
+    np.testing.assert_array_equal(
+        loaded.transform(small_mixture.spectra), fitted.transform(small_mixture.spectra)
+    )
+    with pytest.raises(ModelFileError, match="the model bytes"):
+        load_model(data[: len(data) // 2])
 
 
 def test_load_model_from_results_reads_only_the_model(

@@ -1,0 +1,188 @@
+"""Scale: training and reapplying on large scans, in memory and lazily.
+
+Prints one table: seconds and extra peak memory (resident set size above
+what the process held just before the call) of
+
+* training ``algorithm="ae"`` on an in-memory 256 x 256 x 1024 float32 scan
+  (256 MiB), against HyperSpy's NMF on the same scan;
+* training on a lazy 512 x 512 x 1024 float32 scan (1 GiB) whose blocks are
+  generated on demand, so that it is never in memory, and unmixing every
+  pixel chunk by chunk;
+* reapplying the model to a lazy 256 x 240 x 1024 scan (240 MiB) with small
+  (16 x 16) chunks.
+
+Each row runs in its own process (peak memory is per process). The scans
+are linear mixtures of three Gaussian-band endmembers with smooth maps and
+Gaussian noise; each block is generated from its own seed, so a lazy scan
+gives the same values at every pass.
+
+Usage::
+
+    python benchmarks/scale.py            # about 5 minutes on 2 cores
+    python benchmarks/scale.py --small    # 4 x smaller scans, a quick check
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+N_CHANNELS = 1024
+N_ENDMEMBERS = 3
+MiB = 2**20
+
+
+def _endmembers() -> np.ndarray:
+    channels = np.arange(N_CHANNELS)
+    centres = np.linspace(0.2, 0.8, N_ENDMEMBERS) * N_CHANNELS
+    return np.stack(
+        [
+            10
+            + 100 * np.exp(-0.5 * ((channels - c) / 40) ** 2)
+            + 30 * np.exp(-0.5 * ((channels - (1.6 * c) % N_CHANNELS) / 60) ** 2)
+            for c in centres
+        ]
+    ).astype(np.float32)
+
+
+def _block(rows: slice, columns: slice, seed: int) -> np.ndarray:
+    """Spectra of the pixels ``rows x columns``: smooth maps, noise of this block."""
+    y, x = np.mgrid[rows, columns].astype(np.float32) / 64.0
+    maps = np.stack([1.5 + np.sin(x + k) * np.cos(0.7 * y - k) for k in range(3)], -1)
+    maps /= maps.sum(-1, keepdims=True)
+    clean = maps @ _endmembers()
+    noise = np.random.default_rng(seed).standard_normal(clean.shape, np.float32)
+    return clean + 2.0 * noise
+
+
+def _lazy_scan(shape: tuple[int, int], chunk: int):
+    """A lazy Signal1D whose blocks are generated when read."""
+    import dask.array as da
+    import hyperspy.api as hs
+
+    def generate(block_info=None):
+        (r0, r1), (c0, c1), _ = block_info[None]["array-location"]
+        seed = r0 * shape[1] + c0
+        return _block(slice(r0, r1), slice(c0, c1), seed)
+
+    chunks = da.core.normalize_chunks(
+        (chunk, chunk, N_CHANNELS), shape=(*shape, N_CHANNELS)
+    )
+    data = da.map_blocks(
+        generate, chunks=chunks, dtype=np.float32, meta=np.empty((0, 0, 0), np.float32)
+    )
+    return hs.signals.Signal1D(data).as_lazy()
+
+
+def _memory_scan(shape: tuple[int, int]):
+    import hyperspy.api as hs
+
+    data = np.empty((*shape, N_CHANNELS), np.float32)
+    step = 64
+    for r in range(0, shape[0], step):
+        data[r : r + step] = _block(slice(r, r + step), slice(0, shape[1]), r)
+    return hs.signals.Signal1D(data)
+
+
+def _peak_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def _rss_mib() -> float:
+    with open("/proc/self/statm") as stream:
+        pages = int(stream.read().split()[1])
+    return pages * resource.getpagesize() / MiB
+
+
+def _child(mode: str, size: int, model_path: str) -> dict:
+    """Run one measurement in this process; return its figures."""
+    import hyperspy.api as hs
+
+    import hs_aeunmix
+
+    hs.preferences.General.show_progressbar = False
+    options = {"output_dimension": N_ENDMEMBERS, "print_info": False}
+    if mode in ("train in memory", "NMF in memory"):
+        signal = _memory_scan((size, size))
+    elif mode == "train lazily":
+        signal = _lazy_scan((2 * size, 2 * size), 64)
+    else:
+        signal = _lazy_scan((size, size - size // 16), 16)
+    data_mib = np.prod(signal.data.shape) * 4 / MiB
+    before = max(_rss_mib(), _peak_mib()) if mode != "train in memory" else _peak_mib()
+    start = time.perf_counter()
+    if mode == "NMF in memory":
+        signal.decomposition(algorithm="NMF", **options)
+    elif mode == "reapply lazily":
+        signal.decomposition(algorithm="ae", model=model_path, print_info=False)
+    else:
+        model = signal.decomposition(
+            algorithm="ae", return_info=True, random_state=0, **options
+        )
+        if mode == "train in memory":
+            model.save(model_path)
+    seconds = time.perf_counter() - start
+    loadings = signal.learning_results.loadings
+    return {
+        "mode": mode,
+        "scan": " x ".join(map(str, signal.data.shape)),
+        "data_mib": data_mib,
+        "seconds": seconds,
+        "extra_mib": _peak_mib() - before,
+        "pixels_with_loadings": int(np.isfinite(loadings).all(axis=1).sum()),
+        "pixels": int(np.prod(signal.data.shape[:-1])),
+        "version": hs_aeunmix.__version__,
+    }
+
+
+MODES = ("train in memory", "NMF in memory", "train lazily", "reapply lazily")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--small", action="store_true", help="4 x smaller scans")
+    parser.add_argument("--child", choices=MODES, help=argparse.SUPPRESS)
+    parser.add_argument("--size", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--model", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        print(json.dumps(_child(args.child, args.size, args.model)))
+        return 0
+    size = 128 if args.small else 256
+    rows = []
+    with tempfile.TemporaryDirectory() as folder:
+        model = str(Path(folder) / "model.aeunmix")
+        for mode in MODES:
+            command = [sys.executable, __file__, "--child", mode, "--size", str(size)]
+            result = subprocess.run(
+                [*command, "--model", model], capture_output=True, text=True
+            )
+            if result.returncode:
+                sys.exit(f"{mode} failed:\n{result.stderr}")
+            rows.append(json.loads(result.stdout.strip().splitlines()[-1]))
+    nmf = next(r["seconds"] for r in rows if r["mode"] == "NMF in memory")
+    print(
+        "| run | scan | data (MiB) | seconds | x NMF's time | extra peak memory "
+        "(MiB) | x data | pixels with loadings |"
+    )
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    for r in rows:
+        print(
+            f"| {r['mode']} | {r['scan']} | {r['data_mib']:.0f} | {r['seconds']:.1f} "
+            f"| {r['seconds'] / nmf:.1f} | {r['extra_mib']:.0f} "
+            f"| {r['extra_mib'] / r['data_mib']:.2f} "
+            f"| {r['pixels_with_loadings']} of {r['pixels']} |"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
