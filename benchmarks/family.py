@@ -259,6 +259,16 @@ def trust_table(records: list[dict]) -> str:
         start: sum(r.get("start") == start for r in ours)
         for start in ("ica", "spa", "vca")
     }
+
+    def residual_ratio(record: dict) -> float:
+        nmf = by_key.get((record["index"], "NMF"))
+        if nmf is None or "failed" in nmf:
+            return math.nan
+        return record["residual"] / nmf["residual"]
+
+    ratios = sorted(
+        (ratio for r in ours if (ratio := residual_ratio(r)) > 1.1), reverse=True
+    )
     rows = [
         ("scenes", len(ours)),
         ("best angle of all methods", sum(wins(r, ("angle",)) for r in ours)),
@@ -272,6 +282,11 @@ def trust_table(records: list[dict]) -> str:
         ("wrong (angle > 0.2 rad)", len(wrong)),
         ("wrong and flagged", sum(not r.get("identifiable", True) for r in wrong)),
         ("start kept (ica / spa / vca)", " / ".join(map(str, starts.values()))),
+        (
+            "residual above 1.1 x NMF's",
+            f"{len(ratios)}"
+            + (f" (x{', x'.join(f'{v:.2f}' for v in ratios)})" if ratios else ""),
+        ),
     ]
     lines = ["| the default (ae) | value |", "| --- | --- |"]
     lines += [f"| {name} | {value} |" for name, value in rows]

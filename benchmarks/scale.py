@@ -13,8 +13,8 @@ what the process held just before the call) of
 
 Each row runs in its own process (peak memory is per process). The scans
 are linear mixtures of three Gaussian-band endmembers with smooth maps and
-Gaussian noise; each block is generated from its own seed, so a lazy scan
-gives the same values at every pass.
+Gaussian noise, clipped at zero; each block is generated from its own seed,
+so a lazy scan gives the same values at every pass.
 
 Usage::
 
@@ -60,7 +60,9 @@ def _block(rows: slice, columns: slice, seed: int) -> np.ndarray:
     maps /= maps.sum(-1, keepdims=True)
     clean = maps @ _endmembers()
     noise = np.random.default_rng(seed).standard_normal(clean.shape, np.float32)
-    return clean + 2.0 * noise
+    # Clipped at zero (a few 5-sigma values of 67 million): NMF refuses
+    # negative values.
+    return np.maximum(clean + 2.0 * noise, 0.0)
 
 
 def _lazy_scan(shape: tuple[int, int], chunk: int):

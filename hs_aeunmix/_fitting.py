@@ -125,15 +125,23 @@ def prepare(
         )
     if scale is None:
         scale = data_scale(usable)
-    scaled = (usable / scale).astype(np.float32)
-    order = rng.permutation(len(scaled))
-    held_out = n_validation(len(scaled), validation_fraction)
+    order = rng.permutation(len(usable))
+    held_out = n_validation(len(usable), validation_fraction)
     return Prepared(
-        train=scaled[order[held_out:]],
-        validation=scaled[order[:held_out]],
+        train=_scaled_rows(usable, order[held_out:], scale),
+        validation=_scaled_rows(usable, order[:held_out], scale),
         data_scale=scale,
         screening=screening,
     )
+
+
+def _scaled_rows(spectra: np.ndarray, rows: np.ndarray, scale: float) -> np.ndarray:
+    """``(spectra[rows] / scale)`` as float32, block by block (no float64 copy)."""
+    result = np.empty((len(rows), spectra.shape[1]), dtype=np.float32)
+    for start in range(0, len(rows), INFERENCE_BATCH_SIZE):
+        chosen = rows[start : start + INFERENCE_BATCH_SIZE]
+        result[start : start + len(chosen)] = spectra[chosen] / scale
+    return result
 
 
 def network_inputs(
@@ -152,35 +160,72 @@ def network_inputs(
     near zero), centred, optionally projected on their leading principal
     components, and standardised.
     """
-    spectra = train_data.astype(np.float64)
     inputs: dict = {}
     if baseline_basis is not None:
-        spectra = spectra - (spectra @ baseline_basis) @ baseline_basis.T
         inputs["baseline_basis"] = torch.from_numpy(baseline_basis.astype(np.float32))
+
+    def without_smooth_part(rows: np.ndarray) -> np.ndarray:
+        spectra = rows.astype(np.float64)
+        if baseline_basis is not None:
+            spectra = spectra - (spectra @ baseline_basis) @ baseline_basis.T
+        return spectra
+
+    # Per-pixel normalisation factors first (one number per pixel); the
+    # spectra themselves are only ever handled a block at a time, in float64.
+    factors = None
     if pixel_scale:
-        statistic = (
-            spectra.sum(axis=1, keepdims=True)
-            if baseline_basis is None
-            else np.linalg.norm(spectra, axis=1, keepdims=True)
+        statistic = np.concatenate(
+            [
+                spectra.sum(axis=1)
+                if baseline_basis is None
+                else np.linalg.norm(spectra, axis=1)
+                for spectra in map(without_smooth_part, _row_blocks(train_data))
+            ]
         )
         total = float(statistic.mean())
-        spectra = spectra * (total / np.maximum(statistic, 1e-6 * total))
+        factors = total / np.maximum(statistic, 1e-6 * total)
         inputs["pixel_total"] = total
-    mean = spectra.mean(axis=0)
-    centred = spectra - mean
+
+    def normalised(start: int, stop: int) -> np.ndarray:
+        spectra = without_smooth_part(train_data[start:stop])
+        return spectra if factors is None else spectra * factors[start:stop, None]
+
+    blocks = [
+        (start, min(start + INFERENCE_BATCH_SIZE, len(train_data)))
+        for start in range(0, len(train_data), INFERENCE_BATCH_SIZE)
+    ]
+    mean = sum(normalised(*block).sum(axis=0) for block in blocks) / len(train_data)
+    projection = None
     if input_components is not None:
-        k = min(input_components, centred.shape[0] - 1, centred.shape[1])
-        step = max(1, centred.shape[0] // _PROJECTION_SAMPLE)
-        _, _, components = randomized_svd(centred[::step], k, random_state=seed)
+        k = min(input_components, len(train_data) - 1, train_data.shape[1])
+        step = max(1, len(train_data) // _PROJECTION_SAMPLE)
+        sample = without_smooth_part(train_data[::step])
+        if factors is not None:
+            sample *= factors[::step, None]
+        _, _, components = randomized_svd(sample - mean, k, random_state=seed)
         projection = components.T
-        centred = centred @ projection
         inputs["input_projection"] = torch.from_numpy(projection.astype(np.float32))
-    spread = centred.std(axis=0)
+    # The encoder's inputs (projected or not), standardised: their spread.
+    first = np.zeros(train_data.shape[1] if projection is None else projection.shape[1])
+    second = np.zeros_like(first)
+    for block in blocks:
+        centred = normalised(*block) - mean
+        if projection is not None:
+            centred = centred @ projection
+        first += centred.sum(axis=0)
+        second += (centred**2).sum(axis=0)
+    n = len(train_data)
+    spread = np.sqrt(np.maximum(second / n - (first / n) ** 2, 0.0))
     # Inputs with no variation would divide by zero; give them unit scale.
     spread[spread <= 1e-6 * max(float(spread.max()), 1e-30)] = 1.0
     inputs["input_mean"] = torch.from_numpy(mean.astype(np.float32))
     inputs["input_scale"] = torch.from_numpy(spread.astype(np.float32))
     return inputs
+
+
+def _row_blocks(spectra: np.ndarray):
+    for start in range(0, len(spectra), INFERENCE_BATCH_SIZE):
+        yield spectra[start : start + INFERENCE_BATCH_SIZE]
 
 
 def cpu_state(module: torch.nn.Module) -> dict[str, torch.Tensor]:

@@ -52,18 +52,23 @@ class Initialisation:
     method: str
 
 
-def _denoised(spectra: np.ndarray, n_components: int, seed: int) -> np.ndarray:
-    """Projection of the spectra on their mean plus leading principal components."""
-    mean = spectra.mean(axis=0)
-    left, singular, right = randomized_svd(
-        spectra - mean, n_components, random_state=seed
-    )
-    return mean + (left * singular) @ right
+def denoised(spectra: np.ndarray, n_components: int, seed: int) -> np.ndarray:
+    """Projection of the spectra on their mean plus leading principal components.
+
+    Returns a new float64 array (the input is not changed).
+    """
+    centred = spectra.astype(np.float64)  # always a copy: centred in place
+    mean = centred.mean(axis=0)
+    centred -= mean
+    left, singular, right = randomized_svd(centred, n_components, random_state=seed)
+    del centred
+    result = (left * singular) @ right
+    result += mean
+    return result
 
 
-def vca_on_denoised(spectra: np.ndarray, n_components: int, seed: int) -> np.ndarray:
-    """VCA vertices, as denoised spectra (single pixels are too noisy to start from)."""
-    denoised = _denoised(spectra.astype(np.float64), n_components, seed)
+def vca_on_denoised(denoised: np.ndarray, n_components: int, seed: int) -> np.ndarray:
+    """VCA vertices of :func:`denoised` spectra (single pixels are too noisy)."""
     _, indices = vertex_component_analysis(
         denoised, n_components, random_state=np.random.default_rng(seed)
     )
@@ -169,13 +174,15 @@ def successive_projections(spectra: np.ndarray, n_components: int) -> np.ndarray
         index = int(np.argmax(np.einsum("ij,ij->i", residual, residual)))
         chosen.append(index)
         direction = residual[index] / max(np.linalg.norm(residual[index]), 1e-30)
-        residual = residual - np.outer(residual @ direction, direction)
+        # In place, a block of rows at a time: no second copy of the spectra.
+        for start in range(0, len(residual), 4096):
+            block = residual[start : start + 4096]
+            block -= np.outer(block @ direction, direction)
     return np.array(chosen)
 
 
-def spa_on_denoised(spectra: np.ndarray, n_components: int, seed: int) -> np.ndarray:
-    """SPA vertices, as denoised spectra."""
-    denoised = _denoised(spectra.astype(np.float64), n_components, seed)
+def spa_on_denoised(denoised: np.ndarray, n_components: int) -> np.ndarray:
+    """SPA vertices of :func:`denoised` spectra."""
     return denoised[successive_projections(denoised, n_components)]
 
 
@@ -185,7 +192,14 @@ def _single_start(
     method: str,
     seed: int,
     background_free: bool = False,
+    denoised_spectra=None,
 ) -> Initialisation:
+    """One start; ``denoised_spectra()`` gives the (shared) denoised spectra."""
+    if denoised_spectra is None:
+
+        def denoised_spectra():
+            return denoised(spectra, n_components, seed)
+
     if method == "random":
         rows = np.random.default_rng(seed).choice(
             spectra.shape[0], n_components, replace=False
@@ -205,8 +219,10 @@ def _single_start(
             )
         return Initialisation(ica, "ica")
     if method == "spa":
-        return Initialisation(spa_on_denoised(spectra, n_components, seed), "spa")
-    return Initialisation(vca_on_denoised(spectra, n_components, seed), "vca")
+        return Initialisation(spa_on_denoised(denoised_spectra(), n_components), "spa")
+    return Initialisation(
+        vca_on_denoised(denoised_spectra(), n_components, seed), "vca"
+    )
 
 
 def candidate_starts(
@@ -228,6 +244,14 @@ def candidate_starts(
     if baseline_basis is not None:
         spectra = spectra - (spectra @ baseline_basis) @ baseline_basis.T
     names = AUTO_STARTS if method == "auto" else (method,)
+    shared: list[np.ndarray] = []
+
+    def denoised_spectra() -> np.ndarray:
+        # SPA and VCA start from the same denoised spectra: computed once.
+        if not shared:
+            shared.append(denoised(spectra, n_components, seed))
+        return shared[0]
+
     starts: list[Initialisation] = []
     for name in names:
         try:
@@ -237,6 +261,7 @@ def candidate_starts(
                 name,
                 seed,
                 background_free=baseline_basis is not None,
+                denoised_spectra=denoised_spectra,
             )
         except ValueError:
             if method != "auto":

@@ -95,7 +95,24 @@ class Screening:
 
 def is_count_data(spectra: np.ndarray) -> bool:
     """Whether the spectra look like counts: non-negative integers."""
-    return bool(np.all(spectra >= 0) and np.all(spectra == np.round(spectra)))
+    return all(
+        bool(np.all(block >= 0) and np.all(block == np.round(block)))
+        for block in _blocks(spectra)
+    )
+
+
+# Spectra screened at once: bounds the temporary arrays of a large sample.
+_BLOCK_ROWS = 4096
+
+
+def _blocks(spectra: np.ndarray):
+    for start in range(0, len(spectra), _BLOCK_ROWS):
+        yield spectra[start : start + _BLOCK_ROWS]
+
+
+def _smooth(spectra: np.ndarray) -> np.ndarray:
+    """Running median along the channels: what a spike is measured against."""
+    return median_filter(spectra, size=(1, SPIKE_WIDTH), mode="nearest")
 
 
 def der_snr_noise(spectra: np.ndarray) -> np.ndarray:
@@ -124,23 +141,39 @@ def screen(spectra: np.ndarray) -> tuple[np.ndarray, Screening]:
     reference = float(np.median(positive)) if positive.size else 0.0
     dead = totals <= DEAD_FRACTION * reference
     spikes = np.zeros(spectra.shape, dtype=bool)
-    if spectra.shape[1] >= SPIKE_WIDTH:
-        smooth = median_filter(spectra, size=(1, SPIKE_WIDTH), mode="nearest")
-        excess = spectra - smooth
-        if is_count_data(spectra):
+    if spectra.shape[1] < SPIKE_WIDTH:
+        return spectra, Screening(dead=dead, spikes=spikes)
+    counts = is_count_data(spectra)
+    floor = 1e-12 * max(float(spectra.max()), -float(spectra.min()), 1e-30)
+    standing_out = np.zeros(spectra.shape[1], dtype=np.int64)
+    # Block by block (each row is judged on its own), so that a large sample
+    # needs a few blocks of temporaries, not several copies of itself.
+    for start in range(0, len(spectra), _BLOCK_ROWS):
+        rows = slice(start, start + _BLOCK_ROWS)
+        block = spectra[rows]
+        smooth = _smooth(block)
+        excess = block - smooth
+        if counts:
             sigma = np.sqrt(np.maximum(smooth, 1.0))
         else:
-            sigma = der_snr_noise(spectra)[:, None]
-            sigma = np.maximum(sigma, 1e-12 * max(float(np.abs(spectra).max()), 1e-30))
+            sigma = np.maximum(der_snr_noise(block)[:, None], floor)
         peak = np.abs(smooth).max(axis=1, keepdims=True)
-        candidate = (
-            (excess > SPIKE_THRESHOLD * sigma) & (excess > 0.5 * peak) & ~dead[:, None]
+        alive = ~dead[rows, None]
+        spikes[rows] = (
+            (excess > SPIKE_THRESHOLD * sigma) & (excess > 0.5 * peak) & alive
         )
-        standing_out = (excess > SHARED_SIGMA * sigma) & ~dead[:, None]
-        shared = standing_out.sum(axis=0) > max(3, SHARED_FRACTION * len(spectra))
-        # A narrow band wanders by a channel between pixels (drift).
-        shared = shared | np.roll(shared, 1) | np.roll(shared, -1)
-        spikes = candidate & ~shared[None, :]
-        if spikes.any():
-            spectra = np.where(spikes, smooth, spectra)
+        standing_out += ((excess > SHARED_SIGMA * sigma) & alive).sum(axis=0)
+    shared = standing_out > max(3, SHARED_FRACTION * len(spectra))
+    # A narrow band wanders by a channel between pixels (drift).
+    shared = shared | np.roll(shared, 1) | np.roll(shared, -1)
+    spikes &= ~shared[None, :]
+    if spikes.any():
+        repaired = spectra.copy()
+        rows = np.flatnonzero(spikes.any(axis=1))
+        for start in range(0, len(rows), _BLOCK_ROWS):
+            chosen = rows[start : start + _BLOCK_ROWS]
+            repaired[chosen] = np.where(
+                spikes[chosen], _smooth(spectra[chosen]), spectra[chosen]
+            )
+        spectra = repaired
     return spectra, Screening(dead=dead, spikes=spikes)

@@ -163,13 +163,20 @@ def vertex_component_analysis(
         return data[indices].copy(), indices
 
     mean_spectrum = spectra.mean(axis=0)
-    centred = spectra - mean_spectrum
-    basis = _leading_eigenvectors(centred.T @ centred / n_pixels, n_endmembers)
-    projected = centred @ basis
+    # Centred spectra, a block of pixels at a time: a large scan is never
+    # copied whole.
+    covariance = np.zeros((n_channels, n_channels))
+    for block in _blocks(spectra):
+        centred = block - mean_spectrum
+        covariance += centred.T @ centred
+    basis = _leading_eigenvectors(covariance / n_pixels, n_endmembers)
+    projected = np.vstack(
+        [(block - mean_spectrum) @ basis for block in _blocks(spectra)]
+    )
 
     # SNR estimate of the paper: signal power is what the
     # n_endmembers-dimensional subspace captures (plus the mean).
-    data_power = np.sum(spectra**2) / n_pixels
+    data_power = sum(float(np.sum(block**2)) for block in _blocks(spectra)) / n_pixels
     signal_power = np.sum(projected**2) / n_pixels + np.sum(mean_spectrum**2)
     noise_power = data_power - signal_power
     signal_excess = signal_power - n_endmembers / n_channels * data_power
@@ -215,6 +222,11 @@ def vertex_component_analysis(
         indices[step] = np.argmax(np.abs(coordinates @ direction))
         vertices[:, step] = coordinates[indices[step]]
     return data[indices].copy(), indices
+
+
+def _blocks(spectra: np.ndarray, rows: int = 8192):
+    for start in range(0, len(spectra), rows):
+        yield spectra[start : start + rows]
 
 
 def _constrained_least_squares(
