@@ -590,11 +590,21 @@ class AEUnmix(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
                 baseline_terms=baseline_terms,
                 test_baseline=self.baseline == "auto",
             )
+        # Judged on a model built from the state, so that a refusal leaves
+        # this estimator as it was.
+        trial = type(self)(**self.get_params(deep=False))._restore(state, device=device)
+        sample = X[_intensity.sample_rows(X.shape[0])]
+        if not self.spatial and trial.relative_residual(sample) >= 1.0:
+            raise ValueError(
+                "The trained model reproduces the data worse than a model of "
+                "zeros (relative residual >= 1): the non-negative mixing model "
+                "does not describe these data. Check their sign and offset (a "
+                "subtracted background leaves mostly negative values), or add a "
+                "background model (baseline=...)."
+            )
         self._restore(state, device=device)
         if not self.spatial:
-            self.training_residual_ = self.residual_to_noise(
-                X[_intensity.sample_rows(X.shape[0])]
-            )
+            self.training_residual_ = self.residual_to_noise(sample)
         self._report_fit(n_trained, resume=bool(previous))
         return self
 
