@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import exspy
 import hyperspy.api as hs
 import numpy as np
@@ -59,12 +61,30 @@ def test_undefined_units_and_name_are_none():
 def test_dict_round_trip(values):
     mask = np.ones(values.size, dtype=bool)
     mask[3] = False
-    calibration = _calibration(values, trained=mask)
+    calibration = replace(
+        _calibration(values, trained=mask, binned=True), signal_type="EELS"
+    )
     restored = SignalCalibration.from_dict(calibration.to_dict())
     np.testing.assert_allclose(restored.values, calibration.values, rtol=1e-15)
+    assert restored.values.dtype == np.float64
     np.testing.assert_array_equal(restored.trained_channels, mask)
-    assert restored.uniform == calibration.uniform
+    assert restored.trained_channels.dtype == bool
+    assert (restored.uniform, restored.units, restored.name) == (
+        calibration.uniform,
+        "eV",
+        "Energy",
+    )
+    assert restored.binned is True
+    assert restored.signal_type == "EELS"
     assert "values" in calibration.to_dict() or calibration.uniform
+
+
+def test_dict_round_trip_with_every_channel_trained():
+    calibration = _calibration(700 + 0.5 * np.arange(50))
+    assert calibration.to_dict()["trained_channels"] is None
+    restored = SignalCalibration.from_dict(calibration.to_dict())
+    assert restored.trained_channels.all()
+    assert restored.trained_channels.dtype == bool
 
 
 def test_identical_axes_only_select_channels():
@@ -111,6 +131,26 @@ def test_binned_counts_follow_the_channel_width():
     # Half the channel width holds half the counts.
     mapped = mapping.to_model(0.5 * _spectrum(new_values)[None])
     np.testing.assert_allclose(mapped[0], _spectrum(trained_values), rtol=2e-3)
+
+
+@pytest.mark.parametrize(
+    ("trained_binned", "new_binned"), [(True, False), (False, True)]
+)
+def test_counts_are_rescaled_only_when_both_are_binned(trained_binned, new_binned):
+    trained = _calibration(700 + 1.0 * np.arange(60), binned=trained_binned)
+    new = _calibration(700 + 0.5 * np.arange(120), binned=new_binned)
+    assert channel_mapping(trained, new).intensity_factor == 1.0
+
+
+def test_axis_reaching_exactly_the_trained_range_is_covered():
+    trained = _calibration(700 + 1.0 * np.arange(60))
+    new = _calibration(700 + 0.5 * np.arange(119))  # 700 to 759 exactly
+    mapping = channel_mapping(trained, new)
+    mapped = mapping.to_model(_spectrum(new.values)[None])
+    np.testing.assert_allclose(mapped[0], _spectrum(trained.values), rtol=2e-3)
+    short = _calibration(700 + 0.5 * np.arange(118))  # ends at 758.5
+    with pytest.raises(ValueError, match="does not cover"):
+        channel_mapping(trained, short)
 
 
 def test_descending_axis_is_interpolated():

@@ -7,10 +7,12 @@ import pytest
 import torch
 
 from hs_aeunmix._losses import (
+    MIN_VOLUME_DELTA,
     VOLUME_EPSILON,
     endmember_penalty,
     get_loss,
     l21_penalty,
+    simplex_log_volume,
     volume_penalty,
 )
 
@@ -142,3 +144,54 @@ def test_endmember_penalty_combines_weights(endmembers):
     penalty = endmember_penalty(volume_weight=0.5, l21_weight=2.0)
     expected = 0.5 * volume_penalty(endmembers) + 2.0 * l21_penalty(endmembers)
     assert float(penalty(endmembers)) == pytest.approx(float(expected), rel=1e-10)
+
+
+def test_simplex_log_volume_matches_numpy_and_ignores_scale(endmembers):
+    e = endmembers.numpy()
+    normalised = e / e.sum(axis=1, keepdims=True)
+    gram = normalised @ normalised.T * e.shape[1]
+    expected = np.linalg.slogdet(gram + MIN_VOLUME_DELTA * np.eye(3))[1]
+    assert float(simplex_log_volume(endmembers)) == pytest.approx(expected, rel=1e-10)
+    # An endmember's scale trades with its abundances: it must not count.
+    rescaled = endmembers * torch.tensor([[2.0], [0.5], [7.0]], dtype=torch.float64)
+    assert float(simplex_log_volume(rescaled)) == pytest.approx(expected, rel=1e-10)
+    tighter = endmembers.clone()
+    tighter[1] = 0.5 * (tighter[0] + tighter[1])
+    assert float(simplex_log_volume(tighter)) < expected
+
+
+def test_every_penalty_weight_reaches_the_sum(endmembers):
+    assert endmember_penalty(volume_weight=0, l21_weight=0, min_volume_weight=0) is None
+    penalty = endmember_penalty(
+        volume_weight=0.5, l21_weight=2.0, min_volume_weight=0.25, loss_floor=3.0
+    )
+    expected = (
+        0.5 * volume_penalty(endmembers)
+        + 2.0 * l21_penalty(endmembers)
+        + 0.25 * 3.0 * simplex_log_volume(endmembers)
+    )
+    assert float(penalty(endmembers)) == pytest.approx(float(expected), rel=1e-10)
+    alone = endmember_penalty(volume_weight=0, l21_weight=0, min_volume_weight=0.25)
+    assert float(alone(endmembers)) == pytest.approx(
+        0.25 * float(simplex_log_volume(endmembers)), rel=1e-10
+    )
+
+
+def test_spectral_angle_is_per_spectrum_scale_free_and_finite_everywhere():
+    # Small values: the angle must not depend on the spectra's magnitude.
+    target = 1e-3 * torch.tensor(
+        [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]], dtype=torch.float64
+    )
+    reconstruction = 1e-3 * torch.tensor(
+        [[1.0, 1.0, 0.0], [0.0, 1.0, 0.0]], dtype=torch.float64
+    )
+    loss = get_loss("sad", sad_weight=0)
+    # Angles pi/4 and 0, averaged over the two spectra (not over channels).
+    assert float(loss(reconstruction, target)) == pytest.approx(np.pi / 8, abs=1e-3)
+    for start in (torch.zeros(2, 3, dtype=torch.float64), -target):
+        # An all-zero spectrum and an opposite one: finite loss and gradient.
+        spectra = start.clone().requires_grad_(True)
+        value = loss(spectra, target)
+        value.backward()
+        assert torch.isfinite(value)
+        assert torch.isfinite(spectra.grad).all()

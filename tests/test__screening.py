@@ -108,3 +108,71 @@ def _truth(mixture):
         names=("a", "b", "c"),
         noiseless=mixture.abundances @ mixture.endmembers,
     )
+
+
+def _scene_with_everything(counts):
+    """Dead pixels, spikes, a band shared by one phase and drifting by a channel."""
+    spectra = counts.spectra.copy()
+    spectra[[5, 77, 200], 30] += 20 * spectra.max()
+    phase = np.flatnonzero(counts.abundances.reshape(-1, 3)[:, 0] > 0.5)
+    drift = np.arange(phase.size) % 3 - 1  # the band wanders by one channel
+    spectra[phase, 60 + drift] += 10 * spectra.max()
+    spectra[[3, 40]] = 0.0
+    return spectra
+
+
+def test_blocks_give_the_result_of_one_block(counts, monkeypatch):
+    from hs_aeunmix import _screening
+
+    spectra = _scene_with_everything(counts)
+    whole, whole_screening = screen(spectra)
+    monkeypatch.setattr(_screening, "_BLOCK_ROWS", 7)  # 577 rows: 83 blocks
+    blocked, blocked_screening = screen(spectra)
+    np.testing.assert_array_equal(blocked, whole)
+    np.testing.assert_array_equal(blocked_screening.spikes, whole_screening.spikes)
+    np.testing.assert_array_equal(blocked_screening.dead, whole_screening.dead)
+    assert whole_screening.summary() == {
+        "dead_pixels": 2,
+        "spike_values": 3,
+        "spike_pixels": 3,
+    }
+
+
+def test_a_band_drifting_by_a_channel_is_not_a_spike(counts):
+    spectra = _scene_with_everything(counts)
+    _, screening = screen(spectra)
+    assert not screening.spikes[:, 59:62].any()
+
+
+def test_a_small_bump_on_a_tall_spectrum_is_not_a_spike(counts):
+    # Far above the noise but below half the spectrum's height: a feature.
+    spectra = counts.spectra.copy()
+    bump = 0.4 * counts.spectra[10].max()
+    spectra[10, 30] += bump
+    assert bump > 1.5 * SPIKE_THRESHOLD * np.sqrt(counts.spectra[10, 28:33].max())
+    _, screening = screen(spectra)
+    assert screening.n_spikes == 0
+
+
+def test_few_channels_are_screened_for_dead_pixels_only():
+    spectra = np.full((20, 5), 100.0)
+    spectra[4] = 0.0
+    spectra[7, 2] = 1e6
+    repaired, screening = screen(spectra)
+    assert repaired is spectra
+    np.testing.assert_array_equal(np.flatnonzero(screening.dead), [4])
+    assert screening.spikes.shape == (20, 5)
+    assert screening.n_spikes == 0
+
+
+def test_counts_use_poisson_noise_not_the_spectrum_roughness():
+    # Smooth counts (no noise): DER_SNR sees no noise and would call a
+    # one-count excess a spike; Poisson statistics do not.
+    spectra = np.tile(1000.0 + 10 * np.arange(40.0), (30, 1))
+    spectra[3, 20] += 40.0  # about one standard deviation of 1200 counts
+    assert is_count_data(spectra)
+    _, screening = screen(spectra)
+    assert screening.n_spikes == 0
+    spectra[3, 20] += 0.6 * spectra[3].max()  # a real spike now
+    _, screening = screen(spectra)
+    np.testing.assert_array_equal(np.argwhere(screening.spikes), [[3, 20]])
