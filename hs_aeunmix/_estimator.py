@@ -590,21 +590,27 @@ class AEUnmix(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
                 baseline_terms=baseline_terms,
                 test_baseline=self.baseline == "auto",
             )
-        # Judged on a model built from the state, so that a refusal leaves
-        # this estimator as it was.
-        trial = type(self)(**self.get_params(deep=False))._restore(state, device=device)
-        sample = X[_intensity.sample_rows(X.shape[0])]
-        if not self.spatial and trial.relative_residual(sample) >= 1.0:
-            raise ValueError(
-                "The trained model reproduces the data worse than a model of "
-                "zeros (relative residual >= 1): the non-negative mixing model "
-                "does not describe these data. Check their sign and offset (a "
-                "subtracted background leaves mostly negative values), or add a "
-                "background model (baseline=...)."
-            )
-        self._restore(state, device=device)
+        training_residual = None
         if not self.spatial:
-            self.training_residual_ = self.residual_to_noise(sample)
+            # Judged on a model built from the state, so that a refusal leaves
+            # this estimator as it was.
+            trial = type(self)(**self.get_params(deep=False))
+            trial._restore(state, device=device)
+            sample = trial._validated_for_inference(
+                X[_intensity.sample_rows(X.shape[0])]
+            )
+            misfit = trial._misfit(sample)
+            if _relative_norm(misfit, sample) >= 1.0:
+                raise ValueError(
+                    "The trained model reproduces the data worse than a model of "
+                    "zeros (relative residual >= 1): the non-negative mixing "
+                    "model does not describe these data. Check their sign and "
+                    "offset (a subtracted background leaves mostly negative "
+                    "values), or add a background model (baseline=...)."
+                )
+            training_residual = _in_noise_units(misfit, sample)
+        self._restore(state, device=device)
+        self.training_residual_ = training_residual
         self._report_fit(n_trained, resume=bool(previous))
         return self
 
@@ -949,14 +955,18 @@ class AEUnmix(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         reproduces ``X``. Shape (n_pixels, n_terms); (n_pixels, 0) for models
         without a background (``baseline``).
         """
-        fractions, intensity = self.fractions(
+        mixture = self._mixture(
             X, image_shape=image_shape, navigation_mask=navigation_mask
         )
         if not len(self.baseline_components_):
-            return np.zeros((len(fractions), 0))
+            return np.zeros((len(mixture), 0))
         X = self._validated_for_inference(X)
-        mixture = (fractions * intensity[:, None]) @ self.components_
         return (X - mixture) @ self.baseline_components_.T
+
+    def _mixture(self, X, **geometry) -> np.ndarray:
+        """``transform(X) @ components_``: the spectra without their background."""
+        fractions, intensity = self.fractions(X, **geometry)
+        return (fractions * intensity[:, None]) @ self.components_
 
     def fit_transform(
         self, X, y=None, *, image_shape=None, navigation_mask=None
@@ -997,8 +1007,7 @@ class AEUnmix(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
             describe the spectra at all.
         """
         X = self._validated_for_inference(X)
-        norm = float(np.linalg.norm(X))
-        return float(np.linalg.norm(self._misfit(X))) / norm if norm else 0.0
+        return _relative_norm(self._misfit(X), X)
 
     def residual_to_noise(self, X) -> float:
         """The misfit on spectra ``X`` in units of their noise.
@@ -1020,14 +1029,7 @@ class AEUnmix(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         float
         """
         X = self._validated_for_inference(X)
-        misfit = float(np.sqrt(np.mean(self._misfit(X) ** 2)))
-        # DER_SNR needs five channels.
-        noise = (
-            float(np.sqrt(np.mean(der_snr_noise(X) ** 2))) if X.shape[1] > 4 else 0.0
-        )
-        # Noiseless spectra: the misfit relative to the signal instead.
-        floor = 1e-9 * float(np.sqrt(np.mean(X**2)))
-        return misfit / max(noise, floor, np.finfo(float).tiny)
+        return _in_noise_units(self._misfit(X), X)
 
     def _misfit(self, X: np.ndarray) -> np.ndarray:
         """``X`` minus its reconstruction (per pixel), background included."""
@@ -1037,9 +1039,12 @@ class AEUnmix(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
                 "reconstruct the unmixed signal with s.get_decomposition_model() "
                 "instead."
             )
-        reconstruction = self.transform(X) @ self.components_
-        if len(self.baseline_components_):
-            reconstruction += self.background(X) @ self.baseline_components_
+        # One encoding: the background is what the mixture leaves, projected
+        # on the background's basis (as background() computes it).
+        reconstruction = self._mixture(X)
+        basis = self.baseline_components_
+        if len(basis):
+            reconstruction = reconstruction + ((X - reconstruction) @ basis.T) @ basis
         return X - reconstruction
 
     def intensity_ratio(self, X) -> float:
@@ -1141,6 +1146,26 @@ class AEUnmix(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
                 )
             if not np.isfinite(self.init).all():
                 raise ValueError("init contains NaN or inf values.")
+
+
+def _relative_norm(misfit: np.ndarray, spectra: np.ndarray) -> float:
+    """``‖misfit‖ / ‖spectra‖`` (0 for all-zero spectra)."""
+    norm = float(np.linalg.norm(spectra))
+    return float(np.linalg.norm(misfit)) / norm if norm else 0.0
+
+
+def _in_noise_units(misfit: np.ndarray, spectra: np.ndarray) -> float:
+    """RMS of ``misfit`` over the RMS DER_SNR noise of ``spectra``."""
+    rms_misfit = float(np.sqrt(np.mean(misfit**2)))
+    # DER_SNR needs five channels.
+    noise = (
+        float(np.sqrt(np.mean(der_snr_noise(spectra) ** 2)))
+        if spectra.shape[1] > 4
+        else 0.0
+    )
+    # Noiseless spectra: the misfit relative to the signal instead.
+    floor = 1e-9 * float(np.sqrt(np.mean(spectra**2)))
+    return rms_misfit / max(noise, floor, np.finfo(float).tiny)
 
 
 def load_model(source, *, device="auto") -> AEUnmix:

@@ -89,3 +89,20 @@ def train_through_hyperspy(signal, output_dimension=3, **options):
         print_info=False,
         **{"random_state": 0, "show_progressbar": False, **options},
     )
+
+
+@pytest.fixture
+def ctrl_c_at_the_second_epoch(monkeypatch):
+    """Training raises KeyboardInterrupt as its second epoch starts (Ctrl-C)."""
+    from hs_aeunmix import _training
+
+    real_epoch = _training._train_one_epoch
+    epochs = []
+
+    def interrupting(*args, **kwargs):
+        epochs.append(None)
+        if len(epochs) == 2:
+            raise KeyboardInterrupt
+        return real_epoch(*args, **kwargs)
+
+    monkeypatch.setattr(_training, "_train_one_epoch", interrupting)

@@ -558,26 +558,32 @@ def test_signal_range_errors(tmp_path, capfd, signal_range, fragment):
     _assert_one_error_line(capfd.readouterr(), fragment)
 
 
-def test_lazy_training_reads_the_scan_lazily_and_equals_training_in_memory(
-    tmp_path, monkeypatch
-):
-    scan = _scan(tmp_path / "scan.hspy")
+@pytest.fixture
+def lazy_loads(monkeypatch):
+    """Whether each scan the command loads is lazy, in order."""
     real_load = hs.load
-    lazy_loads = []
+    loads = []
 
     def recording_load(*args, **kwargs):
         signal = real_load(*args, **kwargs)
-        lazy_loads.append(signal._lazy)
+        loads.append(signal._lazy)
         return signal
 
     monkeypatch.setattr(hs, "load", recording_load)
+    return loads
+
+
+def test_lazy_training_reads_the_scan_lazily_and_equals_training_in_memory(
+    tmp_path, lazy_loads
+):
+    scan = _scan(tmp_path / "scan.hspy")
     for name, extra in (("eager", []), ("lazy", ["--lazy"])):
         output = str(tmp_path / name)
         arguments = [str(scan), "-n", "3", "-o", output, "--max-epochs", "3"]
         assert main(["train", *arguments, *QUIET, *extra]) == 0
     assert lazy_loads == [False, True]
     eager, lazy = (
-        real_load(tmp_path / name / "scan_ae.hspy").learning_results
+        hs.load(tmp_path / name / "scan_ae.hspy").learning_results
         for name in ("eager", "lazy")
     )
     # A scan of one chunk streams its spectra in order: the same training.
@@ -585,24 +591,15 @@ def test_lazy_training_reads_the_scan_lazily_and_equals_training_in_memory(
     np.testing.assert_allclose(lazy.loadings, eager.loadings, rtol=1e-6, atol=1e-9)
 
 
-def test_lazy_apply_unmixes_chunk_by_chunk(tmp_path, trained_model_file, monkeypatch):
+def test_lazy_apply_unmixes_chunk_by_chunk(tmp_path, trained_model_file, lazy_loads):
     scan = _scan(tmp_path / "scan.hspy")
-    real_load = hs.load
-    lazy_loads = []
-
-    def recording_load(*args, **kwargs):
-        signal = real_load(*args, **kwargs)
-        lazy_loads.append(signal._lazy)
-        return signal
-
-    monkeypatch.setattr(hs, "load", recording_load)
     for name, extra in (("eager", []), ("lazy", ["--lazy"])):
         output = str(tmp_path / name)
         arguments = [str(trained_model_file), str(scan), "-o", output, *QUIET]
         assert main(["apply", *arguments, *extra]) == 0
     assert lazy_loads == [False, True]
     eager, lazy = (
-        real_load(tmp_path / name / "scan_ae.hspy").learning_results
+        hs.load(tmp_path / name / "scan_ae.hspy").learning_results
         for name in ("eager", "lazy")
     )
     np.testing.assert_allclose(lazy.loadings, eager.loadings, rtol=1e-6, atol=1e-9)
@@ -610,20 +607,10 @@ def test_lazy_apply_unmixes_chunk_by_chunk(tmp_path, trained_model_file, monkeyp
 
 
 # ----------------------------------------------------------------- Ctrl-C
-def test_ctrl_c_during_training_saves_the_best_model(tmp_path, capfd, monkeypatch):
-    from hs_aeunmix import _training
-
+def test_ctrl_c_during_training_saves_the_best_model(
+    tmp_path, capfd, ctrl_c_at_the_second_epoch
+):
     source = _scan(tmp_path / "scan.hspy")
-    real_epoch = _training._train_one_epoch
-    epochs = []
-
-    def ctrl_c_at_the_second_epoch(*args, **kwargs):
-        epochs.append(None)
-        if len(epochs) == 2:
-            raise KeyboardInterrupt
-        return real_epoch(*args, **kwargs)
-
-    monkeypatch.setattr(_training, "_train_one_epoch", ctrl_c_at_the_second_epoch)
     output = tmp_path / "out"
     arguments = ["train", str(source), "-n", "3", "--no-progressbar", "-o", str(output)]
     assert main(arguments) == 0

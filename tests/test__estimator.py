@@ -394,7 +394,9 @@ def test_unavailable_mps_refused(monkeypatch):
 def test_a_model_worse_than_zeros_is_refused_and_nothing_is_kept(mixture, monkeypatch):
     # The non-negative model with per-pixel intensities cannot do worse than
     # zeros on real data; the check guards the others (and future models).
-    monkeypatch.setattr(AEUnmix, "relative_residual", lambda self, X: 1.2)
+    from hs_aeunmix import _estimator
+
+    monkeypatch.setattr(_estimator, "_relative_norm", lambda misfit, spectra: 1.2)
     estimator = AEUnmix(3, max_epochs=1, init="vca", random_state=0)
     with pytest.raises(ValueError, match="worse than a model of zeros"):
         estimator.fit(mixture.spectra)

@@ -641,20 +641,8 @@ def test_load_model_from_results_reads_only_the_model(
 
 
 def test_interrupted_training_is_saved_and_says_so(
-    small_mixture, tmp_path, monkeypatch
+    small_mixture, tmp_path, monkeypatch, ctrl_c_at_the_second_epoch
 ):
-    from hs_aeunmix import _training
-
-    real_epoch = _training._train_one_epoch
-    epochs = []
-
-    def ctrl_c_at_the_second_epoch(*args, **kwargs):
-        epochs.append(None)
-        if len(epochs) == 2:
-            raise KeyboardInterrupt
-        return real_epoch(*args, **kwargs)
-
-    monkeypatch.setattr(_training, "_train_one_epoch", ctrl_c_at_the_second_epoch)
     with pytest.warns(UserWarning, match="interrupted after 1 complete epochs"):
         model = AEUnmix(3, **{**FAST, "max_epochs": 50}).fit(small_mixture.spectra)
     monkeypatch.undo()
