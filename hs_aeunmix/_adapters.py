@@ -201,7 +201,10 @@ class TrainingRun:
         if self._stream is None:
             return
         sample, self._stream = self._stream.sample(), None
-        self.estimator.fit(sample, signal_calibration=self.calibration)
+        # The sample is this run's own: training may reuse its memory.
+        self.estimator._fit(
+            sample, signal_calibration=self.calibration, overwrite_input=True
+        )
 
     def transform(self, X) -> np.ndarray:
         """Loadings of the rows of ``X``: abundances, then background coefficients."""

@@ -533,6 +533,27 @@ class AEUnmix(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         -------
         self
         """
+        return self._fit(
+            X,
+            image_shape=image_shape,
+            navigation_mask=navigation_mask,
+            signal_calibration=signal_calibration,
+        )
+
+    def _fit(
+        self,
+        X,
+        *,
+        image_shape=None,
+        navigation_mask=None,
+        signal_calibration: SignalCalibration | None = None,
+        overwrite_input: bool = False,
+    ) -> AEUnmix:
+        """:meth:`fit`; ``overwrite_input``: ``X`` may be overwritten.
+
+        A lazy scan's training sample belongs to the training run, which
+        lets training reuse its memory instead of copying it.
+        """
         resume = bool(self.warm_start) and hasattr(self, "module_")
         self._validate_params()
         check_not_complex(X)
@@ -573,6 +594,8 @@ class AEUnmix(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
                 "The background of baseline= is fitted by least squares, which "
                 "the Poisson loss contradicts; use loss='mse' or baseline=None."
             )
+        # Taken before training, which may overwrite X (overwrite_input).
+        misfit_sample = X[_intensity.sample_rows(X.shape[0])]
         devices = [device.index or 0] if device.type == "cuda" else []
         with _TRAINING_LOCK, torch.random.fork_rng(devices=devices):
             torch.manual_seed(seed)
@@ -589,6 +612,7 @@ class AEUnmix(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
                 signal_calibration=calibration,
                 baseline_terms=baseline_terms,
                 test_baseline=self.baseline == "auto",
+                overwrite_input=overwrite_input,
             )
         training_residual = None
         if not self.spatial:
@@ -596,9 +620,7 @@ class AEUnmix(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
             # this estimator as it was.
             trial = type(self)(**self.get_params(deep=False))
             trial._restore(state, device=device)
-            sample = trial._validated_for_inference(
-                X[_intensity.sample_rows(X.shape[0])]
-            )
+            sample = trial._validated_for_inference(misfit_sample)
             misfit = trial._misfit(sample)
             if _relative_norm(misfit, sample) >= 1.0:
                 raise ValueError(
@@ -771,7 +793,11 @@ class AEUnmix(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
                 "input_components describe another input stage"
             )
         fixed = weights.get("decoder.fixed_mask")
-        with torch.device("meta"):
+        # Built on the CPU, not the "meta" device: initialising a network
+        # there imports torch._dynamo (about 80 MiB and a second, on every
+        # load). The random initial weights are replaced below; they come
+        # from a forked generator, so loading leaves torch's random state be.
+        with torch.random.fork_rng(devices=[]):
             module = self._build_module(
                 state.n_channels,
                 state.n_components,

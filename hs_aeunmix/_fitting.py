@@ -23,7 +23,7 @@ attributes of the estimator.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -44,6 +44,7 @@ from hs_aeunmix._screening import Screening, screen
 from hs_aeunmix._selection import CANDIDATE_EPOCHS, Candidate, choose, stability
 from hs_aeunmix._spatial import PixelImage, fit_neighbourhood
 from hs_aeunmix._state import FittedState
+from hs_aeunmix._subspace import block_moments, leading_axes
 from hs_aeunmix._training import (
     TrainingHistory,
     evaluate,
@@ -69,6 +70,9 @@ MAX_TRAINING_PIXELS = 65536
 MAX_VALIDATION_PIXELS = 4096
 # Spectra encoded at once: bounds the memory of inference on a large scan.
 INFERENCE_BATCH_SIZE = 8192
+# Spectra prepared and summed at once (float64 temporaries of 16 MiB at
+# 1024 channels): bounds the memory of preparing a large sample.
+BLOCK_ROWS = 2048
 # Pixels used for the principal components the dense encoder reads.
 _PROJECTION_SAMPLE = 20000
 
@@ -85,11 +89,19 @@ class Prepared:
     screening: Screening
 
 
-def data_scale(spectra: np.ndarray) -> float:
-    """One positive number that brings the data to order one."""
-    scale = float(np.max(np.abs(spectra.mean(axis=0))))
+def data_scale(blocks: Iterable[np.ndarray]) -> float:
+    """One positive number that brings the data (given as blocks of rows) to order one.
+
+    The largest value of the mean spectrum, else the largest absolute value.
+    """
+    total, count, largest = 0.0, 0, 0.0
+    for block in blocks:
+        total = total + block.sum(axis=0, dtype=np.float64)
+        count += len(block)
+        largest = max(largest, float(np.abs(block).max()))
+    scale = float(np.max(np.abs(total / count)))
     if scale == 0.0:
-        scale = float(np.max(np.abs(spectra)))
+        scale = largest
     if scale == 0.0:
         raise ValueError("The data are all zero: there is nothing to unmix.")
     return scale
@@ -110,13 +122,20 @@ def prepare(
     validation_fraction: float,
     *,
     scale: float | None = None,
+    in_place: bool = False,
 ) -> Prepared:
-    """Sample, screen, scale and split the spectra ``X`` (see the module docstring)."""
+    """Sample, screen, scale and split the spectra ``X`` (see the module docstring).
+
+    ``in_place``: ``X`` (float32) may be overwritten, its rows reordered and
+    scaled, and the training and held-out spectra are then views of it
+    rather than copies; the result is the same.
+    """
     if X.shape[0] > MAX_TRAINING_PIXELS:
         rows = np.sort(rng.choice(X.shape[0], MAX_TRAINING_PIXELS, replace=False))
         X = X[rows]
-    repaired, screening = screen(X)
-    usable = repaired[~screening.dead] if screening.n_dead else repaired
+        in_place = True  # a copy already
+    screening = screen(X)
+    usable = np.flatnonzero(~screening.dead)
     if len(usable) < 3:
         raise ValueError(
             f"Only {len(usable)} of {len(X)} spectra hold any signal (total "
@@ -124,23 +143,76 @@ def prepare(
             "unmix."
         )
     if scale is None:
-        scale = data_scale(usable)
+        scale = data_scale(values for _, values in _repaired(X, usable, screening))
     order = rng.permutation(len(usable))
     held_out = n_validation(len(usable), validation_fraction)
+    if not (in_place and X.dtype == np.float32):
+        return Prepared(
+            train=_scaled_rows(X, usable[order[held_out:]], scale, screening),
+            validation=_scaled_rows(X, usable[order[:held_out]], scale, screening),
+            data_scale=scale,
+            screening=screening,
+        )
+    # Training rows, then held-out rows, then the pixels left out.
+    layout = np.concatenate(
+        [
+            usable[order[held_out:]],
+            usable[order[:held_out]],
+            np.flatnonzero(screening.dead),
+        ]
+    )
+    _reorder_rows(X, layout)
+    for start in range(0, len(usable), BLOCK_ROWS):
+        stop = min(start + BLOCK_ROWS, len(usable))
+        screening.repair(X[start:stop], layout[start:stop])
+        X[start:stop] /= scale
+    n_train = len(usable) - held_out
     return Prepared(
-        train=_scaled_rows(usable, order[held_out:], scale),
-        validation=_scaled_rows(usable, order[:held_out], scale),
+        train=X[:n_train],
+        validation=X[n_train : len(usable)],
         data_scale=scale,
         screening=screening,
     )
 
 
-def _scaled_rows(spectra: np.ndarray, rows: np.ndarray, scale: float) -> np.ndarray:
-    """``(spectra[rows] / scale)`` as float32, block by block (no float64 copy)."""
+def _reorder_rows(array: np.ndarray, layout: np.ndarray) -> None:
+    """``array[:] = array[layout]`` in place (``layout`` a permutation of the rows).
+
+    Follows the permutation's cycles, one row in hand at a time: no copy.
+    """
+    placed = np.zeros(len(layout), dtype=bool)
+    for first in np.flatnonzero(layout != np.arange(len(layout))):
+        if placed[first]:
+            continue
+        held = array[first].copy()
+        position = first
+        while layout[position] != first:
+            array[position] = array[layout[position]]
+            placed[position] = True
+            position = layout[position]
+        array[position] = held
+        placed[position] = True
+
+
+def _repaired(spectra: np.ndarray, rows: np.ndarray, screening: Screening):
+    """``(rows, spectra[rows] with spikes repaired)``, a block of rows at a time."""
+    for start in range(0, len(rows), BLOCK_ROWS):
+        chosen = rows[start : start + BLOCK_ROWS]
+        yield chosen, screening.repair(spectra[chosen], chosen)
+
+
+def _scaled_rows(
+    spectra: np.ndarray, rows: np.ndarray, scale: float, screening: Screening
+) -> np.ndarray:
+    """``spectra[rows]``, repaired and divided by ``scale``, as float32.
+
+    Built block by block: no float64 copy, no copy of the spectra left out.
+    """
     result = np.empty((len(rows), spectra.shape[1]), dtype=np.float32)
-    for start in range(0, len(rows), INFERENCE_BATCH_SIZE):
-        chosen = rows[start : start + INFERENCE_BATCH_SIZE]
-        result[start : start + len(chosen)] = spectra[chosen] / scale
+    done = 0
+    for chosen, values in _repaired(spectra, rows, screening):
+        result[done : done + len(chosen)] = values / scale
+        done += len(chosen)
     return result
 
 
@@ -149,7 +221,6 @@ def network_inputs(
     *,
     pixel_scale: bool,
     input_components: int | None,
-    seed: int,
     baseline_basis: np.ndarray | None = None,
 ) -> dict:
     """Keyword arguments of the network's input stage, from the training data.
@@ -167,7 +238,7 @@ def network_inputs(
     def without_smooth_part(rows: np.ndarray) -> np.ndarray:
         spectra = rows.astype(np.float64)
         if baseline_basis is not None:
-            spectra = spectra - (spectra @ baseline_basis) @ baseline_basis.T
+            spectra -= (spectra @ baseline_basis) @ baseline_basis.T
         return spectra
 
     # Per-pixel normalisation factors first (one number per pixel); the
@@ -188,32 +259,46 @@ def network_inputs(
 
     def normalised(start: int, stop: int) -> np.ndarray:
         spectra = without_smooth_part(train_data[start:stop])
-        return spectra if factors is None else spectra * factors[start:stop, None]
+        if factors is not None:
+            spectra *= factors[start:stop, None]
+        return spectra
 
     blocks = [
-        (start, min(start + INFERENCE_BATCH_SIZE, len(train_data)))
-        for start in range(0, len(train_data), INFERENCE_BATCH_SIZE)
+        (start, min(start + BLOCK_ROWS, len(train_data)))
+        for start in range(0, len(train_data), BLOCK_ROWS)
     ]
     mean = sum(normalised(*block).sum(axis=0) for block in blocks) / len(train_data)
     projection = None
     if input_components is not None:
         k = min(input_components, len(train_data) - 1, train_data.shape[1])
-        step = max(1, len(train_data) // _PROJECTION_SAMPLE)
-        sample = without_smooth_part(train_data[::step])
-        if factors is not None:
-            sample *= factors[::step, None]
-        _, _, components = randomized_svd(sample - mean, k, random_state=seed)
-        projection = components.T
+        # Principal axes of a sample of the inputs, from their moments
+        # accumulated a block at a time (no copy of the sample).
+        sample = np.arange(
+            0, len(train_data), max(1, len(train_data) // _PROJECTION_SAMPLE)
+        )
+
+        def centred_sample():
+            for start in range(0, len(sample), BLOCK_ROWS):
+                rows = sample[start : start + BLOCK_ROWS]
+                spectra = without_smooth_part(train_data[rows])
+                if factors is not None:
+                    spectra *= factors[rows, None]
+                spectra -= mean
+                yield spectra
+
+        _, _, axes = leading_axes(block_moments(centred_sample()), k, centre=False)
+        projection = axes.T
         inputs["input_projection"] = torch.from_numpy(projection.astype(np.float32))
     # The encoder's inputs (projected or not), standardised: their spread.
     first = np.zeros(train_data.shape[1] if projection is None else projection.shape[1])
     second = np.zeros_like(first)
     for block in blocks:
-        centred = normalised(*block) - mean
+        centred = normalised(*block)
+        centred -= mean
         if projection is not None:
             centred = centred @ projection
         first += centred.sum(axis=0)
-        second += (centred**2).sum(axis=0)
+        second += np.square(centred, out=centred).sum(axis=0)
     n = len(train_data)
     spread = np.sqrt(np.maximum(second / n - (first / n) ** 2, 0.0))
     # Inputs with no variation would divide by zero; give them unit scale.
@@ -224,8 +309,8 @@ def network_inputs(
 
 
 def _row_blocks(spectra: np.ndarray):
-    for start in range(0, len(spectra), INFERENCE_BATCH_SIZE):
-        yield spectra[start : start + INFERENCE_BATCH_SIZE]
+    for start in range(0, len(spectra), BLOCK_ROWS):
+        yield spectra[start : start + BLOCK_ROWS]
 
 
 def cpu_state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -407,6 +492,7 @@ def fit_state(
     signal_calibration,
     baseline_terms: int = 0,
     test_baseline: bool = False,
+    overwrite_input: bool = False,
 ) -> tuple[FittedState, int]:
     """Train on ``X`` (validated) as ``estimator`` says; the state and training size.
 
@@ -415,7 +501,8 @@ def fit_state(
     fitted state's weights (``warm_start``); ``fixed`` holds known
     endmembers in the data's units (first rows of the model's);
     ``baseline_terms`` a background model's terms, kept only when the data
-    hold a background if ``test_baseline`` (see :mod:`hs_aeunmix._baseline`).
+    hold a background if ``test_baseline`` (see :mod:`hs_aeunmix._baseline`);
+    ``overwrite_input``: ``X`` may be overwritten (see :func:`prepare`).
     """
     rng = np.random.default_rng(seed)
     n_components = estimator.n_components
@@ -424,6 +511,8 @@ def fit_state(
         rng,
         estimator.validation_fraction,
         scale=previous.data_scale if previous else None,
+        # A spatial layer is fitted on the whole of X afterwards.
+        in_place=overwrite_input and geometry is None,
     )
     generator = torch.Generator().manual_seed(seed)
     basis = None
@@ -473,7 +562,6 @@ def fit_state(
             input_components=(
                 estimator.input_components if estimator.encoder == "dense" else None
             ),
-            seed=seed,
             baseline_basis=basis,
         )
         floor = loss_floor(prepared, n_components, loss, seed)

@@ -17,9 +17,9 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn.utils.extmath import randomized_svd
 
 from hs_aeunmix._baseline import without_background
+from hs_aeunmix._subspace import Moments, PrincipalAxes, moments, principal_axes
 from hs_aeunmix._vca import vertex_component_analysis
 
 _logger = logging.getLogger(__name__)
@@ -52,31 +52,86 @@ class Initialisation:
     method: str
 
 
-def denoised(spectra: np.ndarray, n_components: int, seed: int) -> np.ndarray:
-    """Projection of the spectra on their mean plus leading principal components.
+class Denoised:
+    """Spectra projected on their mean plus leading principal axes.
 
-    Returns a new float64 array (the input is not changed).
+    Kept as coordinates (a few numbers per spectrum), never as a full
+    (n_spectra, n_channels) array: rows are rebuilt on demand.
     """
-    centred = spectra.astype(np.float64)  # always a copy: centred in place
-    mean = centred.mean(axis=0)
-    centred -= mean
-    left, singular, right = randomized_svd(centred, n_components, random_state=seed)
-    del centred
-    result = (left * singular) @ right
-    result += mean
-    return result
+
+    def __init__(self, principal: PrincipalAxes):
+        self.principal = principal
+
+    def __len__(self) -> int:
+        return len(self.principal.scores)
+
+    def rows(self, indices) -> np.ndarray:
+        """The denoised spectra ``indices`` (float64)."""
+        return (
+            self.principal.mean + self.principal.scores[indices] @ self.principal.axes
+        )
+
+    def points(self) -> np.ndarray:
+        """Coordinates of the spectra in an orthonormal basis of their span.
+
+        Distances and inner products between these rows are those between
+        the denoised spectra, so SPA and VCA pick the same spectra from them.
+        """
+        mean, axes = self.principal.mean, self.principal.axes
+        along = mean @ axes.T
+        off = float(np.linalg.norm(mean - along @ axes))
+        points = self.principal.scores + along
+        if off <= 1e-12 * max(float(np.linalg.norm(mean)), 1e-300):
+            return points
+        return np.hstack([points, np.full((len(points), 1), off)])
+
+    def totals(self) -> np.ndarray:
+        """Each denoised spectrum's sum over channels."""
+        return (
+            self.principal.mean.sum()
+            + self.principal.scores @ self.principal.axes.sum(axis=1)
+        )
+
+    def has_negative_values(self) -> bool:
+        """Whether any denoised spectrum has a negative value."""
+        return any(
+            bool((self.rows(slice(start, start + 4096)) < 0).any())
+            for start in range(0, len(self), 4096)
+        )
 
 
-def vca_on_denoised(denoised: np.ndarray, n_components: int, seed: int) -> np.ndarray:
+def denoised(
+    spectra: np.ndarray,
+    n_components: int,
+    *,
+    remove: np.ndarray | None = None,
+    from_moments: Moments | None = None,
+) -> Denoised:
+    """Projection of the spectra on their mean plus ``n_components`` principal axes.
+
+    ``remove`` and ``from_moments`` as in
+    :func:`hs_aeunmix._subspace.principal_axes`; ``spectra`` is not changed.
+    """
+    return Denoised(
+        principal_axes(spectra, n_components, remove=remove, from_moments=from_moments)
+    )
+
+
+def vca_on_denoised(denoised: Denoised, n_components: int, seed: int) -> np.ndarray:
     """VCA vertices of :func:`denoised` spectra (single pixels are too noisy)."""
     _, indices = vertex_component_analysis(
-        denoised, n_components, random_state=np.random.default_rng(seed)
+        denoised.points(), n_components, random_state=np.random.default_rng(seed)
     )
-    return denoised[indices]
+    return denoised.rows(indices)
 
 
 def independent_components(
-    spectra: np.ndarray, n_components: int, seed: int
+    spectra: np.ndarray,
+    n_components: int,
+    seed: int,
+    *,
+    remove: np.ndarray | None = None,
+    from_moments: Moments | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Spectra and loadings of SVD + FastICA, as HyperSpy's ``blind_source_separation``.
 
@@ -85,14 +140,16 @@ def independent_components(
     features are the most independent part of spectra), as HyperSpy does by
     default. Returns ``(spectra (n, n_channels), loadings (n_pixels, n))``
     with ``loadings @ spectra`` the rank-n approximation of the data.
+    ``remove`` and ``from_moments`` as in
+    :func:`hs_aeunmix._subspace.principal_axes`.
     """
     from sklearn.decomposition import FastICA
 
-    left, singular, right = randomized_svd(
-        spectra.astype(np.float64), n_components, random_state=seed
+    principal = principal_axes(
+        spectra, n_components, centre=False, remove=remove, from_moments=from_moments
     )
-    factors = right.T  # (n_channels, n)
-    loadings = left * singular
+    factors = principal.axes.T  # (n_channels, n)
+    loadings = principal.scores
     derivative = np.diff(factors, axis=0)
     with warnings.catch_warnings():
         # Convergence warnings: an unconverged solution is judged by the
@@ -114,7 +171,8 @@ def ica_endmembers(
     n_components: int,
     seed: int,
     *,
-    background_free: bool = False,
+    background: np.ndarray | None = None,
+    from_moments: Moments | None = None,
 ) -> np.ndarray | None:
     """Endmembers from SVD + FastICA, or None if not admissible.
 
@@ -124,12 +182,16 @@ def ica_endmembers(
     sum to about one per pixel. The spectra are divided by those weights, so
     that their scale is that of endmembers with fractional abundances.
 
-    ``background_free``: the spectra had their smooth background removed
-    (:mod:`hs_aeunmix._baseline`), so an endmember is only known up to a
-    polynomial: its negative values say nothing, its sign is that of its
-    largest value, and the spectra are returned as they are (not clipped).
+    ``background``: orthonormal columns of the smooth background
+    (:mod:`hs_aeunmix._baseline`), removed from the spectra first. An
+    endmember is then only known up to a polynomial: its negative values
+    say nothing, its sign is that of its largest value, and the spectra are
+    returned as they are (not clipped).
     """
-    components, loadings = independent_components(spectra, n_components, seed)
+    background_free = background is not None
+    components, loadings = independent_components(
+        spectra, n_components, seed, remove=background, from_moments=from_moments
+    )
     if background_free:
         peaks = components[np.arange(n_components), np.abs(components).argmax(axis=1)]
         signs = np.where(peaks < 0, -1.0, 1.0)
@@ -154,75 +216,39 @@ def ica_endmembers(
     return components if background_free else np.clip(components, 0, None)
 
 
-def successive_projections(spectra: np.ndarray, n_components: int) -> np.ndarray:
+def successive_projections(
+    points: np.ndarray, n_components: int, weights: np.ndarray
+) -> np.ndarray:
     """Rows chosen by the successive projection algorithm (SPA), in order.
 
-    Each step takes the spectrum (normalised to unit sum, or to unit norm
-    when spectra have negative values, so that intensity does not count)
-    with the largest norm after projecting out the spectra already chosen:
-    the vertices of the data's cone when pure pixels exist (Gillis &
-    Vavasis, IEEE TPAMI 36, 698 (2014)). Deterministic, and robust to noise
-    when applied to denoised spectra.
+    Each step takes the row of ``points`` divided by its weight (so that
+    intensity does not count) with the largest norm after projecting out
+    the rows already chosen: the vertices of the data's cone when pure
+    pixels exist (Gillis & Vavasis, IEEE TPAMI 36, 698 (2014)).
+    Deterministic, and robust to noise when applied to denoised spectra.
     """
-    if (spectra < 0).any():
-        scale = np.linalg.norm(spectra, axis=1, keepdims=True)
-    else:
-        scale = spectra.sum(axis=1, keepdims=True)
-    residual = spectra / np.maximum(scale, 1e-12)
+    residual = points / np.maximum(weights, 1e-12)[:, None]
     chosen = []
     for _ in range(n_components):
         index = int(np.argmax(np.einsum("ij,ij->i", residual, residual)))
         chosen.append(index)
         direction = residual[index] / max(np.linalg.norm(residual[index]), 1e-30)
-        # In place, a block of rows at a time: no second copy of the spectra.
-        for start in range(0, len(residual), 4096):
-            block = residual[start : start + 4096]
-            block -= np.outer(block @ direction, direction)
+        residual -= np.outer(residual @ direction, direction)
     return np.array(chosen)
 
 
-def spa_on_denoised(denoised: np.ndarray, n_components: int) -> np.ndarray:
-    """SPA vertices of :func:`denoised` spectra."""
-    return denoised[successive_projections(denoised, n_components)]
+def spa_on_denoised(denoised: Denoised, n_components: int) -> np.ndarray:
+    """SPA vertices of :func:`denoised` spectra.
 
-
-def _single_start(
-    spectra: np.ndarray,
-    n_components: int,
-    method: str,
-    seed: int,
-    background_free: bool = False,
-    denoised_spectra=None,
-) -> Initialisation:
-    """One start; ``denoised_spectra()`` gives the (shared) denoised spectra."""
-    if denoised_spectra is None:
-
-        def denoised_spectra():
-            return denoised(spectra, n_components, seed)
-
-    if method == "random":
-        rows = np.random.default_rng(seed).choice(
-            spectra.shape[0], n_components, replace=False
-        )
-        return Initialisation(spectra[rows], "random")
-    if method == "ica":
-        ica = (
-            ica_endmembers(spectra, n_components, seed, background_free=background_free)
-            if n_components > 1
-            else None
-        )
-        if ica is None:
-            raise ValueError(
-                "init='ica': the independent components are not admissible as "
-                "endmembers (negative spectra or abundances). Use init='auto', "
-                "'vca' or 'spa'."
-            )
-        return Initialisation(ica, "ica")
-    if method == "spa":
-        return Initialisation(spa_on_denoised(denoised_spectra(), n_components), "spa")
-    return Initialisation(
-        vca_on_denoised(denoised_spectra(), n_components, seed), "vca"
-    )
+    Each spectrum is normalised to unit sum, or to unit norm when some have
+    negative values (a sum then says nothing about intensity).
+    """
+    points = denoised.points()
+    if denoised.has_negative_values():
+        weights = np.linalg.norm(points, axis=1)
+    else:
+        weights = denoised.totals()
+    return denoised.rows(successive_projections(points, n_components, weights))
 
 
 def candidate_starts(
@@ -239,41 +265,67 @@ def candidate_starts(
     solution is skipped). With a background model
     (``baseline_basis``), the starts are found on the spectra without their
     smooth part, and each endmember is then the smallest non-negative
-    spectrum of its kind (see :mod:`hs_aeunmix._baseline`).
+    spectrum of its kind (see :mod:`hs_aeunmix._baseline`). SPA and VCA
+    share one denoising, and every principal axis comes from one pass over
+    the spectra (see :mod:`hs_aeunmix._subspace`).
     """
-    if baseline_basis is not None:
-        spectra = spectra - (spectra @ baseline_basis) @ baseline_basis.T
     names = AUTO_STARTS if method == "auto" else (method,)
-    shared: list[np.ndarray] = []
+    shared: dict[str, object] = {}
 
-    def denoised_spectra() -> np.ndarray:
-        # SPA and VCA start from the same denoised spectra: computed once.
-        if not shared:
-            shared.append(denoised(spectra, n_components, seed))
-        return shared[0]
+    def sums() -> Moments | None:
+        if spectra.shape[0] < spectra.shape[1]:
+            return None  # small: principal_axes takes an exact SVD
+        if "moments" not in shared:
+            shared["moments"] = moments(spectra, baseline_basis)
+        return shared["moments"]
+
+    def denoised_spectra() -> Denoised:
+        if "denoised" not in shared:
+            shared["denoised"] = denoised(
+                spectra, n_components, remove=baseline_basis, from_moments=sums()
+            )
+        return shared["denoised"]
 
     starts: list[Initialisation] = []
     for name in names:
-        try:
-            start = _single_start(
-                spectra,
-                n_components,
-                name,
-                seed,
-                background_free=baseline_basis is not None,
-                denoised_spectra=denoised_spectra,
+        if name == "random":
+            rows = np.random.default_rng(seed).choice(
+                spectra.shape[0], n_components, replace=False
             )
-        except ValueError:
-            if method != "auto":
-                raise
-            _logger.info("Start %s skipped: not admissible", name)
-            continue
+            endmembers = spectra[rows].astype(np.float64)
+            if baseline_basis is not None:
+                endmembers -= (endmembers @ baseline_basis) @ baseline_basis.T
+        elif name == "ica":
+            endmembers = (
+                ica_endmembers(
+                    spectra,
+                    n_components,
+                    seed,
+                    background=baseline_basis,
+                    from_moments=sums(),
+                )
+                if n_components > 1
+                else None
+            )
+            if endmembers is None:
+                if method != "auto":
+                    raise ValueError(
+                        "init='ica': the independent components are not admissible "
+                        "as endmembers (negative spectra or abundances). Use "
+                        "init='auto', 'vca' or 'spa'."
+                    )
+                _logger.info("Start ica skipped: not admissible")
+                continue
+        elif name == "spa":
+            endmembers = spa_on_denoised(denoised_spectra(), n_components)
+        else:
+            endmembers = vca_on_denoised(denoised_spectra(), n_components, seed)
         endmembers = (
-            np.clip(start.endmembers, 0, None)
+            np.clip(endmembers, 0, None)
             if baseline_basis is None
-            else without_background(start.endmembers, baseline_basis)
+            else without_background(endmembers, baseline_basis)
         )
-        starts.append(Initialisation(endmembers, start.method))
+        starts.append(Initialisation(endmembers, name))
     return starts
 
 

@@ -209,17 +209,23 @@ def _angles(first: np.ndarray, second: np.ndarray) -> np.ndarray:
     return angles
 
 
+# Spectra encoded at once.
+_BATCH = 2048
+
+
 def _fractions(module: UnmixingAutoencoder, *blocks: np.ndarray) -> np.ndarray:
     """Fractions of a uniform sample of the rows of ``blocks`` (taken together)."""
     step = max(1, sum(len(block) for block in blocks) // _SUPPORT_SAMPLE)
     module.eval()
     with torch.no_grad():
         device = module.decoder.weight.device
+        # A batch of sampled rows at a time: the encoder's temporaries are
+        # each the size of its input.
         abundances = torch.cat(
             [
-                module.encode(torch.from_numpy(block[::step]).to(device))
-                for block in blocks
-                if len(block[::step])
+                module.encode(torch.from_numpy(rows[start : start + _BATCH]).to(device))
+                for rows in (block[::step] for block in blocks)
+                for start in range(0, len(rows), _BATCH)
             ]
         )
     abundances = abundances.cpu().numpy().astype(np.float64)

@@ -170,8 +170,8 @@ def vertex_component_analysis(
         centred = block - mean_spectrum
         covariance += centred.T @ centred
     basis = _leading_eigenvectors(covariance / n_pixels, n_endmembers)
-    projected = np.vstack(
-        [(block - mean_spectrum) @ basis for block in _blocks(spectra)]
+    projected = _oriented(
+        np.vstack([(block - mean_spectrum) @ basis for block in _blocks(spectra)])
     )
 
     # SNR estimate of the paper: signal power is what the
@@ -201,7 +201,7 @@ def vertex_component_analysis(
         # the mean direction maps every pixel onto one hyperplane, which
         # removes per-pixel scale (e.g. thickness or illumination) variations.
         gram = spectra.T @ spectra / n_pixels
-        projected = spectra @ _leading_eigenvectors(gram, n_endmembers)
+        projected = _oriented(spectra @ _leading_eigenvectors(gram, n_endmembers))
         scale = projected @ projected.mean(axis=0)
         # Pixels with (numerically) no component along the mean direction,
         # e.g. all-zero spectra, have no projective image; leaving them at
@@ -222,6 +222,18 @@ def vertex_component_analysis(
         indices[step] = np.argmax(np.abs(coordinates @ direction))
         vertices[:, step] = coordinates[indices[step]]
     return data[indices].copy(), indices
+
+
+def _oriented(projected: np.ndarray) -> np.ndarray:
+    """``projected`` with each column's sign set by its farthest pixel (positive).
+
+    An eigenvector's sign is arbitrary (the eigensolver's); fixing it by the
+    data makes the random directions below pick the same pixels however the
+    spectra are represented (any orthonormal basis of their channels).
+    """
+    farthest = np.abs(projected).argmax(axis=0)
+    signs = projected[farthest, np.arange(projected.shape[1])]
+    return projected * np.where(signs < 0, -1.0, 1.0)
 
 
 def _blocks(spectra: np.ndarray, rows: int = 8192):

@@ -391,13 +391,13 @@ def test_lazy_training_streams_a_bounded_sample_and_unmixes_every_pixel(
 
     monkeypatch.setattr(_adapters, "MAX_TRAINING_PIXELS", 200)
     trained_on = []
-    real_fit = hs_aeunmix.AEUnmix.fit
+    real_fit = hs_aeunmix.AEUnmix._fit
 
     def recording_fit(self, X, *args, **kwargs):
-        trained_on.append(np.array(X))
+        trained_on.append(np.array(X))  # a copy: training may overwrite X
         return real_fit(self, X, *args, **kwargs)
 
-    monkeypatch.setattr(hs_aeunmix.AEUnmix, "fit", recording_fit)
+    monkeypatch.setattr(hs_aeunmix.AEUnmix, "_fit", recording_fit)
     lazy = spectrum_image.as_lazy()
     lazy.rechunk(nav_chunks=(8, 8))
     model = train_through_hyperspy(lazy, **FAST)

@@ -233,6 +233,30 @@ def test_loading_never_unpickles(model_file, monkeypatch):
     assert load_model(model_file).n_components == 3
 
 
+def test_loading_leaves_torchs_random_state_alone(model_file):
+    before = torch.random.get_rng_state()
+    load_model(model_file)
+    assert torch.equal(torch.random.get_rng_state(), before)
+
+
+def test_loading_is_light(model_file):
+    # A network built on the "meta" device imports torch._dynamo: about 80
+    # MiB and a second at every load of a model for a new scan.
+    probe = (
+        "import sys; from hs_aeunmix import load_model; "
+        f"load_model({str(model_file)!r}); "
+        "print('torch._dynamo' in sys.modules)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    assert result.stdout.strip().splitlines()[-1] == "False"
+
+
 def test_model_applies_after_reload_through_hyperspy(spectrum_image, tmp_path):
     spectrum_image.decomposition(
         algorithm="ae", output_dimension=3, print_info=False, **FAST

@@ -6,8 +6,15 @@ import numpy as np
 import pytest
 from conftest import make_mixture
 
-from hs_aeunmix import AEUnmix, datasets, metrics
+from hs_aeunmix import AEUnmix, _screening, datasets, metrics
 from hs_aeunmix._screening import SPIKE_THRESHOLD, is_count_data, screen
+
+
+def screened(spectra):
+    """The repaired spectra (a copy) and the screening of ``spectra``."""
+    screening = screen(spectra)
+    rows = np.arange(len(spectra))
+    return screening.repair(spectra.copy(), rows), screening
 
 
 @pytest.fixture(scope="module")
@@ -16,8 +23,10 @@ def counts():
 
 
 def test_clean_counts_are_left_alone(counts):
-    repaired, screening = screen(counts.spectra)
-    assert repaired is counts.spectra
+    before = counts.spectra.copy()
+    repaired, screening = screened(counts.spectra)
+    np.testing.assert_array_equal(repaired, counts.spectra)
+    np.testing.assert_array_equal(counts.spectra, before)
     assert screening.n_dead == 0
     assert screening.n_spikes == 0
 
@@ -25,7 +34,7 @@ def test_clean_counts_are_left_alone(counts):
 def test_dead_pixels_are_found(counts):
     spectra = counts.spectra.copy()
     spectra[[3, 40, 41]] = 0.0
-    _, screening = screen(spectra)
+    _, screening = screened(spectra)
     np.testing.assert_array_equal(np.flatnonzero(screening.dead), [3, 40, 41])
     assert screening.summary()["dead_pixels"] == 3
 
@@ -35,7 +44,7 @@ def test_spikes_are_found_and_repaired(counts, width):
     spectra = counts.spectra.copy()
     rows, channel = [5, 77, 200], 30
     spectra[rows, channel : channel + width] += 20 * spectra.max()
-    repaired, screening = screen(spectra)
+    repaired, screening = screened(spectra)
     flagged = np.argwhere(screening.spikes)
     assert {tuple(cell) for cell in flagged} == {
         (row, channel + offset) for row in rows for offset in range(width)
@@ -51,7 +60,7 @@ def test_a_narrow_band_shared_by_many_pixels_is_not_a_spike(counts):
     spectra = counts.spectra.copy()
     phase = counts.abundances.reshape(-1, 3)[:, 0] > 0.5
     spectra[phase, 50] += 10 * spectra.max()
-    _, screening = screen(spectra)
+    _, screening = screened(spectra)
     assert screening.n_spikes == 0
 
 
@@ -62,10 +71,10 @@ def test_a_white_line_lifted_by_noise_is_not_a_spike():
     # before the shared test counted every pixel standing out).
     signal, _ = datasets.eels_chequerboard(3, random_state=0)
     spectra = signal.data.reshape(-1, signal.data.shape[-1]).astype(float)
-    _, screening = screen(spectra)
+    _, screening = screened(spectra)
     assert screening.n_spikes == 0
     spectra[161, 120] += 20 * spectra.max()
-    _, screening = screen(spectra)
+    _, screening = screened(spectra)
     np.testing.assert_array_equal(np.argwhere(screening.spikes), [[161, 120]])
 
 
@@ -74,10 +83,10 @@ def test_gaussian_data_use_a_robust_noise_estimate():
     rng = np.random.default_rng(0)
     spectra = mixture.spectra + rng.normal(0, 5.0, mixture.spectra.shape)
     assert not is_count_data(spectra)
-    _, clean = screen(spectra)
+    _, clean = screened(spectra)
     assert clean.n_spikes == 0
     spectra[100, 10] += 50 * 5.0 + spectra[100].max()
-    _, screening = screen(spectra)
+    _, screening = screened(spectra)
     np.testing.assert_array_equal(np.argwhere(screening.spikes), [[100, 10]])
 
 
@@ -125,9 +134,9 @@ def test_blocks_give_the_result_of_one_block(counts, monkeypatch):
     from hs_aeunmix import _screening
 
     spectra = _scene_with_everything(counts)
-    whole, whole_screening = screen(spectra)
-    monkeypatch.setattr(_screening, "_BLOCK_ROWS", 7)  # 577 rows: 83 blocks
-    blocked, blocked_screening = screen(spectra)
+    whole, whole_screening = screened(spectra)
+    monkeypatch.setattr(_screening, "_BLOCK_ROWS", 7)  # 576 rows: 83 blocks
+    blocked, blocked_screening = screened(spectra)
     np.testing.assert_array_equal(blocked, whole)
     np.testing.assert_array_equal(blocked_screening.spikes, whole_screening.spikes)
     np.testing.assert_array_equal(blocked_screening.dead, whole_screening.dead)
@@ -140,7 +149,7 @@ def test_blocks_give_the_result_of_one_block(counts, monkeypatch):
 
 def test_a_band_drifting_by_a_channel_is_not_a_spike(counts):
     spectra = _scene_with_everything(counts)
-    _, screening = screen(spectra)
+    _, screening = screened(spectra)
     assert not screening.spikes[:, 59:62].any()
 
 
@@ -150,7 +159,7 @@ def test_a_small_bump_on_a_tall_spectrum_is_not_a_spike(counts):
     bump = 0.4 * counts.spectra[10].max()
     spectra[10, 30] += bump
     assert bump > 1.5 * SPIKE_THRESHOLD * np.sqrt(counts.spectra[10, 28:33].max())
-    _, screening = screen(spectra)
+    _, screening = screened(spectra)
     assert screening.n_spikes == 0
 
 
@@ -158,8 +167,8 @@ def test_few_channels_are_screened_for_dead_pixels_only():
     spectra = np.full((20, 5), 100.0)
     spectra[4] = 0.0
     spectra[7, 2] = 1e6
-    repaired, screening = screen(spectra)
-    assert repaired is spectra
+    repaired, screening = screened(spectra)
+    np.testing.assert_array_equal(repaired, spectra)
     np.testing.assert_array_equal(np.flatnonzero(screening.dead), [4])
     assert screening.spikes.shape == (20, 5)
     assert screening.n_spikes == 0
@@ -171,8 +180,34 @@ def test_counts_use_poisson_noise_not_the_spectrum_roughness():
     spectra = np.tile(1000.0 + 10 * np.arange(40.0), (30, 1))
     spectra[3, 20] += 40.0  # about one standard deviation of 1200 counts
     assert is_count_data(spectra)
-    _, screening = screen(spectra)
+    _, screening = screened(spectra)
     assert screening.n_spikes == 0
     spectra[3, 20] += 0.6 * spectra[3].max()  # a real spike now
-    _, screening = screen(spectra)
+    _, screening = screened(spectra)
     np.testing.assert_array_equal(np.argwhere(screening.spikes), [[3, 20]])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(1, 7), (3, 9), (130, 50)])
+def test_running_median_is_scipys_median_filter(dtype, shape):
+    from scipy.ndimage import median_filter
+
+    rng = np.random.default_rng(sum(shape))
+    # Few distinct values: ties everywhere, and rows across several blocks.
+    spectra = rng.integers(0, 5, shape).astype(dtype) * rng.random(shape[1]).astype(
+        dtype
+    )
+    expected = median_filter(spectra, size=(1, _screening.SPIKE_WIDTH), mode="nearest")
+    result = _screening._smooth(spectra)
+    assert result.dtype == dtype
+    np.testing.assert_array_equal(result, expected)
+
+
+def test_repair_takes_any_rows_in_any_order(counts):
+    spectra = _scene_with_everything(counts)
+    whole, screening = screened(spectra)
+    rows = np.random.default_rng(0).permutation(len(spectra))[:300]
+    repaired = screening.repair(spectra[rows], rows)
+    np.testing.assert_array_equal(repaired, whole[rows])
+    assert screening.n_spikes == 3
+    assert not np.array_equal(whole, spectra)  # the scene has spikes

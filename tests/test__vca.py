@@ -308,3 +308,15 @@ def test_least_squares_reject_nan_endmembers(solver) -> None:
     endmembers[1, 3] = np.nan
     with pytest.raises(ValueError, match="endmembers contains NaN or infinite values"):
         solver(np.ones((5, 10)), endmembers)
+
+
+@pytest.mark.parametrize("noise", [0.002, 0.05], ids=["projective", "pca"])
+def test_vca_picks_the_same_pixels_in_any_orthonormal_basis(noise: float) -> None:
+    # Starts run VCA on coordinates of denoised spectra, not on the spectra:
+    # the eigensolver's arbitrary signs must not change the pixels picked.
+    data, _, _ = make_mixture(4, 60, 500, noise=noise, seed=30)
+    rotation, _ = np.linalg.qr(np.random.default_rng(31).standard_normal((60, 60)))
+    for seed in range(8):
+        _, indices = vertex_component_analysis(data, 4, random_state=seed)
+        _, rotated = vertex_component_analysis(data @ rotation, 4, random_state=seed)
+        np.testing.assert_array_equal(indices, rotated)
