@@ -286,8 +286,7 @@ def candidate_starts(
             )
         return shared["denoised"]
 
-    starts: list[Initialisation] = []
-    for name in names:
+    def start(name: str) -> np.ndarray:
         if name == "random":
             rows = np.random.default_rng(seed).choice(
                 spectra.shape[0], n_components, replace=False
@@ -295,31 +294,39 @@ def candidate_starts(
             endmembers = spectra[rows].astype(np.float64)
             if baseline_basis is not None:
                 endmembers -= (endmembers @ baseline_basis) @ baseline_basis.T
-        elif name == "ica":
-            endmembers = (
-                ica_endmembers(
+            return endmembers
+        if name == "ica":
+            endmembers = None
+            if n_components > 1:
+                endmembers = ica_endmembers(
                     spectra,
                     n_components,
                     seed,
                     background=baseline_basis,
                     from_moments=sums(),
                 )
-                if n_components > 1
-                else None
-            )
             if endmembers is None:
-                if method != "auto":
-                    raise ValueError(
-                        "init='ica': the independent components are not admissible "
-                        "as endmembers (negative spectra or abundances). Use "
-                        "init='auto', 'vca' or 'spa'."
-                    )
-                _logger.info("Start ica skipped: not admissible")
-                continue
-        elif name == "spa":
-            endmembers = spa_on_denoised(denoised_spectra(), n_components)
-        else:
-            endmembers = vca_on_denoised(denoised_spectra(), n_components, seed)
+                raise ValueError(
+                    "init='ica': the independent components are not admissible "
+                    "as endmembers (negative spectra or abundances). Use "
+                    "init='auto', 'vca' or 'spa'."
+                )
+            return endmembers
+        if name == "spa":
+            return spa_on_denoised(denoised_spectra(), n_components)
+        return vca_on_denoised(denoised_spectra(), n_components, seed)
+
+    starts: list[Initialisation] = []
+    for name in names:
+        try:
+            endmembers = start(name)
+        except ValueError as error:
+            # A start the data do not allow (an inadmissible ICA solution,
+            # too few channels for FastICA): "auto" goes on without it.
+            if method != "auto":
+                raise
+            _logger.info("Start %s skipped: %s", name, error)
+            continue
         endmembers = (
             np.clip(endmembers, 0, None)
             if baseline_basis is None
