@@ -43,11 +43,10 @@ VARIANTS = {
 }
 
 
-def accuracy_table(seed: int) -> str:
-    lines = [
-        "| variant | angle (rad) | abundance RMSE | epochs | training s |",
-        "| --- | --- | --- | --- | --- |",
-    ]
+def accuracy_table(seed: int) -> None:
+    """Print the accuracy table, a row as each variant finishes."""
+    print("| variant | angle (rad) | abundance RMSE | epochs | training s |")
+    print("| --- | --- | --- | --- | --- |", flush=True)
     for label, options in VARIANTS.items():
         method = run._ae(**options)
         signal, truth = run.CASES["eels3"](seed)
@@ -58,12 +57,11 @@ def accuracy_table(seed: int) -> str:
         scores = run.peers.score(signal, truth, endmembers, loadings, *reconstruction)
         model = _model(method)
         epochs = model.n_iter_ if model is not None else float("nan")
-        lines.append(
+        print(
             f"| {label} | {scores['angle']:.4f} | {scores['rmse']:.3f} | "
-            f"{epochs} | {seconds:.1f} |"
+            f"{epochs} | {seconds:.1f} |",
+            flush=True,
         )
-        print(lines[-1], flush=True)
-    return "\n".join(lines)
 
 
 def _model(method):
@@ -128,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     hs.preferences.General.show_progressbar = False
     print(step_table(), flush=True)
     print()
-    print(accuracy_table(args.seed))
+    accuracy_table(args.seed)
     return 0
 
 

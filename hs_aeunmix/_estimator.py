@@ -813,7 +813,14 @@ class AEUnmix(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
                     f"the weights {name} are of type {tensor.dtype}, the network's "
                     f"of type {expected[name].dtype}"
                 )
-        weights = {name: tensor.clone() for name, tensor in state.module_state.items()}
+        # Contiguous copies: a freshly trained state holds transposed views
+        # (decoder, input projection), a loaded one does not, and a matrix
+        # product's rounding depends on the layout. The same layout makes
+        # a saved and reloaded model encode exactly as the original.
+        weights = {
+            name: tensor.clone(memory_format=torch.contiguous_format)
+            for name, tensor in state.module_state.items()
+        }
         try:
             module.load_state_dict(weights, assign=True)
         except RuntimeError as error:

@@ -55,6 +55,12 @@ def pnas2024(n_components: int) -> dict:
     channels would have millions of weights); the loss is the mean squared
     error; the optimiser, learning rate, batch size and stopping rule are the
     package defaults; initial endmembers from VCA.
+
+    Measured on the eels3 case (``benchmarks/conv_encoder.py``): the paper's
+    abundance layer is what limits the accuracy (0.038 rad, abundance RMSE
+    0.37 in 20 epochs); with ``abundance="sum_to_one"`` the same network
+    reaches 0.0046 rad and 0.073. A training step costs about 44 ms on 2
+    CPU cores (batch 128, 200 channels), 32 of them in the four branches.
     """
     return {
         **PAPER_TRAINING,

@@ -854,3 +854,13 @@ def _peak_resident_mb() -> float:
         return 0.0
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / (2**20 if sys.platform == "darwin" else 2**10)
+
+
+def test_round_trip_is_exact_with_many_channels(tmp_path):
+    # A trained model holds transposed weights, a loaded one contiguous
+    # ones; with 1024 channels the layouts round a matrix product apart.
+    spectra = make_mixture(shape=(30, 30), n_channels=1024, counts=100).spectra
+    model = AEUnmix(3, max_epochs=2, random_state=0, show_progressbar=False)
+    model.fit(spectra)
+    reloaded = load_model(model.save(tmp_path / "wide.aeunmix"))
+    np.testing.assert_array_equal(reloaded.transform(spectra), model.transform(spectra))
