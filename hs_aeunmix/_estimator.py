@@ -17,6 +17,7 @@ from sklearn.base import (
 )
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
+from torch.overrides import TorchFunctionMode
 
 from hs_aeunmix import _intensity, _persistence
 from hs_aeunmix._axes import SignalCalibration
@@ -97,6 +98,18 @@ def resolve_device(device: str | torch.device) -> torch.device:
             "device='auto' to fall back to the CPU."
         )
     return resolved
+
+
+class _SkipRandomInitialisation(TorchFunctionMode):
+    """Random initialisation of meta tensors is skipped (``_module_from_state``)."""
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        if func in _RANDOM_INITIALISATIONS and args and args[0].is_meta:
+            return args[0]
+        return func(*args, **(kwargs or {}))
+
+
+_RANDOM_INITIALISATIONS = (torch.Tensor.normal_, torch.Tensor.uniform_)
 
 
 class AEUnmix(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
@@ -793,11 +806,11 @@ class AEUnmix(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
                 "input_components describe another input stage"
             )
         fixed = weights.get("decoder.fixed_mask")
-        # Built on the CPU, not the "meta" device: initialising a network
-        # there imports torch._dynamo (about 80 MiB and a second, on every
-        # load). The random initial weights are replaced below; they come
-        # from a forked generator, so loading leaves torch's random state be.
-        with torch.random.fork_rng(devices=[]):
+        # Built on the "meta" device (nothing allocated: a crafted file
+        # declaring huge layers is refused for free); the random initial
+        # weights are skipped, since they are replaced below and drawing
+        # them on meta tensors imports torch._dynamo (80 MiB, a second).
+        with torch.device("meta"), _SkipRandomInitialisation():
             module = self._build_module(
                 state.n_channels,
                 state.n_components,
