@@ -241,8 +241,12 @@ def network_inputs(
             spectra -= (spectra @ baseline_basis) @ baseline_basis.T
         return spectra
 
-    # Per-pixel normalisation factors first (one number per pixel); the
-    # spectra themselves are only ever handled a block at a time, in float64.
+    # The spectra are only ever handled a block of rows at a time, in float64.
+    blocks = [
+        slice(start, start + BLOCK_ROWS)
+        for start in range(0, len(train_data), BLOCK_ROWS)
+    ]
+    # Per-pixel normalisation factors first (one number per pixel).
     factors = None
     if pixel_scale:
         statistic = np.concatenate(
@@ -250,24 +254,20 @@ def network_inputs(
                 spectra.sum(axis=1)
                 if baseline_basis is None
                 else np.linalg.norm(spectra, axis=1)
-                for spectra in map(without_smooth_part, _row_blocks(train_data))
+                for spectra in (without_smooth_part(train_data[b]) for b in blocks)
             ]
         )
         total = float(statistic.mean())
         factors = total / np.maximum(statistic, 1e-6 * total)
         inputs["pixel_total"] = total
 
-    def normalised(start: int, stop: int) -> np.ndarray:
-        spectra = without_smooth_part(train_data[start:stop])
+    def normalised(rows: slice | np.ndarray) -> np.ndarray:
+        spectra = without_smooth_part(train_data[rows])
         if factors is not None:
-            spectra *= factors[start:stop, None]
+            spectra *= factors[rows, None]
         return spectra
 
-    blocks = [
-        (start, min(start + BLOCK_ROWS, len(train_data)))
-        for start in range(0, len(train_data), BLOCK_ROWS)
-    ]
-    mean = sum(normalised(*block).sum(axis=0) for block in blocks) / len(train_data)
+    mean = sum(normalised(block).sum(axis=0) for block in blocks) / len(train_data)
     projection = None
     if input_components is not None:
         k = min(input_components, len(train_data) - 1, train_data.shape[1])
@@ -279,10 +279,7 @@ def network_inputs(
 
         def centred_sample():
             for start in range(0, len(sample), BLOCK_ROWS):
-                rows = sample[start : start + BLOCK_ROWS]
-                spectra = without_smooth_part(train_data[rows])
-                if factors is not None:
-                    spectra *= factors[rows, None]
+                spectra = normalised(sample[start : start + BLOCK_ROWS])
                 spectra -= mean
                 yield spectra
 
@@ -293,7 +290,7 @@ def network_inputs(
     first = np.zeros(train_data.shape[1] if projection is None else projection.shape[1])
     second = np.zeros_like(first)
     for block in blocks:
-        centred = normalised(*block)
+        centred = normalised(block)
         centred -= mean
         if projection is not None:
             centred = centred @ projection
@@ -306,11 +303,6 @@ def network_inputs(
     inputs["input_mean"] = torch.from_numpy(mean.astype(np.float32))
     inputs["input_scale"] = torch.from_numpy(spread.astype(np.float32))
     return inputs
-
-
-def _row_blocks(spectra: np.ndarray):
-    for start in range(0, len(spectra), BLOCK_ROWS):
-        yield spectra[start : start + BLOCK_ROWS]
 
 
 def cpu_state(module: torch.nn.Module) -> dict[str, torch.Tensor]:

@@ -19,7 +19,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from hs_aeunmix._baseline import without_background
-from hs_aeunmix._subspace import Moments, PrincipalAxes, moments, principal_axes
+from hs_aeunmix._subspace import (
+    Moments,
+    PrincipalAxes,
+    moments,
+    principal_axes,
+    uses_moments,
+)
 from hs_aeunmix._vca import vertex_component_analysis
 
 _logger = logging.getLogger(__name__)
@@ -273,7 +279,7 @@ def candidate_starts(
     shared: dict[str, object] = {}
 
     def sums() -> Moments | None:
-        if spectra.shape[0] < spectra.shape[1]:
+        if not uses_moments(spectra):
             return None  # small: principal_axes takes an exact SVD
         if "moments" not in shared:
             shared["moments"] = moments(spectra, baseline_basis)

@@ -81,10 +81,7 @@ def moments(spectra: np.ndarray, remove: np.ndarray | None = None) -> Moments:
     ``remove``: orthonormal columns (n_channels, t) projected out of every
     spectrum first.
     """
-    sums = block_moments(
-        spectra[start : start + _BLOCK_ROWS].astype(np.float64)
-        for start in range(0, len(spectra), _BLOCK_ROWS)
-    )
+    sums = block_moments(_float_blocks(spectra, None))
     if remove is None:
         return sums
     # Projected out of the moments rather than of each block: the same
@@ -137,8 +134,8 @@ def principal_axes(
         :func:`moments` of the same spectra and ``remove``, when already
         computed.
     """
-    n_spectra, n_channels = spectra.shape
-    if n_spectra < n_channels:
+    n_channels = spectra.shape[1]
+    if not uses_moments(spectra):
         values = np.vstack(list(_float_blocks(spectra, remove)))
         mean = values.mean(axis=0) if centre else np.zeros(n_channels)
         values -= mean
@@ -152,6 +149,23 @@ def principal_axes(
         scores = np.vstack(
             [block @ axes.T - shift for block in _float_blocks(spectra, remove)]
         )
-    farthest = np.abs(scores).argmax(axis=0)
-    signs = np.where(scores[farthest, np.arange(scores.shape[1])] < 0, -1.0, 1.0)
+    signs = orientation(scores)
     return PrincipalAxes(mean, singular, axes * signs[:, None], scores * signs)
+
+
+def uses_moments(spectra: np.ndarray) -> bool:
+    """Whether :func:`principal_axes` works from :func:`moments` (more spectra
+    than channels) rather than from an exact SVD of the spectra."""
+    return spectra.shape[0] >= spectra.shape[1]
+
+
+def orientation(coordinates: np.ndarray) -> np.ndarray:
+    """The sign (+1 or -1) that puts each column's farthest value on the positive side.
+
+    An eigenvector's sign is the eigensolver's; fixed this way, it depends
+    on the data only, not on how the spectra are represented (any
+    orthonormal basis of their channels).
+    """
+    farthest = np.abs(coordinates).argmax(axis=0)
+    values = coordinates[farthest, np.arange(coordinates.shape[1])]
+    return np.where(values < 0, -1.0, 1.0)

@@ -14,6 +14,8 @@ import numpy as np
 import scipy.linalg
 from scipy.optimize import nnls
 
+from hs_aeunmix._subspace import orientation
+
 __all__ = [
     "fully_constrained_least_squares",
     "nonnegative_least_squares",
@@ -225,15 +227,10 @@ def vertex_component_analysis(
 
 
 def _oriented(projected: np.ndarray) -> np.ndarray:
-    """``projected`` with each column's sign set by its farthest pixel (positive).
-
-    An eigenvector's sign is arbitrary (the eigensolver's); fixing it by the
-    data makes the random directions below pick the same pixels however the
-    spectra are represented (any orthonormal basis of their channels).
-    """
-    farthest = np.abs(projected).argmax(axis=0)
-    signs = projected[farthest, np.arange(projected.shape[1])]
-    return projected * np.where(signs < 0, -1.0, 1.0)
+    """``projected`` with each column's sign set by the data (see
+    :func:`hs_aeunmix._subspace.orientation`), so that the random directions
+    below pick the same pixels however the spectra are represented."""
+    return projected * orientation(projected)
 
 
 def _blocks(spectra: np.ndarray, rows: int = 8192):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from dataclasses import dataclass
 
 import hyperspy.api as hs
@@ -106,3 +108,15 @@ def ctrl_c_at_the_second_epoch(monkeypatch):
         return real_epoch(*args, **kwargs)
 
     monkeypatch.setattr(_training, "_train_one_epoch", interrupting)
+
+
+def last_line_of_python(code: str, *arguments: str) -> str:
+    """The last line ``code`` prints, run in a fresh interpreter (an error fails)."""
+    result = subprocess.run(
+        [sys.executable, "-c", code, *arguments],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    return result.stdout.strip().splitlines()[-1]

@@ -14,7 +14,12 @@ from pathlib import Path
 import hyperspy.api as hs
 import numpy as np
 import pytest
-from conftest import make_mixture, to_signal, train_through_hyperspy
+from conftest import (
+    last_line_of_python,
+    make_mixture,
+    to_signal,
+    train_through_hyperspy,
+)
 
 import hs_aeunmix
 import hs_aeunmix_cli as front
@@ -450,14 +455,7 @@ print(json.dumps(sorted({name.split(".")[0] for name in sys.modules} & set(heavy
 
 
 def _modules_imported() -> list[str]:
-    result = subprocess.run(
-        [sys.executable, "-c", _IMPORT_PROBE],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=120,
-    )
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    return json.loads(last_line_of_python(_IMPORT_PROBE))
 
 
 def test_help_and_argument_errors_import_nothing_heavy():

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import struct
-import subprocess
 import sys
 import time
 
@@ -13,7 +12,7 @@ import numpy as np
 import pytest
 import safetensors.torch
 import torch
-from conftest import FAST, make_mixture
+from conftest import FAST, last_line_of_python, make_mixture
 
 import hs_aeunmix
 from hs_aeunmix import AEUnmix, ModelFileError, load_model
@@ -240,21 +239,14 @@ def test_loading_leaves_torchs_random_state_alone(model_file):
 
 
 def test_loading_is_light(model_file):
-    # A network built on the "meta" device imports torch._dynamo: about 80
-    # MiB and a second at every load of a model for a new scan.
+    # Random initial weights drawn on the "meta" device import torch._dynamo:
+    # about 80 MiB and a second at every load of a model for a new scan.
     probe = (
         "import sys; from hs_aeunmix import load_model; "
         f"load_model({str(model_file)!r}); "
         "print('torch._dynamo' in sys.modules)"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", probe],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=120,
-    )
-    assert result.stdout.strip().splitlines()[-1] == "False"
+    assert last_line_of_python(probe) == "False"
 
 
 def test_model_applies_after_reload_through_hyperspy(spectrum_image, tmp_path):
@@ -463,14 +455,7 @@ def test_huge_layers_are_refused_without_allocating(calibrated_file, tmp_path):
         str(_craft(calibrated_file, tmp_path / f"{name}.aeunmix", edit_header=edit))
         for name, edit in crafted.items()
     ]
-    result = subprocess.run(
-        [sys.executable, "-c", _MEMORY_PROBE, *paths],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=120,
-    )
-    outcomes = json.loads(result.stdout.strip().splitlines()[-1])
+    outcomes = json.loads(last_line_of_python(_MEMORY_PROBE, *paths))
     for path, (outcome, seconds, megabytes) in outcomes.items():
         assert outcome.startswith("ModelFileError: ")
         assert path in outcome
