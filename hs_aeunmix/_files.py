@@ -10,6 +10,13 @@ With ``overwrite=False`` the last step creates the target only if it does
 not exist, atomically where the file system has hard links, so that two
 programs writing into one folder cannot replace each other's results.
 
+Temporary files are named ``.hs_aeunmix-<16 hex digits>.tmp<suffix>``: a
+short name of fixed length, so that it fits wherever the target's name fits,
+and a recognisable one, so that those a killed process left behind (power
+cut, ``SIGKILL``) are removed at a later save into the same folder once they
+are :data:`STALE_AFTER_SECONDS` old (a process looks through a folder at most
+once in that time). No other file is ever removed.
+
 This module imports nothing beyond the standard library: the command line
 uses it before it loads any heavy dependency.
 """
@@ -19,15 +26,37 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import re
 import secrets
 import shutil
 import stat
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 # Permission bits of a new file before the umask, as ``open(path, "w")`` gives.
 _NEW_FILE_MODE = 0o666
+_TEMPORARY_PREFIX = ".hs_aeunmix-"
 _TEMPORARY_TAG = ".tmp"
+_TOKEN_BYTES = 8
+# Exactly the names _temporary_name gives (with the target's suffix, a
+# ``pathlib`` suffix, or none): nothing else is ever removed as a leftover.
+_TEMPORARY_NAME = re.compile(
+    re.escape(_TEMPORARY_PREFIX)
+    + f"[0-9a-f]{{{2 * _TOKEN_BYTES}}}"
+    + re.escape(_TEMPORARY_TAG)
+    + r"(\.[^.]*)?"
+)
+# Where the file system does not say (Windows): NTFS's, ext4's, APFS's limit.
+_DEFAULT_NAME_MAX = 255
+#: Age (seconds since the last write) from which a temporary file of this
+#: package is a leftover of a killed process: a writer still alive writes to
+#: its file far more often than that.
+STALE_AFTER_SECONDS = 3600.0
+# Folders swept for leftovers, and when: once an hour per folder is enough,
+# and a series writing thousands of files into one folder does not list it
+# at every save.
+_last_sweep: dict[str, float] = {}
 
 
 @contextlib.contextmanager
@@ -40,8 +69,11 @@ def atomic_path(path: str | os.PathLike, *, overwrite: bool = True) -> Iterator[
     matplotlib's ``savefig``). It has the target's suffix, since writers
     such as HyperSpy's ``save`` choose the format by suffix, and lives in
     the target's folder, so the final rename never crosses file systems.
-    Its name starts with ``.`` and contains ``.tmp``, so that one left
-    behind by a killed process is recognisable.
+    Its name, ``.hs_aeunmix-<16 hex digits>.tmp<suffix>``, is short
+    whatever the target's (the suffix is left out where it would not fit
+    the file system's name limit), and recognisable: those left behind by a
+    killed process are removed by a later call for the same folder once
+    they are :data:`STALE_AFTER_SECONDS` old.
 
     The new file gets the permissions of the file it replaces, or those a
     newly created file gets (the umask applies), not the owner-only
@@ -71,6 +103,8 @@ def atomic_path(path: str | os.PathLike, *, overwrite: bool = True) -> Iterator[
         writer ran); the temporary file is removed.
     OSError
         The temporary file cannot be created (missing or read-only folder).
+        Every ``OSError`` that names the temporary file (the writer's too)
+        is raised naming ``path`` instead.
 
     Notes
     -----
@@ -86,15 +120,17 @@ def atomic_path(path: str | os.PathLike, *, overwrite: bool = True) -> Iterator[
     """
     target = Path(path)
     _check_target(target, overwrite)
-    temporary = _create_temporary(target)
+    _sweep_leftovers(target.parent)
+    temporary = _create_temporary(target.parent, target.suffix, target)
     try:
         yield temporary
         _fsync(temporary)
         _copy_permissions(target, temporary)
         _publish(temporary, target, overwrite)
         _fsync_folder(target.parent)
-    except BaseException:
+    except BaseException as error:
         _discard(temporary)
+        _blame_target(error, temporary, target)
         raise
 
 
@@ -157,7 +193,7 @@ def ensure_writable_folder(path: str | os.PathLike) -> Path:
             errno.ENOTDIR, "exists and is not a folder", str(folder)
         )
     folder.mkdir(parents=True, exist_ok=True)
-    _create_temporary(folder / "write-test").unlink()
+    _create_temporary(folder, "", folder).unlink()
     return folder
 
 
@@ -170,12 +206,15 @@ def _check_target(target: Path, overwrite: bool) -> None:
         raise FileExistsError(errno.EEXIST, "already exists", str(target))
 
 
-def _create_temporary(target: Path) -> Path:
-    """An empty new file beside ``target``, created with the usual permissions."""
+def _create_temporary(folder: Path, suffix: str, blame: Path) -> Path:
+    """An empty new file in ``folder``, created with the usual permissions.
+
+    An error names ``blame`` (the file being written, or the folder being
+    checked) rather than a temporary name the user never chose.
+    """
     binary = getattr(os, "O_BINARY", 0)  # Windows
     for _ in range(100):
-        name = f".{target.stem}.{secrets.token_hex(4)}{_TEMPORARY_TAG}{target.suffix}"
-        temporary = target.with_name(name)
+        temporary = folder / _temporary_name(folder, suffix)
         try:
             descriptor = os.open(
                 temporary,
@@ -184,11 +223,83 @@ def _create_temporary(target: Path) -> Path:
             )
         except FileExistsError:
             continue
+        except OSError as error:
+            _blame_target(error, temporary, blame)
+            raise
         os.close(descriptor)
         return temporary
-    raise FileExistsError(  # pragma: no cover (2**32 names, 100 tries)
-        errno.EEXIST, "no free temporary file name", str(target.parent)
+    raise FileExistsError(  # pragma: no cover (2**64 names, 100 tries)
+        errno.EEXIST, "no free temporary file name", str(folder)
     )
+
+
+def _temporary_name(folder: Path, suffix: str) -> str:
+    """A fresh temporary file name for ``folder``, with ``suffix`` if it fits."""
+    name = f"{_TEMPORARY_PREFIX}{secrets.token_hex(_TOKEN_BYTES)}{_TEMPORARY_TAG}"
+    # The suffix matters to writers that choose the format by it (HyperSpy's
+    # ``save``); a suffix too long to fit is no format's.
+    if len(os.fsencode(name + suffix)) <= _name_max(folder):
+        name += suffix
+    return name
+
+
+def _name_max(folder: Path) -> int:
+    """The longest file name (in bytes) the file system of ``folder`` allows."""
+    try:
+        longest = os.pathconf(folder, "PC_NAME_MAX")
+    except (AttributeError, OSError, ValueError):  # no pathconf (Windows)
+        return _DEFAULT_NAME_MAX
+    return longest if longest > 0 else _DEFAULT_NAME_MAX  # -1: no limit given
+
+
+def _blame_target(error: BaseException, temporary: Path, target: Path) -> None:
+    """Make an error that names ``temporary`` name ``target``, in place.
+
+    The user chose ``target``; a message about a hidden temporary file of
+    another name sends them looking for a file that no longer exists.
+    """
+    if not isinstance(error, OSError):
+        return
+    if error.filename is not None and _same_path(error.filename, temporary):
+        error.filename = str(target)
+        if error.filename2 is not None and _same_path(error.filename2, target):
+            error.filename2 = None
+    elif error.filename2 is not None and _same_path(error.filename2, temporary):
+        error.filename2 = str(target)
+
+
+def _same_path(name, path: Path) -> bool:
+    try:
+        return Path(os.fsdecode(name)) == path
+    except TypeError:  # a file descriptor
+        return False
+
+
+def _sweep_leftovers(folder: Path) -> None:
+    """Remove this package's temporary files that killed processes left in ``folder``.
+
+    Only regular files named as :func:`_temporary_name` names them, not
+    written to for :data:`STALE_AFTER_SECONDS`, are removed: never a folder
+    (a ``.zspy`` writer's folder does not show its progress in its own
+    modification time) nor a link. Listing or removing fails silently: the
+    save matters, the leftovers do not.
+    """
+    key = os.path.abspath(folder)
+    now = time.time()
+    if now - _last_sweep.get(key, -float("inf")) < STALE_AFTER_SECONDS:
+        return
+    _last_sweep[key] = now
+    with contextlib.suppress(OSError), os.scandir(folder) as entries:
+        for entry in entries:
+            if not _TEMPORARY_NAME.fullmatch(entry.name):
+                continue
+            with contextlib.suppress(OSError):
+                status = entry.stat(follow_symlinks=False)
+                if (
+                    stat.S_ISREG(status.st_mode)
+                    and now - status.st_mtime > STALE_AFTER_SECONDS
+                ):
+                    os.unlink(entry.path)
 
 
 def _copy_permissions(target: Path, temporary: Path) -> None:

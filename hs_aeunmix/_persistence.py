@@ -5,20 +5,28 @@ file. Its tensors are the network's state (``module.*``) and, when the
 initial endmembers were given as an array, that array
 (``hyperparameters.init``). Its metadata hold a JSON header (format version,
 package version, every hyperparameter, the training signal's axis
-calibration, the internal data scaling, a training summary) and a SHA-256
-digest of the header and all tensor bytes.
+calibration, the internal data scaling, a training summary, the type and
+shape of every tensor) and a SHA-256 digest of the header and all tensor
+bytes. Through the header, the digest covers the tensors' types and shapes
+too (files written before the header listed them have no such list, and
+still load).
 
 Reading parses JSON and raw little-endian arrays only, so loading a file
-never executes code from it. Files are treated as hostile: the outer header
-is bounded in size, the JSON in depth, the model header is checked against
-:data:`HEADER_SCHEMA` (types, ranges, sizes) and its numbers against the
-tensors before anything is built from them, and weights that no training can
-produce (NaN, negative endmembers) are refused. Every failure is a
+never executes code from it. Files are treated as hostile, and the work and
+memory a file can demand are bounded by its size: the outer header is
+bounded in size and its tensors' types checked before any is read, the JSON
+in depth, the long lists of the model header are checked in one pass before
+:data:`HEADER_SCHEMA` (types, ranges, sizes) checks the rest, the header's
+numbers are checked against the tensors before anything is built from them,
+and weights or scales that no training can produce (NaN, negative
+endmembers, a data scale of 1e-300) are refused. Every failure is a
 :class:`ModelFileError` naming the file.
 
 The same bytes are stored in ``learning_results.aeunmix_model`` (a uint8
 array) after ``s.decomposition(algorithm="ae")``, so a signal saved to
-``.hspy`` carries its model. This module knows nothing of the estimator:
+``.hspy`` carries its model; one read from such a file is checked for its
+type and declared size (:data:`MAX_MODEL_BYTES`) before it is read, since
+HDF5 and zarr store it compressed. This module knows nothing of the estimator:
 :func:`hs_aeunmix.load_model` builds one from what :func:`read_model`
 returns.
 """
@@ -30,6 +38,7 @@ import hashlib
 import json
 import logging
 import struct
+from collections.abc import Callable
 from pathlib import Path
 
 import jsonschema
@@ -76,14 +85,55 @@ _HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 MAX_HEADER_BYTES = 16 * 2**20
 MAX_CHANNELS = 2**20
 MAX_JSON_DEPTH = 8
+#: The largest model read out of a HyperSpy results file, whose HDF5 or zarr
+#: compression lets a file of a few kB declare gigabytes. 256 MiB hold 64
+#: million float32 weights, those of a first layer of 1024 units on 65536
+#: channels: eight times the default width, on four times the 16384 channels
+#: of the widest spectra recorded. A larger model is still read from its
+#: model file, or from the signal that ``hs.load`` gives.
+MAX_MODEL_BYTES = 256 * 2**20
+#: The range of the scales training gives (``data_scale``, the largest value
+#: of the mean training spectrum, and ``intensity_reference``, the mean
+#: intensity of the spectra so scaled). No spectrum has a mean below 1e-30 or
+#: above 1e30 in any unit; beyond them, spectra divided by the scale leave
+#: float32's range (1e-38 to 3e38) and inference gives NaN.
+MIN_SCALE, MAX_SCALE = 1e-30, 1e30
+#: The largest magnitude of an axis offset, step or channel position: with
+#: up to MAX_CHANNELS channels, every position stays finite.
+MAX_AXIS_VALUE = 1e30
 # No count in a model header has more digits (a float field's integer too).
 _MAX_INT_DIGITS = 18
 # Tensor types of a model's state: float32 weights, the batch counters of
 # batch normalisation, the mask of fixed endmembers.
 _STATE_DTYPES = (torch.float32, torch.int64, torch.bool)
+# Tensor types a model file may hold, as safetensors names them: the state's
+# and those of arrays given as hyperparameters (``init``), which numpy makes.
+# Others (bfloat16, float8) have no numpy type to check or digest them with.
+_FILE_DTYPES = {
+    code: getattr(torch, name)
+    for code, name in {
+        "F64": "float64",
+        "F32": "float32",
+        "F16": "float16",
+        "I64": "int64",
+        "I32": "int32",
+        "I16": "int16",
+        "I8": "int8",
+        "U64": "uint64",
+        "U32": "uint32",
+        "U16": "uint16",
+        "U8": "uint8",
+        "BOOL": "bool",
+    }.items()
+    if hasattr(torch, name)  # torch < 2.3 has no uint16 to uint64
+}
+_DTYPE_CODES = {dtype: code for code, dtype in _FILE_DTYPES.items()}
 
 _NUMBER = {"type": "number"}
 _NUMBERS = {"type": "array", "items": _NUMBER}
+_SCALE = {"type": "number", "minimum": MIN_SCALE, "maximum": MAX_SCALE}
+_AXIS_NUMBER = {"type": "number", "minimum": -MAX_AXIS_VALUE, "maximum": MAX_AXIS_VALUE}
+_INDEX = {"type": "integer", "minimum": 0}
 _TEXT_OR_NULL = {"type": ["string", "null"]}
 _CALIBRATION_SCHEMA = {
     "type": "object",
@@ -103,19 +153,21 @@ _CALIBRATION_SCHEMA = {
         "binned": {"type": "boolean"},
         "signal_type": {"type": "string"},
         "uniform": {"type": "boolean"},
+        # Distinct, too (checked with the tensors: jsonschema's uniqueItems
+        # compares every pair of a list that does not sort).
         "trained_channels": {
             "oneOf": [
                 {"type": "null"},
-                {
-                    "type": "array",
-                    "items": {"type": "integer", "minimum": 0},
-                    "uniqueItems": True,
-                },
+                {"type": "array", "items": _INDEX, "maxItems": MAX_CHANNELS},
             ]
         },
-        "offset": _NUMBER,
-        "scale": _NUMBER,
-        "values": _NUMBERS,
+        "offset": _AXIS_NUMBER,
+        "scale": _AXIS_NUMBER,
+        "values": {
+            "type": "array",
+            "items": _AXIS_NUMBER,
+            "maxItems": MAX_CHANNELS,
+        },
     },
     "if": {"properties": {"uniform": {"const": True}}},
     "then": {"required": ["offset", "scale"]},
@@ -135,7 +187,7 @@ _STABILITY_SCHEMA = {
     ],
     "properties": {
         "spread": {"type": "array", "items": {"type": ["number", "null"]}},
-        "support": {"type": "array", "items": {"type": "integer", "minimum": 0}},
+        "support": {"type": "array", "items": _INDEX},
         "max_fraction": _NUMBERS,
         "pixels": {"type": "integer", "minimum": 1},
         "starts": {"type": "array", "items": {"type": "string"}, "minItems": 1},
@@ -168,7 +220,7 @@ HEADER_SCHEMA = {
         "hyperparameters": {"type": "object"},
         "n_components": {"type": "integer", "minimum": 1, "maximum": MAX_CHANNELS},
         "n_channels": {"type": "integer", "minimum": 1, "maximum": MAX_CHANNELS},
-        "data_scale": {"type": "number", "exclusiveMinimum": 0},
+        "data_scale": _SCALE,
         "fitted": {
             "type": "object",
             "required": ["init", "loss", "intensity_spread", "intensity_reference"],
@@ -176,19 +228,29 @@ HEADER_SCHEMA = {
                 "init": {"enum": ["ica", "vca", "spa", "random", "given"]},
                 "loss": {"enum": list(LOSSES)},
                 "intensity_spread": {"type": "number", "minimum": 0},
-                "intensity_reference": {"type": "number", "exclusiveMinimum": 0},
+                "intensity_reference": _SCALE,
                 "training_residual": {
                     "oneOf": [{"type": "null"}, {"type": "number", "minimum": 0}]
                 },
             },
         },
         "signal_calibration": {"oneOf": [{"type": "null"}, _CALIBRATION_SCHEMA]},
-        "screening": {
-            "type": "object",
-            "additionalProperties": {"type": "integer", "minimum": 0},
-        },
+        "screening": {"type": "object", "additionalProperties": _INDEX},
         "stability": {"oneOf": [{"type": "null"}, _STABILITY_SCHEMA]},
         "baseline_terms": {"type": "integer", "minimum": 0, "maximum": 12},
+        # Type and shape of every tensor, as the safetensors header lists
+        # them (absent from files written before).
+        "tensors": {
+            "type": "object",
+            "additionalProperties": {
+                "type": "object",
+                "required": ["dtype", "shape"],
+                "properties": {
+                    "dtype": {"enum": list(_FILE_DTYPES)},
+                    "shape": {"type": "array", "items": _INDEX},
+                },
+            },
+        },
         "training": {
             "type": "object",
             "required": [
@@ -255,6 +317,20 @@ def _package_version() -> str:
     return __version__
 
 
+def _tensor_record(tensors: dict[str, torch.Tensor]) -> dict[str, dict]:
+    """Type and shape of each tensor, as safetensors lists them in its header."""
+    record = {}
+    for name in sorted(tensors):
+        tensor = tensors[name]
+        if tensor.dtype not in _DTYPE_CODES:
+            raise ValueError(
+                f"{name} is an array of type {tensor.dtype}, which a model file "
+                "cannot hold; give it as an array of real numbers."
+            )
+        record[name] = {"dtype": _DTYPE_CODES[tensor.dtype], "shape": [*tensor.shape]}
+    return record
+
+
 def _digest(header_text: str, tensors: dict[str, torch.Tensor]) -> str:
     digest = hashlib.sha256(header_text.encode())
     for name in sorted(tensors):
@@ -301,6 +377,9 @@ def model_bytes(params: dict, state: FittedState) -> bytes:
         "screening": dict(state.screening),
         "stability": state.report,
         "baseline_terms": int(state.baseline_terms),
+        # Under the digest with the header: the digest of the bytes alone
+        # would not see a tensor's shape or type changed in the outer header.
+        "tensors": _tensor_record(tensors),
         "training": {
             **state.history.as_dict(),
             "n_epochs": int(state.history.n_epochs),
@@ -404,8 +483,15 @@ def _depth(value, level: int = 0) -> int:
     return level
 
 
-def _read_metadata(data: bytes, source: str) -> dict[str, str]:
-    """The ``__metadata__`` of a safetensors byte string (format: u64 + JSON)."""
+def _read_outer_header(
+    data: bytes, source: str
+) -> tuple[dict[str, str], dict[str, dict]]:
+    """The ``__metadata__`` of a safetensors byte string, and its tensors' layout.
+
+    The layout is each tensor's ``{"dtype": ..., "shape": [...]}`` as the
+    header (u64 length + JSON) declares it; a type no model holds is refused
+    here, before any tensor is read.
+    """
     not_a_model = (
         f"{source} is not an hs_aeunmix model file (expected a safetensors "
         "file written by AEUnmix.save or hs-aeunmix train)."
@@ -432,7 +518,28 @@ def _read_metadata(data: bytes, source: str) -> dict[str, str]:
             f"{source} is a safetensors file but not an hs_aeunmix model (its "
             "metadata has no hs_aeunmix header)."
         )
-    return metadata
+    layout = {}
+    for name, entry in header.items():
+        if name == "__metadata__":
+            continue
+        dtype = entry.get("dtype") if isinstance(entry, dict) else None
+        shape = entry.get("shape") if isinstance(entry, dict) else None
+        if not (isinstance(dtype, str) and dtype in _FILE_DTYPES):
+            shown = dtype if isinstance(dtype, str) else repr(dtype)
+            raise ModelFileError(
+                f"{source} holds a tensor {name[:80]!r} of type {shown[:20]}, "
+                "which no hs_aeunmix model holds: the file was not written by "
+                "hs_aeunmix, or was modified."
+            )
+        if not (
+            isinstance(shape, list) and all(type(n) is int and n >= 0 for n in shape)
+        ):
+            raise ModelFileError(
+                f"{not_a_model} The shape of its tensor {name[:80]!r} is not a "
+                "list of sizes."
+            )
+        layout[name] = {"dtype": dtype, "shape": shape}
+    return metadata, layout
 
 
 def _python_value(value, tensors: dict[str, torch.Tensor], source: str):
@@ -447,8 +554,104 @@ def _python_value(value, tensors: dict[str, torch.Tensor], source: str):
     return value
 
 
+def _is_number(value) -> bool:
+    # Exact types: a bool is an int to Python, not a number to JSON Schema.
+    return type(value) is float or type(value) is int
+
+
+def _is_index(value) -> bool:
+    return type(value) is int and value >= 0
+
+
+def _is_axis_number(value) -> bool:
+    return _is_number(value) and -MAX_AXIS_VALUE <= value <= MAX_AXIS_VALUE
+
+
+def _is_number_or_null(value) -> bool:
+    return value is None or _is_number(value)
+
+
+def _is_text(value) -> bool:
+    return type(value) is str
+
+
+_INTEGER = "an integer of at least 0"
+_NUMBER_TEXT = "a number"
+# The lists (and the one mapping) of the model header whose length a file
+# chooses, with what each item must be (as HEADER_SCHEMA says, integers
+# written as integers) and the most items there can be.
+_LONG_ITEMS: dict[tuple[str, ...], tuple[Callable[[object], bool], str, int | None]] = {
+    ("signal_calibration", "trained_channels"): (_is_index, _INTEGER, MAX_CHANNELS),
+    ("signal_calibration", "values"): (
+        _is_axis_number,
+        f"a number within ±{MAX_AXIS_VALUE:g}",
+        MAX_CHANNELS,
+    ),
+    ("training", "train_loss"): (_is_number, _NUMBER_TEXT, None),
+    ("training", "validation_loss"): (_is_number, _NUMBER_TEXT, None),
+    ("stability", "spread"): (_is_number_or_null, "a number or null", None),
+    ("stability", "support"): (_is_index, _INTEGER, None),
+    ("stability", "max_fraction"): (_is_number, _NUMBER_TEXT, None),
+    ("stability", "starts"): (_is_text, "a string", None),
+    ("stability", "objectives"): (_is_number, _NUMBER_TEXT, None),
+    ("stability", "fits"): (_is_number, _NUMBER_TEXT, None),
+    ("screening",): (_is_index, _INTEGER, None),
+}
+
+
+def _abridged(header: dict, source: str) -> dict:
+    """``header`` for the schema: its long lists checked here and cut to one item.
+
+    jsonschema spends some 10 µs on each item, and more on an error, so the
+    lists a file makes as long as it likes (:data:`_LONG_ITEMS`) are checked
+    here in one plain pass; the schema then sees their first item only. The
+    record of the tensors, already compared whole with the tensors, is left
+    out. The work is proportional to the header's size, and small.
+    """
+    abridged = dict(header)
+    if isinstance(abridged.get("tensors"), dict):
+        del abridged["tensors"]
+    for path, (accepts, kind, limit) in _LONG_ITEMS.items():
+        original, copy = header, abridged
+        for key in path[:-1]:
+            if not isinstance(original.get(key), dict):
+                break  # not an object: the schema says so
+            original = original[key]
+            if copy[key] is original:
+                copy[key] = dict(original)
+            copy = copy[key]
+        else:
+            items = original.get(path[-1])
+            if isinstance(items, list | dict):
+                _check_items(items, path, accepts, kind, limit, source)
+                copy[path[-1]] = items[:1] if isinstance(items, list) else {}
+    return abridged
+
+
+def _check_items(items, path, accepts, kind: str, limit: int | None, source: str):
+    location = "/".join(path)
+    if limit is not None and len(items) > limit:
+        raise ModelFileError(
+            f"{source} has an invalid model header: {location} lists "
+            f"{len(items)} items, more than the {limit} channels a model can have."
+        )
+    values = items if isinstance(items, list) else items.values()
+    if all(map(accepts, values)):
+        return
+    keys = range(len(items)) if isinstance(items, list) else items.keys()
+    key, item = next(
+        (key, item) for key, item in zip(keys, values, strict=True) if not accepts(item)
+    )
+    raise ModelFileError(
+        f"{source} has an invalid model header: {location}/{str(key)[:40]}: "
+        f"{repr(item)[:40]} is not {kind}."
+    )
+
+
 def _schema_error(header: dict, source: str) -> None:
-    error = jsonschema.exceptions.best_match(_HEADER_VALIDATOR.iter_errors(header))
+    error = jsonschema.exceptions.best_match(
+        _HEADER_VALIDATOR.iter_errors(_abridged(header, source))
+    )
     if error is not None:
         location = "/".join(str(part) for part in error.absolute_path) or "header"
         raise ModelFileError(
@@ -473,6 +676,17 @@ def _check_consistency(header: dict, tensors: dict[str, torch.Tensor], source: s
             f"the header describes {expected[1]} endmembers of {expected[0]} "
             f"channels but the endmember tensor has shape {shape}"
         )
+    # The network's layout is read from the shapes of these (one column per
+    # projected input, per background term).
+    for name in ("input_projection", "baseline_basis"):
+        tensor = tensors.get(_MODULE_PREFIX + name)
+        if tensor is not None and (
+            tensor.dim() != 2 or tensor.shape[0] != header["n_channels"]
+        ):
+            raise inconsistent(
+                f"{_MODULE_PREFIX + name} has shape {tuple(tensor.shape)}, not "
+                f"({header['n_channels']}, columns)"
+            )
     for name, tensor in tensors.items():
         if name.startswith(_MODULE_PREFIX) and tensor.dtype not in _STATE_DTYPES:
             raise inconsistent(f"{name} is of type {tensor.dtype}")
@@ -499,7 +713,9 @@ def _check_consistency(header: dict, tensors: dict[str, torch.Tensor], source: s
     if calibration is not None:
         size = calibration["size"]
         trained = calibration["trained_channels"]
-        n_trained = size if trained is None else len(trained)
+        n_trained = size if trained is None else len(set(trained))
+        if trained is not None and n_trained != len(trained):
+            raise inconsistent("the axis calibration lists a trained channel twice")
         if n_trained != header["n_channels"] or (trained and max(trained) >= size):
             raise inconsistent(
                 f"the axis calibration trains {n_trained} of {size} channels "
@@ -538,6 +754,14 @@ def _check_consistency(header: dict, tensors: dict[str, torch.Tensor], source: s
         raise inconsistent("the training history does not match its epoch count")
 
 
+def _modified(source: str, reason: str) -> str:
+    return (
+        f"{source} is corrupted or was modified after it was saved: {reason}. "
+        "Save the model again from the training session or its .hspy results "
+        "file."
+    )
+
+
 def read_model(data: bytes, source: str) -> tuple[dict, FittedState]:
     """Hyperparameters and fitted state from the bytes of a model file.
 
@@ -549,7 +773,7 @@ def read_model(data: bytes, source: str) -> tuple[dict, FittedState]:
     ModelFileError
         For every file that is not a model this version can read.
     """
-    metadata = _read_metadata(data, source)
+    metadata, layout = _read_outer_header(data, source)
     header_text = metadata[_HEADER_KEY]
     header = _json(header_text, "the model header", source)
     if not isinstance(header, dict) or header.get("format") != FORMAT_NAME:
@@ -570,9 +794,24 @@ def read_model(data: bytes, source: str) -> tuple[dict, FittedState]:
         ) from error
     if metadata.get(_DIGEST_KEY) != _digest(header_text, tensors):
         raise ModelFileError(
-            f"{source} is corrupted or was modified after it was saved: its "
-            "checksum does not match its contents. Save the model again from "
-            "the training session or its .hspy results file."
+            _modified(source, "its checksum does not match its contents")
+        )
+    # Through the header, the digest covers the tensors' types and shapes
+    # (files written before have no record: their layout is checked below).
+    record = header.get("tensors")
+    if record is not None and record != layout:
+        named = record if isinstance(record, dict) else {}
+        changed = sorted(
+            name
+            for name in set(layout) | set(named)
+            if named.get(name) != layout.get(name)
+        )
+        raise ModelFileError(
+            _modified(
+                source,
+                f"the types or shapes of its tensors ({', '.join(changed[:3])}) "
+                "are not those its header records",
+            )
         )
     _schema_error(header, source)
     _check_consistency(header, tensors, source)
@@ -628,22 +867,33 @@ def _bytes_from_results_file(path: Path) -> bytes:
 
     ``.hspy`` (HDF5) and ``.zspy`` (zarr) files hold one group per signal
     under ``Experiments``; the model is the ``aeunmix_model`` array of its
-    ``learning_results``.
+    ``learning_results``. Whatever in the file is not so is a
+    :class:`ModelFileError` naming ``path``.
     """
-    if path.is_dir():
-        try:
-            import zarr
-        except ImportError as error:
-            raise ModelFileError(
-                f"{path} is a .zspy results folder; reading it needs zarr "
-                "(pip install zarr)."
-            ) from error
-        root = zarr.open_group(str(path), mode="r")
-        return _bytes_from_experiments(root, path)
-    import h5py
+    try:
+        if path.is_dir():
+            try:
+                import zarr
+            except ImportError as error:
+                raise ModelFileError(
+                    f"{path} is a .zspy results folder; reading it needs zarr "
+                    "(pip install zarr)."
+                ) from error
+            root = zarr.open_group(str(path), mode="r")
+            return _bytes_from_experiments(root, path)
+        import h5py
 
-    with h5py.File(path, "r") as root:
-        return _bytes_from_experiments(root, path)
+        with h5py.File(path, "r") as root:
+            return _bytes_from_experiments(root, path)
+    except ModelFileError:
+        raise
+    except (OSError, KeyError, ValueError, TypeError, AttributeError) as error:
+        # How HDF5 and zarr report a file of another layout (a dataset where
+        # a group belongs has no .get; an unreadable chunk is an OSError).
+        raise ModelFileError(
+            f"{path} is not a readable HyperSpy results file "
+            f"({type(error).__name__}: {error})."
+        ) from error
 
 
 def _bytes_from_experiments(root, path: Path) -> bytes:
@@ -670,7 +920,42 @@ def _bytes_from_experiments(root, path: Path) -> bytes:
             f"come from algorithm={algorithm!r}. Run s.decomposition("
             "algorithm='ae', ...) on it (and save it) first."
         )
-    return np.asarray(results[LEARNING_RESULTS_ATTRIBUTE], dtype=np.uint8).tobytes()
+    return _stored_model_bytes(results[LEARNING_RESULTS_ATTRIBUTE], path)
+
+
+def _stored_model_bytes(stored, path: Path) -> bytes:
+    """The bytes of the HDF5 or zarr array ``stored``, judged before it is read.
+
+    Its declared type and size are checked first: compressed, a few kB of
+    file can declare gigabytes of zeros, and reading them is the harm.
+    """
+    where = f"learning_results/{LEARNING_RESULTS_ATTRIBUTE}"
+    shape, dtype = getattr(stored, "shape", None), getattr(stored, "dtype", None)
+    if not (
+        isinstance(dtype, np.dtype)
+        and dtype == np.uint8
+        and isinstance(shape, tuple)
+        and len(shape) == 1
+    ):
+        found = (
+            "not an array"
+            if dtype is None or shape is None
+            else f"an array of {dtype} of shape {shape}"
+        )
+        raise ModelFileError(
+            f"{path}: its {where} is not the bytes of a model (a 1-D array of "
+            f"uint8) but {found}: the file was modified, or written by "
+            "something other than HyperSpy with hs_aeunmix."
+        )
+    if shape[0] > MAX_MODEL_BYTES:
+        raise ModelFileError(
+            f"{path} declares a model of {shape[0]} bytes in its {where}, more "
+            f"than the {MAX_MODEL_BYTES // 2**20} MiB a model read from a "
+            "results file may have: the file is corrupted or crafted. If the "
+            "model really is that large, pass the signal that hs.load gives "
+            "instead of the file name."
+        )
+    return np.asarray(stored[...], dtype=np.uint8).tobytes()
 
 
 def read_source(source) -> tuple[bytes, str]:
@@ -699,15 +984,11 @@ def read_source(source) -> tuple[bytes, str]:
     with open(path, "rb") as stream:
         start = stream.read(8)
         if start == _HDF5_SIGNATURE:
-            try:
-                return _bytes_from_results_file(path), str(path)
-            except (OSError, KeyError) as error:
-                raise ModelFileError(
-                    f"{path} is an HDF5 file but not a readable HyperSpy results "
-                    f"file ({error})."
-                ) from error
+            return _bytes_from_results_file(path), str(path)
         # Judge the declared header before reading a possibly huge file whole.
-        _read_metadata(start + stream.read(_declared_header_length(start)), str(path))
+        _read_outer_header(
+            start + stream.read(_declared_header_length(start)), str(path)
+        )
         stream.seek(0)
         return stream.read(), str(path)
 

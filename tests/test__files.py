@@ -273,3 +273,164 @@ def test_unwritable_folder(tmp_path, monkeypatch):
     monkeypatch.setattr(_files.os, "open", read_only_file_system)
     with pytest.raises(PermissionError, match="Read-only"):
         ensure_writable_folder(tmp_path)
+
+
+# ------------------------------------------------------------ file names
+def _longest_name(folder: Path) -> int:
+    """The longest file name (in bytes) ``folder``'s file system allows."""
+    try:
+        return os.pathconf(folder, "PC_NAME_MAX")
+    except (AttributeError, OSError, ValueError):  # Windows
+        return 255
+
+
+@pytest.mark.parametrize(
+    "shape", ["long-stem", "long-suffix"], ids=["long-stem", "long-suffix"]
+)
+def test_longest_file_name_the_folder_allows(tmp_path, shape):
+    # The temporary name was the target's plus 14 bytes: a 255-byte model
+    # name failed with "File name too long".
+    longest = _longest_name(tmp_path)
+    if shape == "long-stem":
+        name = "m" * (longest - len(".aeunmix")) + ".aeunmix"
+    else:
+        name = "m." + "x" * (longest - 2)
+    path = tmp_path / name
+    write_bytes_atomically(path, NEW)
+    assert path.read_bytes() == NEW
+    assert _folder_content(tmp_path) == [name]
+
+
+def test_temporary_name_is_short_whatever_the_target(tmp_path):
+    short, long = tmp_path / "a.hspy", tmp_path / ("a" * 200 + ".hspy")
+    with atomic_path(short) as first, atomic_path(long) as second:
+        assert len(first.name) == len(second.name) < 64
+        assert first.suffix == second.suffix == ".hspy"
+
+
+def _fail_for_a_missing_folder(target, monkeypatch):
+    write_bytes_atomically(target, NEW)
+
+
+def _fail_in_writer(target, monkeypatch):
+    with atomic_path(target) as temporary:
+        # As open(temporary, "wb") reports a full disk or a quota.
+        raise OSError(errno.ENOSPC, "No space left on device", str(temporary))
+
+
+def _fail_in_rename(target, monkeypatch):
+    def refuse(source, destination):
+        raise PermissionError(
+            errno.EACCES, "Permission denied", str(source), None, str(destination)
+        )
+
+    monkeypatch.setattr(os, "replace", refuse)
+    write_bytes_atomically(target, NEW)
+
+
+@pytest.mark.parametrize(
+    ("folder", "fail", "match"),
+    [
+        ("absent", _fail_for_a_missing_folder, "No such file"),
+        (".", _fail_in_writer, "No space left"),
+        (".", _fail_in_rename, "Permission denied"),
+    ],
+    ids=["folder", "writer", "rename"],
+)
+def test_errors_name_the_file_not_the_temporary_file(
+    tmp_path, monkeypatch, folder, fail, match
+):
+    target = tmp_path / folder / "series.aeunmix"
+    with pytest.raises(OSError, match=match) as info:
+        fail(target, monkeypatch)
+    error = info.value
+    assert error.filename == str(target)
+    assert ".tmp" not in str(error)
+    assert str(target) in str(error)
+    monkeypatch.undo()
+    assert not target.exists()
+    if target.parent.exists():
+        assert _folder_content(target.parent) == []
+
+
+# ------------------------------------------- leftovers of killed processes
+_KILLED_WRITER = """
+import importlib.util, os, signal, sys
+
+# _files imports only the standard library: load it alone, quickly.
+spec = importlib.util.spec_from_file_location("_files", sys.argv[1])
+files = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(files)
+with files.atomic_path(sys.argv[2]) as temporary:
+    temporary.write_bytes(b"half a model")
+    print(temporary.name, flush=True)
+    os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def _killed_while_writing(target: Path) -> Path:
+    """The temporary file a process killed while writing ``target`` leaves."""
+    import subprocess
+
+    result = subprocess.run(
+        [sys.executable, "-c", _KILLED_WRITER, _files.__file__, str(target)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == -9, result.stderr
+    leftover = target.with_name(result.stdout.strip())
+    assert leftover.exists()
+    return leftover
+
+
+def _age(path: Path, seconds: float) -> None:
+    when = path.stat().st_mtime - seconds
+    os.utime(path, (when, when), follow_symlinks=False)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL is POSIX only")
+def test_stale_temporary_files_are_removed_at_the_next_save(tmp_path):
+    stale = _killed_while_writing(tmp_path / "series.aeunmix")
+    _age(stale, 2 * 3600)
+    # Perhaps another program writing right now: kept.
+    fresh = _killed_while_writing(tmp_path / "scan_ae.hspy")
+    _age(fresh, 60)
+    # Another folder's leftovers wait for a save there.
+    (tmp_path / "other").mkdir()
+    elsewhere = _killed_while_writing(tmp_path / "other" / "series.aeunmix")
+    _age(elsewhere, 2 * 3600)
+    # Files that are not this package's temporary files, however old.
+    others = [".series.aeunmix", "notes.tmp", ".hs_aeunmix", "series.tmp.aeunmix"]
+    for name in others:
+        (tmp_path / name).write_bytes(OLD)
+        _age(tmp_path / name, 2 * 3600)
+    named_alike = tmp_path / f"{stale.name}.bak"
+    named_alike.write_bytes(OLD)
+    _age(named_alike, 2 * 3600)
+
+    write_bytes_atomically(tmp_path / "model.aeunmix", NEW)
+    assert not stale.exists()
+    assert fresh.exists()
+    assert elsewhere.exists()
+    assert named_alike.exists()
+    assert all((tmp_path / name).read_bytes() == OLD for name in others)
+    assert (tmp_path / "model.aeunmix").read_bytes() == NEW
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL is POSIX only")
+def test_cleaning_up_never_fails_a_save(tmp_path, monkeypatch):
+    stale = _killed_while_writing(tmp_path / "series.aeunmix")
+    _age(stale, 2 * 3600)
+
+    def refuse(path, *args, **kwargs):
+        raise PermissionError(errno.EACCES, "Permission denied", str(path))
+
+    monkeypatch.setattr(os, "unlink", refuse)
+    monkeypatch.setattr(os, "remove", refuse)
+    target = tmp_path / "model.aeunmix"
+    with atomic_path(target) as temporary:
+        temporary.write_bytes(NEW)
+    monkeypatch.undo()
+    assert target.read_bytes() == NEW
+    assert stale.exists()

@@ -275,12 +275,35 @@ def _parts(data: bytes) -> tuple[str, dict[str, torch.Tensor]]:
     return metadata[HEADER_KEY], safetensors.torch.load(data)
 
 
+def _layout(tensors: dict[str, torch.Tensor]) -> dict[str, dict]:
+    """Type and shape of each tensor, as the safetensors header lists them."""
+    data = safetensors.torch.save(tensors)
+    (length,) = struct.unpack("<Q", data[:8])
+    outer = json.loads(data[8 : 8 + length])
+    outer.pop("__metadata__", None)
+    return {
+        name: {"dtype": entry["dtype"], "shape": entry["shape"]}
+        for name, entry in outer.items()
+    }
+
+
+def _with_layout(text: str, tensors: dict[str, torch.Tensor]) -> str:
+    """Header text whose record of the tensors (if it has one) lists ``tensors``."""
+    header = json.loads(text)
+    if "tensors" not in header:
+        return text
+    header["tensors"] = _layout(tensors)
+    return json.dumps(header)
+
+
 def _craft(source, destination, *, edit_header=None, edit_tensors=None, edit_text=None):
     """Write ``destination``: ``source`` edited, with a matching checksum.
 
     ``edit_header(header)`` and ``edit_tensors(tensors)`` change the parsed
     header and the tensors in place; ``edit_text(text)`` returns new header
-    text (for JSON that ``json.dumps`` cannot produce).
+    text (for JSON that ``json.dumps`` cannot produce). The header's record
+    of the tensors' types and shapes follows edited tensors, as a crafted
+    file's would.
     """
     text, tensors = _parts(source.read_bytes())
     if edit_header is not None:
@@ -289,6 +312,7 @@ def _craft(source, destination, *, edit_header=None, edit_tensors=None, edit_tex
         text = json.dumps(header)
     if edit_tensors is not None:
         edit_tensors(tensors)
+        text = _with_layout(text, tensors)
     if edit_text is not None:
         text = edit_text(text)
     metadata = {HEADER_KEY: text, DIGEST_KEY: persistence._digest(text, tensors)}
@@ -448,6 +472,10 @@ def test_huge_layers_are_refused_without_allocating(calibrated_file, tmp_path):
 
     crafted = {
         "layers": _setter("hyperparameters", "hidden_layer_sizes", value=[20000] * 2),
+        # Thousands of layers would each be built before the weights are read.
+        "many layers": _setter(
+            "hyperparameters", "hidden_layer_sizes", value=[8] * 8000
+        ),
         "filters": conv(100_000),
         "axis": _setter("signal_calibration", "size", value=200_000_000),
     }
@@ -595,6 +623,222 @@ def test_header_longer_than_the_bound(model_file, monkeypatch):
     _refused(model_file, match="cut short or oversized")
 
 
+def test_long_list_with_one_string_is_refused_quickly(calibrated_file, tmp_path):
+    # One string among integers made jsonschema's uniqueItems compare every
+    # pair: 8000 entries took 18 s, a 1 MB header hours.
+    channels = [*range(20_000), "x"]
+    path = _craft(
+        calibrated_file,
+        tmp_path / "long_list.aeunmix",
+        edit_header=_setter("signal_calibration", "trained_channels", value=channels),
+    )
+    start = time.perf_counter()
+    message = _refused(path, match="trained_channels")
+    assert time.perf_counter() - start < 0.5
+    assert "'x'" in message
+
+
+@pytest.mark.parametrize(
+    "channels",
+    [[0, 0, *range(2, 100)], [*range(99), 98.0]],
+    ids=["twice", "float"],
+)
+def test_trained_channels_must_be_distinct_integers(
+    calibrated_file, tmp_path, channels
+):
+    path = _craft(
+        calibrated_file,
+        tmp_path / "channels.aeunmix",
+        edit_header=_setter("signal_calibration", "trained_channels", value=channels),
+    )
+    _refused(path, match="trained_channels|channel")
+
+
+def test_header_records_the_tensor_layout(calibrated_file):
+    text, tensors = _parts(calibrated_file.read_bytes())
+    assert json.loads(text)["tensors"] == _layout(tensors)
+
+
+def test_files_without_a_tensor_record_still_load(
+    calibrated_file, tmp_path, small_mixture
+):
+    # Files written before the header recorded the tensors' types and shapes.
+    old = _craft(
+        calibrated_file,
+        tmp_path / "old.aeunmix",
+        edit_header=lambda header: header.pop("tensors", None),
+    )
+    assert "tensors" not in json.loads(_parts(old.read_bytes())[0])
+    np.testing.assert_array_equal(
+        load_model(old).transform(small_mixture.spectra),
+        load_model(calibrated_file).transform(small_mixture.spectra),
+    )
+
+
+def _with_outer_shape(data: bytes, name: str, shape: list[int]) -> bytes:
+    """``data`` with one tensor's shape changed in the safetensors header only."""
+    (length,) = struct.unpack("<Q", data[:8])
+    outer = json.loads(data[8 : 8 + length])
+    outer[name]["shape"] = shape
+    # Padded to the old length: the tensors' offsets and bytes stay valid.
+    text = json.dumps(outer, separators=(",", ":")).encode()
+    assert len(text) <= length
+    return struct.pack("<Q", length) + text.ljust(length) + data[8 + length :]
+
+
+@pytest.mark.parametrize("record", [True, False], ids=["recorded", "older-file"])
+def test_tensor_shape_changed_in_the_safetensors_header(
+    calibrated_file, tmp_path, record
+):
+    # The same bytes read as a 1-D projection: the checksum of the bytes
+    # still matches (an IndexError escaped from building the network).
+    source = calibrated_file
+    if not record:
+        source = _craft(
+            calibrated_file,
+            tmp_path / "older.aeunmix",
+            edit_header=lambda header: header.pop("tensors", None),
+        )
+    path = tmp_path / "reshaped.aeunmix"
+    path.write_bytes(
+        _with_outer_shape(source.read_bytes(), "module.input_projection", [3200])
+    )
+    _refused(path, match="modified" if record else "inconsistent")
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        lambda tensors: tensors.update(
+            {"module.input_projection": tensors["module.input_projection"].flatten()}
+        ),
+        lambda tensors: tensors.update({"module.baseline_basis": torch.tensor(1.0)}),
+    ],
+    ids=["flat-projection", "scalar-background"],
+)
+def test_tensors_of_another_rank(calibrated_file, tmp_path, edit):
+    # Crafted with a matching checksum and record: the loader's own checks
+    # must refuse tensors whose rank the network's layout is read from.
+    path = _craft(calibrated_file, tmp_path / "rank.aeunmix", edit_tensors=edit)
+    _refused(path, match="inconsistent")
+
+
+_UNREADABLE_DTYPES = [
+    name
+    for name in ("bfloat16", "float8_e4m3fn", "float8_e5m2")
+    if hasattr(torch, name)
+]
+
+
+@pytest.mark.parametrize("dtype", _UNREADABLE_DTYPES)
+@pytest.mark.parametrize("name", ["module.decoder.weight", "hyperparameters.x"])
+def test_tensor_types_no_model_holds(calibrated_file, tmp_path, dtype, name):
+    # Types numpy has no equivalent for raised a TypeError from deep inside
+    # (the checksum is computed on numpy arrays). They are refused from the
+    # safetensors header, before the checksum: any digest will do here.
+    text, tensors = _parts(calibrated_file.read_bytes())
+    tensors[name] = torch.ones(3, 4).to(getattr(torch, dtype))
+    path = tmp_path / "dtype.aeunmix"
+    metadata = {HEADER_KEY: text, DIGEST_KEY: "0" * 64}
+    path.write_bytes(safetensors.torch.save(tensors, metadata=metadata))
+    _refused(path, match=r"type (BF16|F8_E4M3|F8_E5M2)")
+
+
+@pytest.mark.parametrize(
+    ("keys", "value"),
+    [
+        (("data_scale",), 1e-300),
+        (("data_scale",), 1e300),
+        (("fitted", "intensity_reference"), 1e-300),
+        (("fitted", "intensity_reference"), 1e300),
+        (("signal_calibration", "offset"), -1e300),
+        (("signal_calibration", "scale"), 1e300),
+    ],
+    ids=lambda item: "/".join(item) if isinstance(item, tuple) else f"{item:g}",
+)
+def test_header_scales_beyond_what_training_gives(
+    calibrated_file, tmp_path, keys, value
+):
+    # Finite, but inference turns them into NaN (spectra divided by 1e-300,
+    # channel positions beyond float64's range).
+    path = _craft(
+        calibrated_file,
+        tmp_path / "scale.aeunmix",
+        edit_header=_setter(*keys, value=value),
+    )
+    _refused(path, match="/".join(keys))
+
+
+@pytest.mark.parametrize("value", [1e-30, 1e30])
+def test_header_scales_at_the_documented_bounds_load(calibrated_file, tmp_path, value):
+    path = _craft(
+        calibrated_file,
+        tmp_path / "scale.aeunmix",
+        edit_header=_setter("data_scale", value=value),
+    )
+    assert load_model(path).data_scale_ == value
+
+
+# ------------------------------------------------------ crafted results files
+def _results_file(path, **dataset):
+    """A HyperSpy results file (.hspy or .zspy) whose model is ``dataset``."""
+    where = "Experiments/scan/learning_results"
+    if path.suffix == ".zspy":
+        import zarr
+
+        results = zarr.open_group(str(path), mode="w").create_group(where)
+        results.attrs["decomposition_algorithm"] = "ae"
+        results.create_dataset("aeunmix_model", **dataset)
+        return path
+    import h5py
+
+    with h5py.File(path, "w") as root:
+        results = root.create_group(where)
+        results.attrs["decomposition_algorithm"] = "ae"
+        results.create_dataset("aeunmix_model", **dataset)
+    return path
+
+
+@pytest.mark.parametrize("suffix", [".hspy", ".zspy"])
+def test_huge_model_in_a_results_file_is_refused_without_reading(tmp_path, suffix):
+    # A 512 MiB byte array, compressed (here: never written, read as zeros)
+    # in a file of a few kB, was read whole (1 GB) before any check.
+    declared = 512 * 2**20
+    path = _results_file(
+        tmp_path / f"bomb{suffix}", shape=(declared,), dtype="uint8", chunks=2**20
+    )
+    on_disk = sum(file.stat().st_size for file in [path, *path.rglob("*")])
+    assert on_disk < 100_000
+
+    def load():
+        with pytest.raises(ModelFileError):
+            load_model(path)
+
+    start = time.perf_counter()
+    growth = _peak_memory_growth_mb(load)
+    assert growth < 50, f"{growth:.0f} MB"
+    assert time.perf_counter() - start < 2
+    _refused(path, match="declares a model of 536870912 bytes")
+
+
+@pytest.mark.parametrize("suffix", [".hspy", ".zspy"])
+@pytest.mark.parametrize("kind", ["text", "bytes", "floats"])
+def test_results_file_with_a_model_of_another_type(tmp_path, suffix, kind):
+    if kind == "text":
+        if suffix == ".hspy":
+            import h5py
+
+            dataset = {"data": ["abc", "de"], "dtype": h5py.string_dtype()}
+        else:
+            dataset = {"data": np.array(["abc", "de"]), "dtype": str}
+    elif kind == "bytes":
+        dataset = {"data": np.array([b"abc", b"de"])}
+    else:
+        dataset = {"data": np.zeros((3, 4))}
+    path = _results_file(tmp_path / f"odd{suffix}", **dataset)
+    _refused(path, match="not the bytes of a model")
+
+
 # ------------------------------------------------------------ save and load
 def test_save_to_an_existing_folder(fitted, tmp_path):
     folder = tmp_path / "models"
@@ -710,7 +954,13 @@ def _json_paths(value, prefix=()):
 
 def _mutate_header(rng, text: str) -> tuple[str, str]:
     header = json.loads(text)
-    paths = [path for path, _ in _json_paths(header) if path]
+    # The record of the tensors is compared whole; mutating its every entry
+    # would only crowd out the fields checked one by one.
+    paths = [
+        path
+        for path, _ in _json_paths(header)
+        if path and (path[0] != "tensors" or len(path) == 1)
+    ]
     path = paths[rng.integers(len(paths))]
     parent = header
     for key in path[:-1]:
@@ -771,6 +1021,9 @@ def _mutation(rng, data: bytes) -> tuple[bytes, str]:
         text, what = _mutate_header(rng, text)
     else:
         what = _mutate_tensors(rng, tensors)
+        # As a crafted file would: the record of the tensors follows them,
+        # so that the checks behind it are exercised.
+        text = _with_layout(text, tensors)
     metadata = {HEADER_KEY: text, DIGEST_KEY: persistence._digest(text, tensors)}
     return safetensors.torch.save(tensors, metadata=metadata), what
 
