@@ -47,18 +47,34 @@ from hs_aeunmix.datasets._generators import (
     eels_no_pure_pixel,
     raman_scene,
 )
+from hs_aeunmix.datasets._raman_compounds import (
+    RamanCompoundDescription,
+    raman_compound_family,
+    raman_compound_scene,
+)
 from hs_aeunmix.datasets._real import REAL_SCANS, real_scan, real_scan_path
+from hs_aeunmix.datasets._stem_eels import (
+    StemEELSDescription,
+    stem_eels_family,
+    stem_eels_scene,
+)
 
 __all__ = [
     "REAL_SCANS",
     "GroundTruth",
+    "RamanCompoundDescription",
     "SceneDescription",
+    "StemEELSDescription",
     "describe_scene",
     "eels_chequerboard",
     "eels_no_pure_pixel",
+    "raman_compound_family",
+    "raman_compound_scene",
     "raman_scene",
     "random_scene",
     "real_scan",
     "real_scan_path",
     "scene_family",
+    "stem_eels_family",
+    "stem_eels_scene",
 ]
