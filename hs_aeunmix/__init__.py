@@ -18,7 +18,7 @@ from hs_aeunmix import datasets, metrics, presets
 from hs_aeunmix._adapters import ModelMismatchWarning
 from hs_aeunmix._estimator import AEUnmix, load_model
 from hs_aeunmix._gui import UnmixingOptions, UnmixingPanel, gui
-from hs_aeunmix._hyperspy import apply, decompose
+from hs_aeunmix._hyperspy import apply, decompose, shift_map
 from hs_aeunmix._hyperspy import enable as _enable
 from hs_aeunmix._model_selection import ComponentScan, scan_components
 from hs_aeunmix._persistence import ModelFileError
@@ -51,4 +51,5 @@ __all__ = [
     "metrics",
     "presets",
     "scan_components",
+    "shift_map",
 ]

@@ -1,4 +1,6 @@
-"""HyperSpy glue: ``s.decomposition(algorithm="ae")``, :func:`decompose`, :func:`apply`.
+"""HyperSpy glue: ``decomposition(algorithm="ae")``, :func:`decompose`, :func:`apply`.
+
+:func:`shift_map` gives a drift-aware model's offsets as a signal.
 
 The route of one call: :func:`run` checks the arguments (:mod:`._options`),
 builds an adapter (:mod:`._adapters`): a :class:`~._adapters.TrainingRun`
@@ -18,6 +20,7 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
+from hyperspy.signals import BaseSignal, Signal1D, Signal2D
 
 from hs_aeunmix import _docstrings, _options
 from hs_aeunmix import _hyperspy_internals as internals
@@ -124,6 +127,57 @@ def apply(model, signal, *, fine_tune: bool = False, **options) -> AEUnmix:
         the scan's intensity differs or ``fine_tune`` is set).
     """
     return decompose(signal, model=model, fine_tune=fine_tune, **options)
+
+
+def shift_map(signal, model=None):
+    """Each pixel's offset along the spectral axis, as a HyperSpy signal.
+
+    For models trained with drift-aware decoding (``max_shift``): the shift,
+    in the units of the signal axis (eV, cm⁻¹), by which each pixel's mixture
+    of endmembers is moved to reproduce its spectrum (positive: towards
+    higher values). A map of energy drift or calibration shifts across the
+    scan; zeros for a model without ``max_shift``.
+
+    Parameters
+    ----------
+    signal : hyperspy.signals.Signal1D
+        The scan (in memory), on the model's axis or one it maps onto.
+    model : AEUnmix, path or HyperSpy signal, optional
+        The trained model; by default the one of ``signal``'s own
+        ``decomposition(algorithm="ae")``.
+
+    Returns
+    -------
+    hyperspy.signals.BaseSignal
+        Shaped like ``signal``'s navigation, with its navigation axes.
+
+    Examples
+    --------
+    >>> s.decomposition(algorithm="ae", max_shift=3)  # doctest: +SKIP
+    >>> hs_aeunmix.shift_map(s).plot()  # doctest: +SKIP
+    """
+    if internals.is_lazy(signal):
+        raise NotImplementedError(
+            "shift_map needs the scan in memory; this signal is lazy. Load it "
+            "with s.compute() (or crop it first)."
+        )
+    model = load_model(signal if model is None else model)
+    mapping = _mapping(model, signal)
+    n_channels = signal.axes_manager.signal_size
+    spectra = np.asarray(signal.data, dtype=np.float64).reshape(-1, n_channels)
+    shifts = model.shifts(mapping.to_model(spectra))
+    calibration = model.signal_calibration_
+    if calibration is not None and len(calibration.values) > 1:
+        shifts = shifts * float(np.median(np.diff(calibration.values)))
+    navigation_axes = signal.axes_manager.navigation_axes[::-1]
+    data = shifts.reshape([axis.size for axis in navigation_axes])
+    axes = [axis.get_axis_dictionary() for axis in navigation_axes]
+    kind = {1: Signal1D, 2: Signal2D}.get(len(axes), BaseSignal)
+    result = kind(data, axes=axes)
+    result.metadata.General.title = f"Spectral shift of {signal.metadata.General.title}"
+    units = model.signal_calibration_.units if model.signal_calibration_ else ""
+    result.metadata.set_item("Signal.quantity", f"Shift ({units or 'channels'})")
+    return result
 
 
 def run(signal, arguments: dict):

@@ -21,6 +21,7 @@ each endmember.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from itertools import pairwise
 
@@ -28,6 +29,7 @@ import torch
 from torch import nn
 from torch.nn import functional
 
+from hs_aeunmix._shift import estimate_shifts, shifted
 from hs_aeunmix._spatial import NeighbourhoodAttention
 
 ENCODERS = ("dense", "conv")
@@ -359,6 +361,7 @@ class UnmixingAutoencoder(nn.Module):
         input_noise: float = 0.0,
         gaussian_dropout: float = 0.0,
         spatial: NeighbourhoodAttention | None = None,
+        max_shift: float | None = None,
     ) -> None:
         super().__init__()
         self.encoder = encoder
@@ -384,6 +387,12 @@ class UnmixingAutoencoder(nn.Module):
             self.register_buffer("baseline_basis", baseline_basis)
         else:
             self.baseline_basis = None
+        if max_shift is not None:
+            self.register_buffer(
+                "max_shift", torch.tensor(float(max_shift), dtype=torch.float32)
+            )
+        else:
+            self.max_shift = None
 
     @property
     def has_pixel_scale(self) -> bool:
@@ -421,6 +430,33 @@ class UnmixingAutoencoder(nn.Module):
         basis = self.baseline_basis
         return values - (values @ basis) @ basis.T
 
+    def shifts(self, x: torch.Tensor, abundances: torch.Tensor) -> torch.Tensor:
+        """Each pixel's offset along the axis (n_pixels, 1), in channels.
+
+        Zeros for models without drift-aware decoding (see
+        :mod:`hs_aeunmix._shift`).
+        """
+        unit = self.decoder(abundances)
+        if self.max_shift is None:
+            return unit.new_zeros((unit.shape[0], 1))
+        if self.baseline_basis is not None:
+            x, unit = self._without_background(x), self._without_background(unit)
+        return estimate_shifts(
+            x,
+            unit,
+            float(self.max_shift),
+            free_intensity=self.pixel_total is not None,
+        )
+
+    def _unit_mixture(self, x: torch.Tensor, abundances: torch.Tensor) -> torch.Tensor:
+        """``a @ E`` at unit intensity, shifted to ``x`` with drift-aware decoding."""
+        unit = self.decoder(abundances)
+        if self.max_shift is None:
+            return unit
+        return shifted(
+            unit, self.shifts(x, abundances), math.ceil(float(self.max_shift))
+        )
+
     def intensity(self, x: torch.Tensor, abundances: torch.Tensor) -> torch.Tensor:
         """The pixels' intensities (n_pixels, 1); ones without a per-pixel scale.
 
@@ -429,7 +465,9 @@ class UnmixingAutoencoder(nn.Module):
         """
         if self.pixel_total is None:
             return abundances.new_ones((abundances.shape[0], 1))
-        unit = self.decoder(abundances)
+        return self._intensity_of(x, self._unit_mixture(x, abundances))
+
+    def _intensity_of(self, x: torch.Tensor, unit: torch.Tensor) -> torch.Tensor:
         if self.baseline_basis is not None:
             x, unit = self._without_background(x), self._without_background(unit)
         return pixel_intensity(x, unit, self.scale_rule)
@@ -440,11 +478,11 @@ class UnmixingAutoencoder(nn.Module):
 
     def reconstruct(self, abundances: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """Spectra the abundances give, at the intensity and background of ``x``."""
-        unit = self.decoder(abundances)
+        unit = self._unit_mixture(x, abundances)
         if self.pixel_total is None:
             mixture = unit
         else:
-            mixture = self.intensity(x, abundances) * unit
+            mixture = self._intensity_of(x, unit) * unit
         if self.baseline_basis is None:
             return mixture
         return mixture + self.background(x, mixture) @ self.baseline_basis.T
@@ -465,6 +503,7 @@ def build_autoencoder(
     scale_rule: str = "least_squares",
     fixed_endmembers: torch.Tensor | None = None,
     baseline_basis: torch.Tensor | None = None,
+    max_shift: float | None = None,
 ) -> UnmixingAutoencoder:
     """Assemble an :class:`UnmixingAutoencoder` from validated options.
 
@@ -497,4 +536,5 @@ def build_autoencoder(
         input_noise=options.input_noise,
         gaussian_dropout=options.gaussian_dropout,
         spatial=NeighbourhoodAttention() if options.spatial else None,
+        max_shift=max_shift,
     )
