@@ -1,9 +1,16 @@
-"""Benchmark on the randomised scene family: the default against every peer.
+"""Benchmark on randomised scene generators: the default against every peer.
 
-Runs methods on scenes of :func:`hs_aeunmix.datasets.scene_family` (the
-``development`` half chooses defaults; the ``held_out`` half is run once, at
-the end) and prints, per subgroup (pure pixels, no pure pixels, intensity
-varying, low dose, artefacts, all), the median and 90th percentile of the
+Runs methods on the scenes of one of three independently written generators
+(``--generator``): ``family`` (:func:`hs_aeunmix.datasets.random_scene`: EELS,
+Raman and generic spectra), ``stem_eels``
+(:func:`hs_aeunmix.datasets.stem_eels_scene`: STEM-EELS from eXSpy's model
+components, with energy drift) and ``raman_compounds``
+(:func:`hs_aeunmix.datasets.raman_compound_scene`: Raman maps of real
+compounds, with and without fluorescence). Each has a ``development`` half
+(where defaults are chosen, leaving one generator out) and a ``held_out`` half
+(run once, at the end). It prints, per subgroup (all, pure pixels, no pure
+pixels, intensity varying, low dose, artefacts, drift, background or none,
+and the modality), the median and 90th percentile of the
 mean spectral angle and of the abundance RMSE (scored by
 :func:`hs_aeunmix.metrics.unmixing_scores`), the median relative residual of
 the reconstruction and the median training seconds. Results are cached per
@@ -13,6 +20,7 @@ Usage::
 
     python benchmarks/family.py --split development --n-scenes 60
     python benchmarks/family.py --split held_out --n-scenes 60 --jobs 2
+    python benchmarks/family.py --generator stem_eels --split held_out --jobs 2
     python benchmarks/family.py --variant "slow" '{"endmember_learning_rate": 1e-4}'
 
 ``--variant LABEL OPTIONS`` adds the autoencoder with other options (a JSON
@@ -29,6 +37,8 @@ e.g. a dead pixel taken as a vertex).
 from __future__ import annotations
 
 import argparse
+import contextlib
+import importlib
 import json
 import math
 import multiprocessing
@@ -50,6 +60,12 @@ FAILED_RMSE = 1.0
 
 METHODS: dict[str, Callable] = {"ae": peers.autoencoder(), **peers.PEERS}
 PEERS = tuple(peers.PEERS)
+# The scene generators, by the name of their function in hs_aeunmix.datasets.
+GENERATORS = {
+    "family": "random_scene",
+    "stem_eels": "stem_eels_scene",
+    "raman_compounds": "raman_compound_scene",
+}
 SUBGROUPS = (
     "all",
     "pure_pixels",
@@ -57,18 +73,38 @@ SUBGROUPS = (
     "intensity_varying",
     "low_dose",
     "artefacts",
+    "drift",
+    "background",
+    "no_background",
+    "eels",
+    "raman",
+    "generic",
 )
 
 
-def run_one(split: str, index: int, method: str, options: dict | None = None) -> dict:
+def run_one(
+    split: str,
+    index: int,
+    method: str,
+    options: dict | None = None,
+    generator: str = "family",
+) -> dict:
     """Scores of one method on one scene (a failure is recorded, not raised)."""
     import hyperspy.api as hs
 
+    hs.preferences.General.show_progressbar = False
+    options = dict(options) if options is not None else None
+    with _patched({} if options is None else options.pop("patch", {})):
+        return _run(split, index, method, options, generator)
+
+
+def _run(split, index, method, options, generator) -> dict:
     from hs_aeunmix import datasets
 
-    hs.preferences.General.show_progressbar = False
-    signal, truth, description = datasets.random_scene(index, split)
+    scene = getattr(datasets, GENERATORS[generator])
+    signal, truth, description = scene(index, split)
     record = {
+        "generator": generator,
         "split": split,
         "index": index,
         "method": method,
@@ -93,11 +129,35 @@ def run_one(split: str, index: int, method: str, options: dict | None = None) ->
         if report is not None:
             record["identifiable"] = bool(report.identifiable)
             record["start"] = report.starts[report.chosen]
+        if model is not None:
+            record["background_terms"] = len(model.baseline_components_)
+            record["pixel_scale"] = bool(model.module_.has_pixel_scale)
         record["seconds"] = seconds
         record.pop("order", None)
     except Exception as error:
         record["failed"] = f"{type(error).__name__}: {error}"[:300]
     return record
+
+
+@contextlib.contextmanager
+def _patched(constants: dict):
+    """Module constants of the package set (``{"module.NAME": value}``), then restored.
+
+    For ablations: a worker process runs many tasks, so every change is undone.
+    """
+    saved = []
+    try:
+        for target, value in constants.items():
+            module, name = target.rsplit(".", 1)
+            module = importlib.import_module(module)
+            if not hasattr(module, name):
+                raise AttributeError(f"{target} does not exist")
+            saved.append((module, name, getattr(module, name)))
+            setattr(module, name, value)
+        yield
+    finally:
+        for module, name, value in reversed(saved):
+            setattr(module, name, value)
 
 
 def _worker(task):
@@ -124,6 +184,11 @@ def _value(record: dict, key: str) -> float:
     return worst if math.isnan(value) else value
 
 
+def groups(record: dict) -> set[str]:
+    """The subgroups a scene's record belongs to, its modality included."""
+    return {*record["subgroups"], record["modality"]}
+
+
 def table(records: list[dict], methods: list[str]) -> str:
     """Markdown table of medians and 90th percentiles per subgroup and method."""
     lines = [
@@ -138,7 +203,7 @@ def table(records: list[dict], methods: list[str]) -> str:
             i
             for i in indices
             if all((i, m) in by_key for m in methods)
-            and (subgroup == "all" or subgroup in by_key[(i, methods[0])]["subgroups"])
+            and (subgroup == "all" or subgroup in groups(by_key[(i, methods[0])]))
         ]
         if not scenes:
             continue
@@ -166,6 +231,7 @@ def table(records: list[dict], methods: list[str]) -> str:
 def main(argv: list[str] | None = None) -> int:
     """Run the methods on the scenes and print the table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--generator", choices=tuple(GENERATORS), default="family")
     parser.add_argument(
         "--split", choices=("development", "held_out"), default="development"
     )
@@ -189,13 +255,13 @@ def main(argv: list[str] | None = None) -> int:
     unknown = sorted(set(args.methods) - set(METHODS) - set(variants))
     if unknown:
         parser.error(f"unknown methods {unknown}; known: {', '.join(METHODS)}")
-    output = args.output or RESULTS / f"family_{args.split}.jsonl"
+    output = args.output or RESULTS / f"{args.generator}_{args.split}.jsonl"
     output.parent.mkdir(parents=True, exist_ok=True)
     records = load(output)
     done = {(r["split"], r["index"], r["method"]) for r in records}
     indices = range(args.first, args.first + args.n_scenes)
     tasks = [
-        (args.split, index, method, variants.get(method))
+        (args.split, index, method, variants.get(method), args.generator)
         for index in indices
         for method in args.methods
         if (args.split, index, method) not in done

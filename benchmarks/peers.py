@@ -14,16 +14,22 @@ measures how well the result reproduces the data.
   squares.
 * ``MCR-ALS``: pyMCR from VCA endmembers, non-negative spectra, non-negative
   concentrations normalised to sum to one.
+* ``plain AE``: the simplest autoencoder of our own kind (:func:`plain_autoencoder`):
+  if it beats the default, a part of the pipeline costs accuracy.
+* ``daeu``: ``preset="daeu"`` (Palsson et al. 2018) trained to convergence.
 * ``floor``: least squares on the *true* endmembers, the per-pixel limit.
 """
 
 from __future__ import annotations
 
+import itertools
 import time
 import warnings
 from collections.abc import Callable
 
 import numpy as np
+import torch
+from torch.nn import functional
 
 from hs_aeunmix import metrics
 from hs_aeunmix._vca import (
@@ -141,11 +147,61 @@ def floor(signal, truth):
     return truth.endmembers, candidates[int(np.argmin(rmse))]
 
 
+# The plain autoencoder: full-batch Adam steps and their step size.
+PLAIN_STEPS = 1200
+PLAIN_LEARNING_RATE = 3e-3
+
+
+def plain_autoencoder(signal, n: int, seed: int):
+    """The simplest constrained autoencoder, written as a newcomer would.
+
+    A dense encoder (every channel, two ReLU layers of 128 and 64 units,
+    torch's default initialisation) with softmax abundances and a bias-free
+    decoder whose weights are the endmembers through a softplus (non-negative
+    by construction), started from random weights; trained with full-batch
+    Adam (step 3e-3, :data:`PLAIN_STEPS` steps, no early stopping, no held-out
+    pixels) on the mean squared error of the spectra divided by their mean
+    value. No screening, no start, no per-pixel intensity, no selection.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    spectra = spectra_of(signal)
+    scale = float(np.abs(spectra).mean()) or 1.0
+    data = torch.from_numpy((spectra / scale).astype(np.float32))
+    n_channels = data.shape[1]
+    widths = (n_channels, 128, 64)
+    layers: list[torch.nn.Module] = []
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        for n_in, n_out in itertools.pairwise(widths):
+            layers += [torch.nn.Linear(n_in, n_out), torch.nn.ReLU()]
+        layers.append(torch.nn.Linear(widths[-1], n))
+    encoder = torch.nn.Sequential(*layers)
+    # softplus(raw) starts near one (the data's mean value) with random shapes.
+    raw = torch.nn.Parameter(
+        0.5413 + 0.1 * torch.randn(n, n_channels, generator=generator)
+    )
+    optimiser = torch.optim.Adam([*encoder.parameters(), raw], lr=PLAIN_LEARNING_RATE)
+    for _ in range(PLAIN_STEPS):
+        optimiser.zero_grad()
+        abundances = torch.softmax(encoder(data), dim=1)
+        loss = functional.mse_loss(abundances @ functional.softplus(raw), data)
+        loss.backward()
+        optimiser.step()
+    with torch.no_grad():
+        abundances = torch.softmax(encoder(data), dim=1).double().numpy()
+        endmembers = functional.softplus(raw).double().numpy() * scale
+    return endmembers, abundances
+
+
 PEERS: dict[str, Callable] = {
     "NMF": nmf,
     "SVD+ICA": svd_ica,
     "VCA+FCLS": vca_fcls,
     "MCR-ALS": mcr_als,
+    "plain AE": plain_autoencoder,
+    # Trained to convergence: early stopping (20 epochs without improvement)
+    # ends it long before 400 epochs of 50 steps.
+    "daeu": autoencoder(preset="daeu", max_epochs=400, patience=20),
 }
 
 

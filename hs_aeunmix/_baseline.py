@@ -26,6 +26,8 @@ import numpy as np
 import torch
 from scipy.optimize import linprog
 
+from hs_aeunmix._screening import der_snr_noise
+
 # baseline="auto": terms (degree + 1) of the polynomial background.
 AUTO_DEGREE = 4
 # Axis units that mean a Raman shift (as written by HyperSpy's and
@@ -48,8 +50,10 @@ def resolve_terms(baseline, units: str | None) -> int:
 
 
 # A background is held when removing it lowers the residual of the best
-# rank-n approximation this many times more than noise alone would.
+# rank-n approximation this many times more than noise alone would...
 _SIGNIFICANCE = 3.0
+# ... and by at least this share of what that residual holds beyond the noise.
+_MISFIT_SHARE = 0.2
 _TEST_SAMPLE = 4000
 
 
@@ -60,13 +64,29 @@ def holds_background(
 
     Compares the mean squared residual of the best rank-``n_components``
     approximation of the spectra (``r0``) with that of the spectra without
-    their component on the ``n_terms`` polynomials (``r1``). Without a
-    background, removing ``n_terms`` of ``n_channels`` directions lowers the
-    residual by the noise they held, a relative ``n_terms / (n_channels -
-    n_components - n_terms)``; a background that varies from pixel to pixel
-    needs components of its own and lowers it far more. The background is
-    held when ``(r0 - r1) / r1`` exceeds three times the noise-only value (an
-    F-test's margin, not fitted to data).
+    their component on the ``n_terms`` polynomials (``r1``), and both with
+    the noise variance ``s2`` (DER_SNR). Two conditions, both needed:
+
+    * **more than noise explains**: without a background, removing
+      ``n_terms`` of ``n_channels`` directions lowers the residual by the
+      noise they held, a relative ``n_terms / (n_channels - n_components -
+      n_terms)``; the reduction must exceed three times that (an F-test's
+      margin, not fitted to data);
+    * **a background, not a misfit**: a background that varies from pixel
+      to pixel is most of what the rank-n approximation leaves above the
+      noise, and removing it brings the residual down to about the noise.
+      What else a linear model cannot follow (an energy or calibration
+      drift, the remains of spikes, non-linear mixing) leaves residuals
+      many times the noise that smooth polynomials barely touch: the
+      reduction must be at least :data:`_MISFIT_SHARE` of ``r0 - s2``.
+
+    Measured on the development scenes of the Raman-compound generator
+    (``datasets.raman_compound_scene``): the reduction was 0.36 or more of
+    the misfit on every scene whose fluorescence the F-test detects, and
+    0.05 or less on the scenes without fluorescence where the F-test alone
+    fired (a calibration drift of 1.9 channels, spikes left by the
+    screening); on the family's Raman scenes the second condition changes
+    no decision.
     """
     from sklearn.utils.extmath import randomized_svd
 
@@ -85,7 +105,12 @@ def holds_background(
     removed = residual(sample - (sample @ basis) @ basis.T)
     if removed <= 0:
         return without > 0
-    return (without - removed) / removed > _SIGNIFICANCE * n_terms / free
+    reduction = without - removed
+    noise = float(np.mean(der_snr_noise(sample) ** 2)) if n_channels > 4 else 0.0
+    return bool(
+        reduction / removed > _SIGNIFICANCE * n_terms / free
+        and reduction >= _MISFIT_SHARE * (without - noise)
+    )
 
 
 def polynomial_basis(n_channels: int, n_terms: int) -> np.ndarray:

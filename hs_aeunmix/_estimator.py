@@ -394,6 +394,7 @@ class AEUnmix(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         "gaussian_dropout": [FRACTION],
         "spatial": ["boolean"],
         "spatial_weight": [NON_NEGATIVE],
+        "max_shift": [POSITIVE, None],
         "max_epochs": [POSITIVE_INTEGER],
         "batch_size": [POSITIVE_INTEGER],
         "learning_rate": [POSITIVE],
@@ -434,6 +435,7 @@ class AEUnmix(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         gaussian_dropout: float = 0.0,
         spatial: bool = False,
         spatial_weight: float = 10.0,
+        max_shift: float | None = None,
         max_epochs: int = 40,
         batch_size: int = 256,
         learning_rate: float = 1e-3,
@@ -470,6 +472,7 @@ class AEUnmix(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         self.gaussian_dropout = gaussian_dropout
         self.spatial = spatial
         self.spatial_weight = spatial_weight
+        self.max_shift = max_shift
         self.max_epochs = max_epochs
         self.batch_size = batch_size
         self.learning_rate = learning_rate
@@ -805,6 +808,18 @@ class AEUnmix(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
                 "the weights do not match the options: pixel_scale and "
                 "input_components describe another input stage"
             )
+        # Checked before anything is built: a crafted file listing thousands
+        # of hidden layers would otherwise build them all first.
+        hidden = {
+            name.split("hidden.")[1].split(".")[0]
+            for name in weights
+            if name.startswith(("encoder.hidden.", "encoder.reduction.hidden."))
+        }
+        if len(hidden) != len(self.hidden_layer_sizes):
+            raise ValueError(
+                f"the weights hold {len(hidden)} hidden layers, the options "
+                f"describe {len(self.hidden_layer_sizes)} (hidden_layer_sizes)"
+            )
         fixed = weights.get("decoder.fixed_mask")
         # Built on the "meta" device (nothing allocated: a crafted file
         # declaring huge layers is refused for free); the random initial
@@ -900,6 +915,7 @@ class AEUnmix(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
             scale_rule=scale_rule,
             fixed_endmembers=fixed,
             baseline_basis=baseline_basis,
+            max_shift=self.max_shift,
         )
 
     def _network_options(self) -> NetworkOptions:
@@ -993,6 +1009,42 @@ class AEUnmix(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
                     self.module_.intensity(batch, abundances)[:, 0].cpu().numpy()
                 )
         return fractions, intensity
+
+    def shifts(self, X) -> np.ndarray:
+        """Each pixel's offset along the spectral axis, in channels (``max_shift``).
+
+        The offset by which the pixel's mixture is shifted to reproduce it
+        (positive: towards higher channels), solved for each spectrum as
+        described in :mod:`hs_aeunmix._shift`; zeros for a model without
+        drift-aware decoding. Multiply by the axis step for energy or Raman
+        shift units (:func:`hs_aeunmix.shift_map` does, on a signal).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_pixels, n_channels)
+            Spectra on the model's channels.
+
+        Returns
+        -------
+        numpy.ndarray of shape (n_pixels,)
+        """
+        X = self._validated_for_inference(X)
+        result = np.zeros(X.shape[0])
+        if self.module_.max_shift is None:
+            return result
+        self.module_.eval()
+        with torch.no_grad():
+            for start in range(0, X.shape[0], INFERENCE_BATCH_SIZE):
+                batch = torch.from_numpy(
+                    (X[start : start + INFERENCE_BATCH_SIZE] / self.data_scale_).astype(
+                        np.float32
+                    )
+                ).to(self.device_)
+                abundances = self.module_.encode(batch)
+                result[start : start + len(batch)] = (
+                    self.module_.shifts(batch, abundances)[:, 0].cpu().numpy()
+                )
+        return result
 
     def background(self, X, *, image_shape=None, navigation_mask=None) -> np.ndarray:
         """Each pixel's background coefficients on ``baseline_components_``.
@@ -1192,6 +1244,39 @@ class AEUnmix(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
                 )
             if not np.isfinite(self.init).all():
                 raise ValueError("init contains NaN or inf values.")
+
+    def describe_endmembers(
+        self, X=None, *, image_shape=None, navigation_mask=None
+    ) -> list:
+        """What each endmember is, and which ones are duplicates or collapsed.
+
+        EELS endmembers (axis in eV or keV) name their ionisation edges from
+        eXSpy's edge database and their background's power-law exponent;
+        Raman endmembers (cm⁻¹) list their bands; every endmember gives the
+        pixels it dominates and its spread (``stability_``) and, with ``X``,
+        its share of the reconstructed intensity. The method and its
+        thresholds: :mod:`hs_aeunmix._describe`.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_pixels, n_channels), optional
+            Spectra (the training spectra or a sample of them) for the
+            intensity shares; without them the shares are None and collapse
+            is judged from ``stability_``.
+        image_shape, navigation_mask
+            The scan grid of ``X``, for ``spatial=True`` models.
+
+        Returns
+        -------
+        list of hs_aeunmix._describe.EndmemberDescription
+            One per endmember; ``summary`` is a line for people and
+            ``warnings`` flags duplicates and collapsed endmembers.
+        """
+        from hs_aeunmix._describe import describe_model
+
+        return describe_model(
+            self, X, image_shape=image_shape, navigation_mask=navigation_mask
+        )
 
 
 def _relative_norm(misfit: np.ndarray, spectra: np.ndarray) -> float:

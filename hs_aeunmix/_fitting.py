@@ -38,7 +38,7 @@ from hs_aeunmix._baseline import (
     without_background,
 )
 from hs_aeunmix._initialisation import Initialisation, candidate_starts, with_fixed
-from hs_aeunmix._losses import endmember_penalty, get_loss
+from hs_aeunmix._losses import endmember_penalty, get_loss, get_pixel_loss
 from hs_aeunmix._networks import UnmixingAutoencoder
 from hs_aeunmix._screening import Screening, screen
 from hs_aeunmix._selection import CANDIDATE_EPOCHS, Candidate, choose, stability
@@ -47,7 +47,6 @@ from hs_aeunmix._state import FittedState
 from hs_aeunmix._subspace import block_moments, leading_axes
 from hs_aeunmix._training import (
     TrainingHistory,
-    evaluate,
     fixed_batches,
     minibatch_stream,
     pixel_objective,
@@ -411,17 +410,22 @@ def loss_floor(prepared: Prepared, n_components: int, loss: str, seed: int) -> f
     return value if np.isfinite(value) and value > 0 else 1.0
 
 
-def held_out_fit(
+def held_out_losses(
     module: UnmixingAutoencoder, prepared: Prepared, loss: str, device: torch.device
-) -> float:
-    """The loss alone (no penalty) on the held-out pixels (training ones if none)."""
+) -> np.ndarray:
+    """The loss alone (no penalty) of each held-out pixel (training ones if none)."""
     spectra = prepared.validation if len(prepared.validation) else prepared.train
-    objective = pixel_objective(get_loss(loss, sad_weight=0.1), None)
-    return evaluate(
-        module,
-        objective,
-        fixed_batches(torch.from_numpy(spectra).to(device), INFERENCE_BATCH_SIZE)(),
-    )
+    pixel_loss = get_pixel_loss(loss, sad_weight=0.1)
+    module.eval()
+    with torch.no_grad():
+        return np.concatenate(
+            [
+                pixel_loss(module(batch)[0], batch).double().cpu().numpy()
+                for batch in fixed_batches(
+                    torch.from_numpy(spectra).to(device), INFERENCE_BATCH_SIZE
+                )()
+            ]
+        )
 
 
 # pixel_scale="auto": fractions of fixed-intensity endmembers are kept when
@@ -463,6 +467,9 @@ def intensity_varies(spectra: np.ndarray, endmembers: np.ndarray) -> bool:
     degrees = sample.shape[1] - endmembers.shape[0]
     expected = 1 + 1 / max(degrees, 1)
     return bool(constrained > (expected + CONSTANT_INTENSITY_TOLERANCE) * free)
+
+
+AUTO_POISSON = False
 
 
 def resolve_loss(loss: str) -> str:
@@ -525,6 +532,11 @@ def fit_state(
         loss, report = previous.loss, previous.report
     else:
         loss = resolve_loss(estimator.loss)
+        if AUTO_POISSON and estimator.loss == "auto" and basis is None:
+            from hs_aeunmix._screening import is_count_data
+
+            if is_count_data(X):
+                loss = "poisson"
         scaled_fixed = None if fixed is None else fixed / prepared.data_scale
         if isinstance(estimator.init, np.ndarray):
             starts = [
@@ -572,7 +584,9 @@ def fit_state(
             if same is not None:
                 # Another method found the same start: its network is this one.
                 candidates.append(
-                    Candidate(same.module, same.history, initial.method, same.fit)
+                    Candidate(
+                        same.module, same.history, initial.method, same.fit, same.losses
+                    )
                 )
                 continue
             module = build(
@@ -594,13 +608,9 @@ def fit_state(
                 loss_floor=floor,
                 max_epochs=candidate_epochs,
             )
+            losses = held_out_losses(module, prepared, loss, device)
             candidates.append(
-                Candidate(
-                    module,
-                    history,
-                    initial.method,
-                    held_out_fit(module, prepared, loss, device),
-                )
+                Candidate(module, history, initial.method, float(losses.mean()), losses)
             )
             _logger.info(
                 "Start %s: %d epochs, held-out loss %.6g",
@@ -613,9 +623,10 @@ def fit_state(
         index = choose(candidates, prepared.train)
         chosen = candidates[index]
         remaining = estimator.max_epochs - chosen.history.n_epochs
-        if remaining > 0 and not (
-            chosen.history.stopped_early or chosen.history.interrupted
-        ):
+        # After a Ctrl-C nothing more is trained (a second one then stops
+        # the whole call).
+        interrupted = any(candidate.history.interrupted for candidate in candidates)
+        if remaining > 0 and not (chosen.history.stopped_early or interrupted):
             chosen.history = chosen.history.followed_by(
                 train_network(
                     chosen.module,

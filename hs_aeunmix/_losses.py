@@ -12,7 +12,6 @@ to one).
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import partial
 
 import torch
 from torch.nn import functional
@@ -34,37 +33,30 @@ MIN_VOLUME_DELTA = 1e-3
 _COSINE_LIMIT = 1.0 - 1e-7
 
 
-def mean_squared_error(
+def pixel_squared_error(
     reconstruction: torch.Tensor, target: torch.Tensor
 ) -> torch.Tensor:
-    """Mean squared error over all pixels and channels."""
-    return functional.mse_loss(reconstruction, target)
+    """Mean squared error over the channels of each pixel, (n_pixels,)."""
+    return (reconstruction - target).square().mean(dim=-1)
 
 
-def spectral_angle(reconstruction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Mean spectral angle (radians) between reconstructed and measured spectra.
+def pixel_spectral_angle(
+    reconstruction: torch.Tensor, target: torch.Tensor
+) -> torch.Tensor:
+    """Spectral angle (radians) between each reconstructed and measured spectrum.
 
     Blind to intensity: it fits spectral shapes, which suits data whose
     intensity varies from pixel to pixel for reasons outside the mixing model
     (thickness in EELS, focus in Raman).
     """
     cosine = functional.cosine_similarity(reconstruction, target, dim=-1, eps=1e-12)
-    return torch.arccos(cosine.clamp(-_COSINE_LIMIT, _COSINE_LIMIT)).mean()
+    return torch.arccos(cosine.clamp(-_COSINE_LIMIT, _COSINE_LIMIT))
 
 
-def mse_plus_spectral_angle(
-    reconstruction: torch.Tensor, target: torch.Tensor, *, sad_weight: float
-) -> torch.Tensor:
-    """``mean_squared_error + sad_weight * spectral_angle``."""
-    return mean_squared_error(reconstruction, target) + sad_weight * spectral_angle(
-        reconstruction, target
-    )
-
-
-def poisson_deviance(
+def pixel_poisson_deviance(
     reconstruction: torch.Tensor, target: torch.Tensor
 ) -> torch.Tensor:
-    """Poisson deviance of counts ``target`` at rate ``reconstruction`` (per channel).
+    """Poisson deviance of each pixel's counts at rate ``reconstruction``, per channel.
 
     The negative log-likelihood minus that of a perfect fit: same gradient as
     the Poisson negative log-likelihood, but zero at a perfect fit, so
@@ -76,20 +68,32 @@ def poisson_deviance(
     # xlogy gives 0 * log(0) = 0 for channels without counts.
     return (
         rate - target + torch.xlogy(target, target) - target * torch.log(rate)
-    ).mean()
+    ).mean(dim=-1)
+
+
+def get_pixel_loss(name: str, *, sad_weight: float) -> LossFunction:
+    """The loss called ``name`` (one of :data:`LOSSES`) of each pixel, (n_pixels,).
+
+    ``"mse_sad"`` is ``mse + sad_weight * sad``.
+    """
+    if name == "mse":
+        return pixel_squared_error
+    if name == "sad":
+        return pixel_spectral_angle
+    if name == "mse_sad":
+        return lambda reconstruction, target: (
+            pixel_squared_error(reconstruction, target)
+            + sad_weight * pixel_spectral_angle(reconstruction, target)
+        )
+    if name == "poisson":
+        return pixel_poisson_deviance
+    raise ValueError(f"loss must be one of {LOSSES}")
 
 
 def get_loss(name: str, *, sad_weight: float) -> LossFunction:
-    """Return the loss function called ``name`` (one of :data:`LOSSES`)."""
-    if name == "mse":
-        return mean_squared_error
-    if name == "sad":
-        return spectral_angle
-    if name == "mse_sad":
-        return partial(mse_plus_spectral_angle, sad_weight=sad_weight)
-    if name == "poisson":
-        return poisson_deviance
-    raise ValueError(f"loss must be one of {LOSSES}")
+    """The loss called ``name``, averaged over pixels (see :func:`get_pixel_loss`)."""
+    pixel_loss = get_pixel_loss(name, sad_weight=sad_weight)
+    return lambda reconstruction, target: pixel_loss(reconstruction, target).mean()
 
 
 def endmember_gram(endmembers: torch.Tensor) -> torch.Tensor:

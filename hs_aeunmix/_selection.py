@@ -87,12 +87,16 @@ _SUPPORT_SAMPLE = 20000
 
 @dataclass
 class Candidate:
-    """A network trained from one start."""
+    """A network trained from one start.
+
+    ``losses``: its loss on each held-out pixel (the fit is their mean).
+    """
 
     module: UnmixingAutoencoder
     history: TrainingHistory
     start: str
     fit: float = np.nan
+    losses: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -242,11 +246,65 @@ def shows_pure_regions(module: UnmixingAutoencoder, train_data: np.ndarray) -> b
     return bool(pure.min() >= max(5, PURE_SHARE * len(fractions)))
 
 
+# Development switch (removed once chosen): "ica_pure" (the rule above) or
+# "tied_min_volume".
+RULE = "ica_pure"
+TIE_Z = 2.0
+
+
+def tied(candidates: list[Candidate]) -> np.ndarray:
+    """Candidates whose held-out fit the noise cannot tell from the best one's.
+
+    For each candidate, the pixel-wise differences of its held-out losses
+    from the best candidate's: it is tied when their mean is within
+    :data:`TIE_Z` standard errors of zero.
+    """
+    fits = np.array([candidate.fit for candidate in candidates])
+    best = candidates[int(np.nanargmin(fits))].losses
+    keep = np.zeros(len(candidates), dtype=bool)
+    for index, candidate in enumerate(candidates):
+        differences = candidate.losses - best
+        error = (
+            differences.std(ddof=1) / np.sqrt(len(differences))
+            if len(differences) > 1
+            else 0.0
+        )
+        keep[index] = differences.mean() <= TIE_Z * error
+    return keep
+
+
+def simplex_volume(endmembers: np.ndarray) -> float:
+    """``log det`` of the Gram matrix of the endmembers scaled to unit sum."""
+    sums = np.maximum(endmembers.sum(axis=1, keepdims=True), 1e-30)
+    normalised = endmembers / sums
+    gram = normalised @ normalised.T * endmembers.shape[1]
+    sign, value = np.linalg.slogdet(gram + 1e-9 * np.eye(len(gram)))
+    return float(value) if sign > 0 else -np.inf
+
+
 def choose(candidates: list[Candidate], train_data: np.ndarray) -> int:
     """Index of the candidate of the module docstring.
 
-    ``history.best_loss`` is each candidate's held-out objective.
+    ``history.best_loss`` is each candidate's held-out objective. A
+    candidate whose training was interrupted before its first epoch ended
+    (Ctrl-C) is not chosen while another one has trained.
     """
+    trained = [index for index, c in enumerate(candidates) if c.history.n_epochs]
+    if trained and len(trained) < len(candidates):
+        return trained[choose([candidates[index] for index in trained], train_data)]
+    if RULE == "tied_min_volume" and all(c.losses is not None for c in candidates):
+        keep = tied(candidates)
+        volumes = np.array(
+            [
+                simplex_volume(
+                    c.module.decoder.endmembers.detach().cpu().numpy().astype(float)
+                )
+                if k
+                else np.inf
+                for c, k in zip(candidates, keep, strict=True)
+            ]
+        )
+        return int(np.argmin(volumes))
     starts = [candidate.start for candidate in candidates]
     if "ica" in starts:
         ica = starts.index("ica")

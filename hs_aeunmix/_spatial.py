@@ -36,7 +36,7 @@ import torch
 from torch import nn
 from torch.nn import functional
 
-from hs_aeunmix._losses import mean_squared_error
+from hs_aeunmix._losses import pixel_squared_error
 
 NEIGHBOURHOOD = 3
 _HALO = NEIGHBOURHOOD // 2
@@ -207,9 +207,9 @@ def fit_neighbourhood(
         optimizer.zero_grad(set_to_none=True)
         refined = attention(maps, valid)
         reconstruction = mixing(refined[:, valid].T, target)
-        loss = mean_squared_error(reconstruction, target) + prior * total_variation(
-            refined, valid
-        )
+        loss = pixel_squared_error(
+            reconstruction, target
+        ).mean() + prior * total_variation(refined, valid)
         loss.backward()
         optimizer.step()
     attention.eval()

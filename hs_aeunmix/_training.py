@@ -292,7 +292,9 @@ def train(
     Ctrl-C (``KeyboardInterrupt``) ends training like early stopping does:
     the best weights so far are restored, the epochs completed stay in the
     history, ``history.interrupted`` is set and a warning says so. An
-    interrupted epoch is not recorded.
+    interrupted epoch is not recorded; interrupted before the first epoch
+    ended, the starting weights are kept and ``history.best_loss`` is their
+    loss.
     """
     started = time.perf_counter()
     endmembers = model.decoder.weight
@@ -364,5 +366,11 @@ def train(
     epochs.close()
     model.load_state_dict(best_state)
     model.eval()
+    if history.best_epoch < 0 and history.initial_loss is None:
+        # Interrupted before an epoch ended: the starting weights are kept,
+        # and their loss is what the history reports.
+        history.initial_loss = evaluate(
+            model, objective, (validation_batches or train_batches)()
+        )
     history.seconds = time.perf_counter() - started
     return history

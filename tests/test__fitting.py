@@ -195,3 +195,34 @@ def test_preparing_in_place_gives_the_copies_and_reuses_the_memory():
     assert not np.shares_memory(kept.train, float64)
     assert kept.train.dtype == np.float32
     np.testing.assert_allclose(kept.train, copied.train, rtol=1e-6)
+
+
+def test_ctrl_c_in_the_first_epoch_of_a_start_keeps_the_trained_start(monkeypatch):
+    # Ctrl-C as the second start's first epoch runs: the first start (trained
+    # for its candidate epochs) is kept, nothing more is trained, and the
+    # model is complete (its report is finite, so it saves).
+    from hs_aeunmix import _fitting, _training
+    from hs_aeunmix._persistence import model_bytes
+
+    real_epoch = _training._train_one_epoch
+    epochs = []
+    candidate_epochs = 2
+    monkeypatch.setattr(_fitting, "CANDIDATE_EPOCHS", candidate_epochs)
+
+    def interrupting(*args, **kwargs):
+        epochs.append(None)
+        if len(epochs) == candidate_epochs + 1:
+            raise KeyboardInterrupt
+        return real_epoch(*args, **kwargs)
+
+    monkeypatch.setattr(_training, "_train_one_epoch", interrupting)
+    spectra = make_mixture(shape=(16, 16), counts=200, seed=1).spectra
+    with pytest.warns(UserWarning, match="Training interrupted after 0 complete"):
+        model = AEUnmix(3, init="auto", **{**QUICK, "max_epochs": 10}).fit(spectra)
+    report = model.stability_
+    assert len(report.starts) == 2
+    assert model.init_ == report.starts[0]
+    assert model.history_.n_epochs == candidate_epochs
+    assert len(epochs) == candidate_epochs + 1
+    assert np.isfinite(report.objectives).all()
+    model_bytes(model.get_params(deep=False), model._fitted_state())
