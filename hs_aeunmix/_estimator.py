@@ -211,13 +211,13 @@ class AEUnmix(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         channel.
     init : {"auto", "ica", "spa", "vca", "random"} or array
         Initial endmembers (an array: shape (n_components, n_channels)).
-        ``"ica"``: SVD + FastICA, when its components are admissible as
-        endmembers (nearly non-negative spectra and
-        abundances). ``"spa"``, ``"vca"``: the successive projection
-        algorithm, vertex component analysis, on PCA-denoised training
-        pixels. ``"auto"``: one network from each of these, the ICA one kept
-        when admissible, else the best held-out fit (see
-        :mod:`hs_aeunmix._selection`); their agreement is ``stability_``.
+        ``"ica"``: SVD + FastICA (its spectra clipped at zero). ``"spa"``,
+        ``"vca"``: the successive projection algorithm, vertex component
+        analysis, on PCA-denoised training pixels. ``"auto"``: one network
+        from each of these; of those whose held-out fit the noise cannot
+        tell from the best one's, the one with the smallest endmember
+        simplex is kept (see :mod:`hs_aeunmix._selection`); their agreement
+        is ``stability_``.
         ``"random"``: randomly chosen pixel spectra. An array: given spectra
         in the data's units. ``init_`` says which was kept.
     hidden_layer_sizes : sequence of int

@@ -469,9 +469,6 @@ def intensity_varies(spectra: np.ndarray, endmembers: np.ndarray) -> bool:
     return bool(constrained > (expected + CONSTANT_INTENSITY_TOLERANCE) * free)
 
 
-AUTO_POISSON = False
-
-
 def resolve_loss(loss: str) -> str:
     """The loss ``"auto"`` stands for: the squared error (see AEUnmix)."""
     return "mse" if loss == "auto" else loss
@@ -528,15 +525,15 @@ def fit_state(
         history = train_network(
             module, estimator, prepared, previous.loss, device, generator, resume=True
         )
-        chosen = Candidate(module, history, previous.init)
+        chosen = Candidate(
+            module,
+            history,
+            previous.init,
+            held_out_losses(module, prepared, previous.loss, device),
+        )
         loss, report = previous.loss, previous.report
     else:
         loss = resolve_loss(estimator.loss)
-        if AUTO_POISSON and estimator.loss == "auto" and basis is None:
-            from hs_aeunmix._screening import is_count_data
-
-            if is_count_data(X):
-                loss = "poisson"
         scaled_fixed = None if fixed is None else fixed / prepared.data_scale
         if isinstance(estimator.init, np.ndarray):
             starts = [
@@ -584,9 +581,7 @@ def fit_state(
             if same is not None:
                 # Another method found the same start: its network is this one.
                 candidates.append(
-                    Candidate(
-                        same.module, same.history, initial.method, same.fit, same.losses
-                    )
+                    Candidate(same.module, same.history, initial.method, same.losses)
                 )
                 continue
             module = build(
@@ -609,9 +604,7 @@ def fit_state(
                 max_epochs=candidate_epochs,
             )
             losses = held_out_losses(module, prepared, loss, device)
-            candidates.append(
-                Candidate(module, history, initial.method, float(losses.mean()), losses)
-            )
+            candidates.append(Candidate(module, history, initial.method, losses))
             _logger.info(
                 "Start %s: %d epochs, held-out loss %.6g",
                 initial.method,
@@ -620,7 +613,7 @@ def fit_state(
             )
             if history.interrupted:
                 break
-        index = choose(candidates, prepared.train)
+        index = choose(candidates)
         chosen = candidates[index]
         remaining = estimator.max_epochs - chosen.history.n_epochs
         # After a Ctrl-C nothing more is trained (a second one then stops

@@ -5,9 +5,9 @@ non-negative factorisations, so the starting endmembers decide much of the
 answer. The starts are found on the training spectra, denoised by projection
 on their leading principal components (single pixels are too noisy to start
 from): vertex component analysis (VCA), the successive projection algorithm
-(SPA), HyperSpy's SVD + FastICA when its components are admissible as
-endmembers, or random pixels. ``init="auto"`` trains from several starts
-(:data:`AUTO_STARTS`) and lets :mod:`hs_aeunmix._selection` choose.
+(SPA), HyperSpy's SVD + FastICA, or random pixels. ``init="auto"`` trains
+from several starts (:data:`AUTO_STARTS`) and lets
+:mod:`hs_aeunmix._selection` choose.
 """
 
 from __future__ import annotations
@@ -33,12 +33,6 @@ _logger = logging.getLogger(__name__)
 INITIALISATIONS = ("auto", "vca", "spa", "ica", "random")
 # The starts of init="auto" (see hs_aeunmix._selection for the choice).
 AUTO_STARTS = ("ica", "spa", "vca")
-# An ICA solution is admissible as endmembers when its loadings and spectra
-# are (nearly) non-negative: at most this fraction of their absolute mass is
-# negative. Set on the benchmark cases (admissible ones had 0.01-0.02 and
-# 0.004, inadmissible ones 0.17-0.38 and 0.026): provisional.
-_ICA_NEGATIVE_LOADINGS = 0.05
-_ICA_NEGATIVE_SPECTRA = 0.02
 
 
 @dataclass(frozen=True)
@@ -183,10 +177,12 @@ def ica_endmembers(
     """Endmembers from SVD + FastICA, or None if not admissible.
 
     Each independent component is flipped to a positive spectrum; the
-    solution is admissible when the negative mass of the loadings and of the
-    spectra is small and a positive weight per component makes the loadings
-    sum to about one per pixel. The spectra are divided by those weights, so
-    that their scale is that of endmembers with fractional abundances.
+    solution is admissible when a positive weight per component makes the
+    loadings sum to about one per pixel (their negative mass is logged, not
+    judged: training repairs a slightly negative start and the choice
+    between starts discards one that does not fit, see
+    :mod:`hs_aeunmix._selection`). The spectra are divided by those weights,
+    so that their scale is that of endmembers with fractional abundances.
 
     ``background``: orthonormal columns of the smooth background
     (:mod:`hs_aeunmix._baseline`), removed from the spectra first. An
@@ -212,11 +208,7 @@ def ica_endmembers(
         negative_loadings,
         negative_spectra,
     )
-    if (
-        negative_loadings >= _ICA_NEGATIVE_LOADINGS
-        or (negative_spectra >= _ICA_NEGATIVE_SPECTRA and not background_free)
-        or np.any(weights <= 0)
-    ):
+    if np.any(weights <= 0):
         return None
     components = components / weights[:, None]
     return components if background_free else np.clip(components, 0, None)
@@ -314,8 +306,8 @@ def candidate_starts(
             if endmembers is None:
                 raise ValueError(
                     "init='ica': the independent components are not admissible "
-                    "as endmembers (negative spectra or abundances). Use "
-                    "init='auto', 'vca' or 'spa'."
+                    "as endmembers (no positive weights make their abundances "
+                    "sum to one). Use init='auto', 'vca' or 'spa'."
                 )
             return endmembers
         if name == "spa":

@@ -75,11 +75,12 @@ def test_auto_trains_one_network_per_start_and_reports_them(constant):
     assert np.isnan(single.stability_.spread).all()
 
 
-def test_an_ica_answer_off_the_mark_is_reported():
-    # Hundreds of nearly pure pixels, and an admissible ICA solution whose
-    # maps show none of them: the default keeps ICA and ends about 0.15 rad
-    # off (a known weakness; asking the vertex starts' maps instead was
-    # worse on the development scenes). It must say so.
+def test_an_ica_answer_off_the_mark_is_not_taken_and_the_doubt_reported():
+    # Hundreds of nearly pure pixels, and an ICA solution whose maps show
+    # none of them and that ends about 0.15 rad off (the rule before the
+    # noise test and the minimum volume kept it). The default now keeps a
+    # vertex start and still says that a start explaining the data nearly
+    # as well disagrees.
     endmembers = make_mixture(shape=(24, 24), counts=200, seed=4).endmembers
     rng = np.random.default_rng(0)
     fractions = rng.dirichlet(np.full(3, 0.3), 576)
@@ -87,13 +88,10 @@ def test_an_ica_answer_off_the_mark_is_reported():
     with pytest.warns(UserWarning, match="not identified by the data"):
         model = AEUnmix(3, **QUICK).fit(spectra)
     report = model.stability_
-    assert model.init_ == "ica"
-    assert metrics.spectral_angles(model.components_, endmembers).max() > 0.1
+    assert model.init_ != "ica"
+    assert metrics.spectral_angles(model.components_, endmembers).max() < 0.05
     assert not report.identifiable
     assert np.nanmax(report.spread) > 0.1
-    # A vertex start alone gets it right.
-    vertex = AEUnmix(3, **VERTEX).fit(spectra)
-    assert metrics.spectral_angles(vertex.components_, endmembers).max() < 0.05
 
 
 def test_training_is_a_budget_of_steps(constant):

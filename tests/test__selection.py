@@ -12,7 +12,9 @@ from hs_aeunmix._selection import (
     Candidate,
     StabilityReport,
     choose,
+    simplex_volume,
     stability,
+    tied,
 )
 from hs_aeunmix._training import TrainingHistory
 
@@ -38,9 +40,16 @@ class _Network:
         return self._fractions[spectra[:, 0].long()]
 
 
-def _candidate(start, endmembers, fractions, loss):
+# Held-out pixel losses: a noise pattern shared by every candidate (the
+# same pixels are noisy for all of them) plus each one's own small part.
+_NOISE = np.random.default_rng(0).exponential(1.0, 400)
+
+
+def _candidate(start, endmembers, fractions, loss, *, own_noise=0.01, seed=1):
     history = TrainingHistory(train_loss=[loss], validation_loss=[loss], best_epoch=0)
-    return Candidate(_Network(endmembers, fractions), history, start, fit=loss)
+    own = own_noise * np.random.default_rng(seed).standard_normal(len(_NOISE))
+    losses = loss * _NOISE / _NOISE.mean() + own
+    return Candidate(_Network(endmembers, fractions), history, start, losses)
 
 
 def _pixels(n):
@@ -66,28 +75,56 @@ def _rotated(angle):
     return turned
 
 
-def test_ica_is_kept_when_its_solution_shows_no_pure_regions():
-    candidates = [
-        _candidate("ica", ENDMEMBERS, MIXED, 2.0),
-        _candidate("vca", ENDMEMBERS, PURE, 1.0),
-    ]
-    assert choose(candidates, _pixels(60)) == 0
+# The same three endmembers with the first one moved towards the others:
+# a smaller simplex (the data inside it would fit both equally).
+SMALLER = ENDMEMBERS.copy()
+SMALLER[0] = 0.8 * ENDMEMBERS[0] + 0.1 * (ENDMEMBERS[1] + ENDMEMBERS[2])
 
 
-def test_pure_regions_hand_the_choice_to_the_best_vertex_start():
+def test_simplex_volume_orders_nested_simplices_and_ignores_scale():
+    assert simplex_volume(SMALLER) < simplex_volume(ENDMEMBERS)
+    assert simplex_volume(5 * ENDMEMBERS) == pytest.approx(simplex_volume(ENDMEMBERS))
+
+
+def test_among_candidates_tied_within_the_noise_the_smallest_simplex_wins():
     candidates = [
-        _candidate("ica", ENDMEMBERS, PURE, 0.5),
-        _candidate("spa", ENDMEMBERS, PURE, 1.5),
-        _candidate("vca", ENDMEMBERS, PURE, 1.0),
+        _candidate("ica", ENDMEMBERS, MIXED, 1.0, seed=1),
+        _candidate("spa", SMALLER, PURE, 1.0002, seed=2),
+        _candidate("vca", ENDMEMBERS, PURE, 1.0001, seed=3),
     ]
-    # ICA fits best but is never chosen once its solution has pure regions:
-    # the lowest objective among the vertex starts decides.
-    assert choose(candidates, _pixels(60)) == 2
+    # SPA fits worst, by far less than the noise of the pixel differences.
+    assert tied(candidates).all()
+    assert choose(candidates) == 1
+
+
+def test_a_fit_worse_than_the_noise_explains_is_never_chosen():
+    candidates = [
+        _candidate("ica", SMALLER, MIXED, 1.05, seed=1),
+        _candidate("vca", ENDMEMBERS, PURE, 1.0, seed=2),
+    ]
+    # 5 % worse on every pixel: far beyond the paired standard error.
+    assert tied(candidates).tolist() == [False, True]
+    assert choose(candidates) == 1
+    # The same excess hidden in noisy pixel differences is a tie.
+    noisy = [
+        _candidate("ica", SMALLER, MIXED, 1.05, own_noise=3.0, seed=1),
+        _candidate("vca", ENDMEMBERS, PURE, 1.0, own_noise=3.0, seed=2),
+    ]
+    assert choose(noisy) == 0
+
+
+def test_a_diverged_candidate_is_never_chosen():
+    candidates = [
+        _candidate("ica", SMALLER, MIXED, 1.0, seed=1),
+        _candidate("vca", ENDMEMBERS, PURE, 1.0, seed=2),
+    ]
+    candidates[0].losses[3] = np.nan
+    assert choose(candidates) == 1
 
 
 def test_a_single_start_is_chosen():
-    assert choose([_candidate("ica", ENDMEMBERS, PURE, 1.0)], _pixels(60)) == 0
-    assert choose([_candidate("vca", ENDMEMBERS, PURE, 1.0)], _pixels(60)) == 0
+    assert choose([_candidate("ica", ENDMEMBERS, PURE, 1.0)]) == 0
+    assert choose([_candidate("vca", ENDMEMBERS, PURE, 1.0)]) == 0
 
 
 def test_spread_is_the_largest_angle_to_any_other_start():
