@@ -10,13 +10,17 @@ makes the results worse across the generators. Parts that are module
 constants of the package (not user options) are switched with
 ``family.py``'s ``patch`` mechanism.
 
+Rounds are cached apart (``results/<round>_<generator>.jsonl``, one line per
+scene and variant). Round 1 (``--round ablation_round1``) chose the start
+selection; it ran at commit 7a2d4d6, where the previous rule and the new one
+were development switches (``git checkout 7a2d4d6`` to rerun it): its
+"default" is the previous default. :data:`VARIANTS` are those of the
+current default.
+
 Usage::
 
-    python benchmarks/ablation.py --n-scenes 24 --jobs 2
-    python benchmarks/ablation.py --table-only
-
-Results are cached per scene and variant in
-``results/ablation_<generator>.jsonl``.
+    python benchmarks/ablation.py --n-scenes 12 --jobs 2
+    python benchmarks/ablation.py --round ablation_round1 --table-only
 """
 
 from __future__ import annotations
@@ -39,43 +43,15 @@ VARIANTS: dict[str, dict] = {
     "default": {},
     "endmember step 1e-3": {"endmember_learning_rate": 1e-3},
     "endmember step 3e-3": {"endmember_learning_rate": 3e-3, "learning_rate": 3e-3},
-    "tied, min volume": {"patch": {"hs_aeunmix._selection.RULE": "tied_min_volume"}},
     "candidates 15 epochs": {"patch": {"hs_aeunmix._fitting.CANDIDATE_EPOCHS": 15}},
     "drift-aware": {"max_shift": 3.0},
-    "poisson for counts": {"patch": {"hs_aeunmix._fitting.AUTO_POISSON": True}},
     "min volume 0.01": {"min_volume_weight": 0.01},
-    "min volume 0.1": {"min_volume_weight": 0.1},
-    "ICA start always": {
-        "patch": {
-            "hs_aeunmix._initialisation._ICA_NEGATIVE_LOADINGS": 1.0,
-            "hs_aeunmix._initialisation._ICA_NEGATIVE_SPECTRA": 1.0,
-        }
-    },
-    "ICA start always, tied min volume": {
-        "patch": {
-            "hs_aeunmix._initialisation._ICA_NEGATIVE_LOADINGS": 1.0,
-            "hs_aeunmix._initialisation._ICA_NEGATIVE_SPECTRA": 1.0,
-            "hs_aeunmix._selection.RULE": "tied_min_volume",
-        }
-    },
-    "min volume 0.003": {"min_volume_weight": 0.003},
-    "ICA always, tied, min volume 0.003": {
-        "min_volume_weight": 0.003,
-        "patch": {
-            "hs_aeunmix._initialisation._ICA_NEGATIVE_LOADINGS": 1.0,
-            "hs_aeunmix._initialisation._ICA_NEGATIVE_SPECTRA": 1.0,
-            "hs_aeunmix._selection.RULE": "tied_min_volume",
-        },
-    },
-    "ICA always, tied, min volume 0.01": {
-        "min_volume_weight": 0.01,
-        "patch": {
-            "hs_aeunmix._initialisation._ICA_NEGATIVE_LOADINGS": 1.0,
-            "hs_aeunmix._initialisation._ICA_NEGATIVE_SPECTRA": 1.0,
-            "hs_aeunmix._selection.RULE": "tied_min_volume",
-        },
-    },
+    "no encoder input projection": {"input_components": None},
+    "no batch norm": {"batch_norm": False},
+    "no per-pixel scale": {"pixel_scale": False},
+    "twice the steps": {"max_epochs": 80},
 }
+CURRENT_ROUND = "ablation"
 
 
 def _worker(task):
@@ -105,12 +81,12 @@ def _summary(records: list[dict], label: str, baseline: dict) -> str:
 
 
 def table(records_by_generator: dict[str, list[dict]]) -> str:
+    """One table per generator, over the scenes every variant has run on."""
     lines = []
     for generator, records in records_by_generator.items():
         baseline = {r["index"]: r for r in records if r["variant"] == "default"}
-        present = [
-            label for label in VARIANTS if any(r["variant"] == label for r in records)
-        ]
+        present = list(dict.fromkeys(r["variant"] for r in records))
+        present.sort(key=lambda label: label != "default")
         common = set(baseline)
         for label in present:
             common &= {r["index"] for r in records if r["variant"] == label}
@@ -135,12 +111,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=1)
     parser.add_argument("--generators", nargs="+", default=list(family.GENERATORS))
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS))
+    parser.add_argument(
+        "--round",
+        default=CURRENT_ROUND,
+        help="cache name: results/<round>_<generator>.jsonl",
+    )
     parser.add_argument("--table-only", action="store_true")
     args = parser.parse_args(argv)
+    if args.round != CURRENT_ROUND and not args.table_only:
+        parser.error("only the current round can run; older ones: --table-only")
     records_by_generator = {}
     tasks = []
     for generator in args.generators:
-        path = RESULTS / f"ablation_{generator}.jsonl"
+        path = RESULTS / f"{args.round}_{generator}.jsonl"
         records = family.load(path)
         done = {(r["index"], r["variant"]) for r in records}
         tasks += [
@@ -154,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
         context = multiprocessing.get_context("spawn")
         with context.Pool(args.jobs) as pool:
             for record in pool.imap_unordered(_worker, tasks):
-                path = RESULTS / f"ablation_{record['generator']}.jsonl"
+                path = RESULTS / f"{args.round}_{record['generator']}.jsonl"
                 with open(path, "a") as stream:
                     stream.write(json.dumps(record) + "\n")
                 records_by_generator[record["generator"]].append(record)

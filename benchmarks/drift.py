@@ -5,9 +5,10 @@ For the scenes of every generator whose spectra drift along the axis (the
 the *true* endmembers, the better of FCLS and NNLS as in ``peers.floor``)
 before and after aligning each pixel by the offset
 :func:`hs_aeunmix._shift.estimate_shifts` finds against the true mixture,
-and, from the ablation's cache (``ablation.py``), the default against
-``max_shift=3`` (drift-aware decoding): median and 90th percentile of the
-abundance RMSE and of the mean spectral angle.
+and, from the cache of the ablation's round 1 (``ablation.py``), the
+default of that round against ``max_shift=3`` (drift-aware decoding):
+median and 90th percentile of the abundance RMSE and of the mean spectral
+angle.
 
 Usage::
 
@@ -69,7 +70,9 @@ def main(argv: list[str] | None = None) -> int:
         scene = getattr(datasets, name)
         cache = {
             (r["index"], r["variant"]): r
-            for r in family.load(ablation.RESULTS / f"ablation_{generator}.jsonl")
+            for r in family.load(
+                ablation.RESULTS / f"ablation_round1_{generator}.jsonl"
+            )
         }
         plain, aligned, angles, rmse = [], [], {}, {}
         for index in range(args.n_scenes):

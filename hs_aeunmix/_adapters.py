@@ -25,6 +25,7 @@ from sklearn.utils import check_random_state
 
 from hs_aeunmix import _intensity
 from hs_aeunmix._axes import ChannelMapping, SignalCalibration
+from hs_aeunmix._describe import describe_model, short_description
 from hs_aeunmix._estimator import INFERENCE_BATCH_SIZE, AEUnmix
 from hs_aeunmix._fitting import MAX_TRAINING_PIXELS
 
@@ -222,11 +223,13 @@ class TrainingRun:
 
     def __str__(self) -> str:
         # HyperSpy's print_info shows str() of the fitted estimator: after
-        # training, say how well the data determine each endmember.
+        # training, say how well the data determine each endmember and what
+        # each one looks like.
         report = getattr(self.estimator, "stability_", None)
         if report is None:
             return repr(self.estimator)
-        return f"{self.estimator!r}\n{report}"
+        described = short_description(describe_model(self.estimator))
+        return f"{self.estimator!r}\n{report}\nEndmembers: {described}"
 
 
 class ScanRun:

@@ -252,6 +252,16 @@ class AEUnmix(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         Strength of the total-variation prior of ``spatial=True``, in nats
         per unit change of abundance between neighbouring pixels:
         independent of the data's units and channel count.
+    max_shift : float or None, default=None
+        Drift-aware decoding: each pixel's mixture of endmembers is shifted
+        along the spectral axis by an offset of at most this many channels
+        (sub-channel, linear interpolation), solved per pixel by a few
+        Gauss-Newton steps under a Gaussian prior of standard deviation
+        ``max_shift / 2`` (see :mod:`hs_aeunmix._shift`): energy drift in
+        EELS, calibration shifts in Raman. :meth:`shifts` and
+        :func:`hs_aeunmix.shift_map` give the offsets. None (the default):
+        no shift. Not the default because it did not measure better on the
+        development scenes of the three generators (``benchmarks/drift.py``).
     max_epochs : int
         Most epochs. An epoch is 50 steps (mini-batches), whatever the size
         of the scan: training costs about the same on a large scan as on a

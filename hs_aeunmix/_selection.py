@@ -43,10 +43,11 @@ now; scenes better / worse by more than 0.01 rad):
 Chosen on any two generators, the same rule was the best of the variants
 tried there, and on the one left out it was as above: better on two,
 neutral on Raman. Its parts alone did less: minimum volume among tied
-candidates with the old admission of ICA changed one scene in 36, and
-admitting ICA always under the old rule helped STEM-EELS (5 / 1) but hurt
-Raman (0 / 3). Training the candidates 15 epochs instead of 6 before
-choosing changed nothing (0 / 1 over 36 scenes), so they stay at 6.
+candidates with the old admission of ICA changed two scenes in 36 (one
+each way), and admitting ICA always under the old rule helped STEM-EELS
+(5 / 1) but hurt Raman (0 / 3). Training the candidates 15 epochs instead
+of 6 before choosing changed nothing (0 / 1 over 36 scenes), so they stay
+at 6.
 
 Every start is first trained for :data:`CANDIDATE_EPOCHS` epochs, which
 decides the basin each one ends in; the chosen one then trains on. The

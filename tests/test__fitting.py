@@ -19,7 +19,7 @@ from hs_aeunmix._training import STEPS_PER_EPOCH
 QUICK = {"max_epochs": 8, "random_state": 0, "show_progressbar": False}
 # The intensity and known-spectra decisions are judged from a vertex start:
 # on these blocks an admissible ICA solution can be off the mark (see
-# test_an_ica_answer_off_the_mark_is_reported).
+# test_an_ica_answer_off_the_mark_is_not_taken_and_the_doubt_reported).
 VERTEX = {**QUICK, "init": "vca"}
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import subprocess
 import sys
+import warnings
 
 import exspy
 import hyperspy.api as hs
@@ -13,6 +14,7 @@ import pytest
 from conftest import FAST, make_mixture, to_signal, train_through_hyperspy
 
 import hs_aeunmix
+from hs_aeunmix import decompose, shift_map
 from hs_aeunmix.metrics import abundance_rmse, match_endmembers, spectral_angles
 
 
@@ -198,10 +200,14 @@ def test_print_info_is_short(spectrum_image, capsys):
     spectrum_image.decomposition(algorithm="ae", output_dimension=3, **FAST)
     printed = capsys.readouterr().out
     assert "AEUnmix(" in printed
-    # HyperSpy's lines, then how stable each endmember is across starts: a
-    # title, a header and one line per endmember.
+    # HyperSpy's lines, then how stable each endmember is across starts (a
+    # title, a header and one line per endmember), then what each endmember
+    # shows (EELS edges here, named from eXSpy's database).
     table = printed[printed.index("Starts trained: vca") :].splitlines()
-    assert len(table) == 2 + 3
+    described = [line for line in table if line.startswith("Endmembers: ")]
+    assert len(described) == 1
+    assert described[0].startswith("Endmembers: 0: ")
+    assert len(table) <= 2 + 3 + 2
     assert len(printed.splitlines()) <= 10 + len(table)
 
 
@@ -434,3 +440,54 @@ def test_import_hyperspy_api_with_extension_installed():
 
     names = [ep.name for ep in entry_points(group="hyperspy.extensions")]
     assert "hs_aeunmix" in names
+
+
+def _drifting_scan(amplitude: float, seed: int = 0):
+    """Three blocks of peaked spectra whose axis drifts smoothly over the scan.
+
+    Returns the signal and the true offset of each pixel, in eV.
+    """
+    rng = np.random.default_rng(seed)
+    channels = np.arange(96.0)
+    centres = ([20, 60], [35, 75], [48])
+    endmembers = 100 * np.stack(
+        [
+            sum(np.exp(-0.5 * ((channels - c) / 2.0) ** 2) for c in peaks)
+            for peaks in centres
+        ]
+    )
+    y, x = np.mgrid[:20, :20]
+    blocks = np.stack([x < 7, (x >= 7) & (x < 14), x >= 14], -1).reshape(-1, 3)
+    fractions = 0.8 * blocks + 0.2 * rng.dirichlet(np.ones(3), 400)
+    offsets = (amplitude * np.sin(y / 6.0) * np.cos(x / 5.0)).ravel()
+    spectra = np.stack(
+        [
+            np.interp(channels - offset, channels, mixture)
+            for offset, mixture in zip(offsets, fractions @ endmembers, strict=True)
+        ]
+    )
+    signal = hs.signals.Signal1D(rng.poisson(spectra).reshape(20, 20, 96))
+    signal.axes_manager[-1].scale = 0.5
+    signal.axes_manager[-1].units = "eV"
+    signal.axes_manager[0].units = "nm"
+    return signal, 0.5 * offsets.reshape(20, 20)
+
+
+def test_shift_map_follows_the_drift_of_a_drift_aware_model():
+    signal, offsets = _drifting_scan(amplitude=1.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        decompose(signal, 3, max_shift=3, **{**FAST, "max_epochs": 3})
+    shifts = shift_map(signal)
+    assert isinstance(shifts, hs.signals.Signal2D)
+    assert shifts.data.shape == (20, 20)
+    assert shifts.axes_manager[0].units == "nm"
+    assert shifts.metadata.Signal.quantity == "Shift (eV)"
+    # In eV, the sign and pattern of the drift (the mean offset is free:
+    # the endmembers may sit anywhere along the drift).
+    assert np.corrcoef(shifts.data.ravel(), offsets.ravel())[0, 1] > 0.5
+    # Without drift-aware decoding there is no offset to report.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        decompose(signal, 3, **FAST)
+    assert not shift_map(signal).data.any()
