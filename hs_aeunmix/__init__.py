@@ -18,7 +18,7 @@ from hs_aeunmix import datasets, metrics, presets
 from hs_aeunmix._adapters import ModelMismatchWarning
 from hs_aeunmix._estimator import AEUnmix, load_model
 from hs_aeunmix._gui import UnmixingOptions, UnmixingPanel, gui
-from hs_aeunmix._hyperspy import apply, decompose, shift_map
+from hs_aeunmix._hyperspy import apply, decompose, get_uncertainty, shift_map
 from hs_aeunmix._hyperspy import enable as _enable
 from hs_aeunmix._model_selection import ComponentScan, scan_components
 from hs_aeunmix._persistence import ModelFileError
@@ -46,6 +46,7 @@ __all__ = [
     "apply_series",
     "datasets",
     "decompose",
+    "get_uncertainty",
     "gui",
     "load_model",
     "metrics",

@@ -1020,6 +1020,46 @@ class AEUnmix(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
                 )
         return fractions, intensity
 
+    def uncertainty(self, X, *, image_shape=None, navigation_mask=None) -> np.ndarray:
+        """Standard deviation of each pixel's fractions (see :meth:`fractions`).
+
+        A Laplace approximation around the fitted fractions, given the
+        endmembers and the noise of the data (Poisson for counts, else each
+        pixel's DER_SNR noise), widened where the model misfits a pixel
+        beyond its noise; it does not include errors of the endmembers
+        themselves (see ``stability_``). The method, its assumptions and
+        its measured calibration: :mod:`hs_aeunmix._uncertainty`. Costs
+        about one :meth:`transform` plus a small matrix inverse per pixel.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_pixels, n_channels)
+            Spectra on the model's channels, in the data's units (counts
+            stay counts: their noise is judged from them).
+        image_shape, navigation_mask
+            The scan grid, needed when ``spatial=True``.
+
+        Returns
+        -------
+        numpy.ndarray of shape (n_pixels, n_components)
+            NaN for pixels without signal.
+        """
+        from hs_aeunmix._uncertainty import fraction_uncertainty
+
+        geometry = {"image_shape": image_shape, "navigation_mask": navigation_mask}
+        X = self._validated_for_inference(X)
+        fractions, intensity = self.fractions(X, **geometry)
+        has_background = len(self.baseline_components_) > 0
+        return fraction_uncertainty(
+            X,
+            fractions,
+            intensity,
+            self.components_,
+            background_basis=self.baseline_components_ if has_background else None,
+            background=self.background(X, **geometry) if has_background else None,
+            sum_to_one=self.abundance != "nonnegative",
+        )
+
     def shifts(self, X) -> np.ndarray:
         """Each pixel's offset along the spectral axis, in channels (``max_shift``).
 

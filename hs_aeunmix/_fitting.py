@@ -344,10 +344,12 @@ def train_network(
     resume: bool,
     loss_floor: float = 1.0,
     max_epochs: int | None = None,
+    description: str = "Training autoencoder",
 ) -> TrainingHistory:
     """Train one network on the prepared data (in place); returns its history.
 
-    ``max_epochs`` defaults to the estimator's.
+    ``max_epochs`` defaults to the estimator's; ``description`` labels the
+    progress bar.
     """
     module.to(device)
     objective = pixel_objective(
@@ -379,6 +381,7 @@ def train_network(
         patience=estimator.patience,
         starting_weights_compete=resume,
         show_progressbar=estimator.show_progressbar,
+        description=description,
     )
 
 
@@ -523,7 +526,14 @@ def fit_state(
     if previous:
         module = rebuild(previous)
         history = train_network(
-            module, estimator, prepared, previous.loss, device, generator, resume=True
+            module,
+            estimator,
+            prepared,
+            previous.loss,
+            device,
+            generator,
+            resume=True,
+            description="Training on from the fitted weights",
         )
         chosen = Candidate(
             module,
@@ -568,7 +578,7 @@ def fit_state(
         floor = loss_floor(prepared, n_components, loss, seed)
         candidate_epochs = min(CANDIDATE_EPOCHS, estimator.max_epochs)
         candidates = []
-        for start in starts:
+        for number, start in enumerate(starts, 1):
             initial = with_fixed(start, scaled_fixed)
             same = next(
                 (
@@ -602,6 +612,7 @@ def fit_state(
                 resume=False,
                 loss_floor=floor,
                 max_epochs=candidate_epochs,
+                description=f"Start {number}/{len(starts)}: {initial.method.upper()}",
             )
             losses = held_out_losses(module, prepared, loss, device)
             candidates.append(Candidate(module, history, initial.method, losses))
@@ -631,6 +642,7 @@ def fit_state(
                     resume=True,
                     loss_floor=floor,
                     max_epochs=remaining,
+                    description=f"Training the kept start ({chosen.start.upper()})",
                 )
             )
         report = stability(

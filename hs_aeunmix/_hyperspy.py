@@ -1,6 +1,7 @@
 """HyperSpy glue: ``decomposition(algorithm="ae")``, :func:`decompose`, :func:`apply`.
 
-:func:`shift_map` gives a drift-aware model's offsets as a signal.
+:func:`shift_map` gives a drift-aware model's offsets and
+:func:`get_uncertainty` the fractions' uncertainty, as signals.
 
 The route of one call: :func:`run` checks the arguments (:mod:`._options`),
 builds an adapter (:mod:`._adapters`): a :class:`~._adapters.TrainingRun`
@@ -156,28 +157,89 @@ def shift_map(signal, model=None):
     >>> s.decomposition(algorithm="ae", max_shift=3)  # doctest: +SKIP
     >>> hs_aeunmix.shift_map(s).plot()  # doctest: +SKIP
     """
+    model, spectra, navigation_axes = _model_and_spectra(signal, model, "shift_map")
+    shifts = model.shifts(spectra)
+    calibration = model.signal_calibration_
+    if calibration is not None and len(calibration.values) > 1:
+        shifts = shifts * float(np.median(np.diff(calibration.values)))
+    data = shifts.reshape([axis.size for axis in navigation_axes])
+    axes = [axis.get_axis_dictionary() for axis in navigation_axes]
+    kind = {1: Signal1D, 2: Signal2D}.get(len(axes), BaseSignal)
+    result = kind(data, axes=axes)
+    result.metadata.General.title = f"Spectral shift of {signal.metadata.General.title}"
+    units = calibration.units if calibration else ""
+    result.metadata.set_item("Signal.quantity", f"Shift ({units or 'channels'})")
+    return result
+
+
+def get_uncertainty(signal, model=None):
+    """Standard deviation of each pixel's fractions, shaped like the loadings.
+
+    One map per endmember, in the order of ``get_decomposition_loadings()``
+    (the background's terms, which have no fraction, are left out): the
+    uncertainty of the pixel's fraction of that endmember (the loadings
+    divided by the pixel's intensity, :meth:`AEUnmix.fractions`), from a
+    Laplace approximation given the endmembers and the data's noise, see
+    :meth:`AEUnmix.uncertainty`. A fraction ``f`` is then known to about
+    ``f ± 2σ``. Works for a trained or a reapplied model alike.
+
+    Parameters
+    ----------
+    signal : hyperspy.signals.Signal1D
+        The scan (in memory), on the model's axis or one it maps onto.
+    model : AEUnmix, path or HyperSpy signal, optional
+        The trained model; by default the one of ``signal``'s own
+        ``decomposition(algorithm="ae")``.
+
+    Returns
+    -------
+    hyperspy.signals.BaseSignal
+        Navigation: the endmembers; signal: the scan's navigation axes
+        (a Signal2D for 2-D maps, a Signal1D for line scans).
+
+    Examples
+    --------
+    >>> s.decomposition(algorithm="ae", output_dimension=3)  # doctest: +SKIP
+    >>> hs_aeunmix.get_uncertainty(s).plot()  # doctest: +SKIP
+    """
+    model, spectra, navigation_axes = _model_and_spectra(
+        signal, model, "get_uncertainty"
+    )
+    geometry = {}
+    if model.spatial:
+        geometry["image_shape"] = tuple(axis.size for axis in navigation_axes)
+    sigma = model.uncertainty(spectra, **geometry)
+    data = sigma.T.reshape(-1, *[axis.size for axis in navigation_axes])
+    component = {"name": "Decomposition component index", "size": data.shape[0]}
+    axes = [
+        {**component, "navigate": bool(navigation_axes)},
+        *(
+            {**axis.get_axis_dictionary(), "navigate": False}
+            for axis in navigation_axes
+        ),
+    ]
+    kind = Signal2D if len(navigation_axes) == 2 else Signal1D
+    result = kind(data, axes=axes)
+    result.metadata.General.title = (
+        f"Uncertainty of the fractions of {signal.metadata.General.title}"
+    )
+    result.metadata.set_item("Signal.quantity", "Standard deviation (fraction)")
+    return result
+
+
+def _model_and_spectra(signal, model, caller: str):
+    """The model, ``signal``'s spectra on its channels, the navigation axes."""
     if internals.is_lazy(signal):
         raise NotImplementedError(
-            "shift_map needs the scan in memory; this signal is lazy. Load it "
+            f"{caller} needs the scan in memory; this signal is lazy. Load it "
             "with s.compute() (or crop it first)."
         )
     model = load_model(signal if model is None else model)
     mapping = _mapping(model, signal)
     n_channels = signal.axes_manager.signal_size
     spectra = np.asarray(signal.data, dtype=np.float64).reshape(-1, n_channels)
-    shifts = model.shifts(mapping.to_model(spectra))
-    calibration = model.signal_calibration_
-    if calibration is not None and len(calibration.values) > 1:
-        shifts = shifts * float(np.median(np.diff(calibration.values)))
-    navigation_axes = signal.axes_manager.navigation_axes[::-1]
-    data = shifts.reshape([axis.size for axis in navigation_axes])
-    axes = [axis.get_axis_dictionary() for axis in navigation_axes]
-    kind = {1: Signal1D, 2: Signal2D}.get(len(axes), BaseSignal)
-    result = kind(data, axes=axes)
-    result.metadata.General.title = f"Spectral shift of {signal.metadata.General.title}"
-    units = model.signal_calibration_.units if model.signal_calibration_ else ""
-    result.metadata.set_item("Signal.quantity", f"Shift ({units or 'channels'})")
-    return result
+    # Navigation axes in the order of the data array's dimensions.
+    return model, mapping.to_model(spectra), signal.axes_manager.navigation_axes[::-1]
 
 
 def run(signal, arguments: dict):

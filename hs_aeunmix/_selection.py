@@ -216,7 +216,30 @@ class StabilityReport:
             lines.append(
                 f"{index:>9}  {shown:>12}  {support:>12}  {fraction:12.2f}{flag}"
             )
+        lines.append(self.verdict)
         return "\n".join(lines)
+
+    @property
+    def verdict(self) -> str:
+        """One line: whether every endmember is identified, and if not why."""
+        if self.identifiable:
+            return "Identified: every endmember (stable across starts, well supported)"
+        reasons = []
+        if len(self.unstable):
+            reasons.append(
+                f"endmembers {_listed(self.unstable)} differ by more than "
+                f"{UNSTABLE_SPREAD} rad between equally good starts"
+            )
+        if len(self.thin):
+            reasons.append(
+                f"endmembers {_listed(self.thin)} dominate fewer than "
+                f"{self.min_support} pixels"
+            )
+        return "Not identified: " + "; ".join(reasons)
+
+
+def _listed(indices: np.ndarray) -> str:
+    return ", ".join(str(int(index)) for index in indices)
 
 
 def _angles(first: np.ndarray, second: np.ndarray) -> np.ndarray:

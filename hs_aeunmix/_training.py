@@ -107,6 +107,29 @@ class TrainingHistory:
             interrupted=bool(values.get("interrupted", False)),
         )
 
+    def __repr__(self) -> str:
+        if not self.n_epochs:
+            return f"TrainingHistory(no complete epoch, {self.seconds:.1f} s)"
+        monitored = "validation" if self.validation_loss else "training"
+        best = (
+            f"best epoch {self.best_epoch + 1}"
+            if self.best_epoch >= 0
+            else "starting weights kept"
+        )
+        ending = (
+            ", interrupted"
+            if self.interrupted
+            else ", stopped early"
+            if self.stopped_early
+            else ""
+        )
+        return (
+            f"TrainingHistory({self.n_epochs} epochs, {best}{ending}; final "
+            f"training loss {self.train_loss[-1]:.4g}, {monitored} loss "
+            f"{self.monitored_loss()[-1]:.4g}, best {self.best_loss:.4g}; "
+            f"{self.seconds:.1f} s)"
+        )
+
     def plot(self, ax=None):
         """Plot the loss curves; returns the matplotlib axes."""
         import matplotlib.pyplot as plt
@@ -257,6 +280,7 @@ def train(
     patience: int,
     starting_weights_compete: bool = False,
     show_progressbar: bool | None = None,
+    description: str = "Training autoencoder",
 ) -> TrainingHistory:
     """Train ``model`` with Adam and restore its best weights.
 
@@ -282,6 +306,8 @@ def train(
         unless an epoch improves on them (fine-tuning a trained model).
     show_progressbar
         ``None`` follows ``hs.preferences.General.show_progressbar``.
+    description
+        The progress bar's label (which start, or the final training).
 
     Returns
     -------
@@ -316,7 +342,7 @@ def train(
     epochs_without_improvement = 0
     epochs = progressbar(
         range(max_epochs),
-        desc="Training autoencoder",
+        desc=description,
         unit="epoch",
         disable=not resolve_show_progressbar(show_progressbar),
         leave=False,

@@ -201,13 +201,14 @@ def test_print_info_is_short(spectrum_image, capsys):
     printed = capsys.readouterr().out
     assert "AEUnmix(" in printed
     # HyperSpy's lines, then how stable each endmember is across starts (a
-    # title, a header and one line per endmember), then what each endmember
-    # shows (EELS edges here, named from eXSpy's database).
+    # title, a header, one line per endmember and the verdict), then what
+    # each endmember shows (EELS edges here, named from eXSpy's database).
     table = printed[printed.index("Starts trained: vca") :].splitlines()
     described = [line for line in table if line.startswith("Endmembers: ")]
     assert len(described) == 1
     assert described[0].startswith("Endmembers: 0: ")
-    assert len(table) <= 2 + 3 + 2
+    assert sum(line.startswith(("Identified", "Not identified")) for line in table) == 1
+    assert len(table) <= 2 + 3 + 3
     assert len(printed.splitlines()) <= 10 + len(table)
 
 
@@ -216,10 +217,14 @@ def test_progressbar_shown_on_request(spectrum_image, capsys):
         algorithm="ae",
         output_dimension=3,
         print_info=False,
-        max_epochs=2,
+        max_epochs=8,
         show_progressbar=True,
     )
-    assert "Training autoencoder" in capsys.readouterr().err
+    shown = capsys.readouterr().err
+    # One bar per start, named, then the kept start's training.
+    assert "Start 1/3: ICA" in shown
+    assert "Start 3/3: VCA" in shown
+    assert "Training the kept start" in shown
     spectrum_image.decomposition(
         algorithm="ae",
         output_dimension=3,
@@ -227,7 +232,7 @@ def test_progressbar_shown_on_request(spectrum_image, capsys):
         max_epochs=2,
         show_progressbar=False,
     )
-    assert "Training autoencoder" not in capsys.readouterr().err
+    assert "Start 1/3" not in capsys.readouterr().err
 
 
 def test_other_algorithms_untouched(spectrum_image):

@@ -84,3 +84,18 @@ def test_history_plot_and_dict():
         "training",
         "validation",
     ]
+
+
+def test_history_repr_is_a_summary():
+    history = TrainingHistory(
+        [3.0, 2.0, 2.5], [3.5, 2.2, 2.4], best_epoch=1, stopped_early=True
+    )
+    history.seconds = 1.25
+    assert repr(history) == (
+        "TrainingHistory(3 epochs, best epoch 2, stopped early; final training "
+        "loss 2.5, validation loss 2.4, best 2.2; 1.2 s)"
+    )
+    interrupted = TrainingHistory(initial_loss=4.0, interrupted=True)
+    assert repr(interrupted) == "TrainingHistory(no complete epoch, 0.0 s)"
+    # A thousand epochs still print as one line.
+    assert "\n" not in repr(TrainingHistory([1.0] * 1000, best_epoch=999))
