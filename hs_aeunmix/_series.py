@@ -148,6 +148,21 @@ def model_file_bytes(model) -> bytes:
     return read_source(model)[0]
 
 
+def _files_read(model) -> list[Path]:
+    """The file ``model`` is read from: its path, or the file a signal was loaded from.
+
+    No output may replace it (the model would be lost, and a lazy signal
+    reads from it).
+    """
+    if isinstance(model, (str, Path)):
+        return [Path(model)]
+    parameters = getattr(model, "tmp_parameters", None)
+    if parameters is not None and parameters.has_item("filename"):
+        name = f"{parameters.filename}{parameters.get_item('extension', '')}"
+        return [Path(parameters.folder) / name]
+    return []
+
+
 def apply_series(
     model,
     files: Sequence,
@@ -222,7 +237,7 @@ def apply_series(
 
     sources = [Path(path) for path in files]
     folder = Path(output)
-    model_inputs = [Path(model)] if isinstance(model, (str, Path)) else []
+    model_inputs = _files_read(model)
     try:
         jobs = _cli.plan_jobs(
             sources,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 from conftest import make_mixture
@@ -37,6 +39,33 @@ def test_dead_pixels_are_found(counts):
     _, screening = screened(spectra)
     np.testing.assert_array_equal(np.flatnonzero(screening.dead), [3, 40, 41])
     assert screening.summary()["dead_pixels"] == 3
+
+
+def test_faint_pixels_are_dead_and_left_out_of_training():
+    # A blanked beam, vacuum: a faint signal (a ten-thousandth of the median
+    # pixel's), not exact zeros. A pixel at a hundredth is signal.
+    scene = make_mixture(shape=(8, 8), n_channels=40, counts=200, seed=4)
+    spectra = scene.spectra.copy()
+    faint, dim = [3, 20, 41], 50
+    spectra[faint] *= 1e-4
+    spectra[dim] *= 1e-2
+    assert (spectra.sum(axis=1) > 0).all()  # no pixel is all zeros
+    np.testing.assert_array_equal(np.flatnonzero(screen(spectra).dead), faint)
+    model = AEUnmix(
+        3,
+        init="vca",
+        max_epochs=1,
+        hidden_layer_sizes=(16,),
+        baseline=None,
+        random_state=0,
+        show_progressbar=False,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # thin support, maybe
+        model.fit(spectra)
+    assert model.screening_["dead_pixels"] == 3
+    # The report counts the pixels training used, held-out ones included.
+    assert model.stability_.pixels == 64 - 3
 
 
 @pytest.mark.parametrize("width", [1, 3])

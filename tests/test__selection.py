@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import re
+import warnings
+
 import numpy as np
 import pytest
 import torch
+from conftest import make_mixture
 
+from hs_aeunmix import AEUnmix, ModelMismatchWarning, _estimator, _fitting
+from hs_aeunmix._adapters import RESIDUAL_WARNING_FACTOR, warn_if_explained_worse
 from hs_aeunmix._selection import (
     MIN_SUPPORT,
     UNSTABLE_SPREAD,
@@ -215,8 +221,159 @@ def test_report_table_flags_what_it_found():
         _candidate("ica", ENDMEMBERS, MIXED, 1.0),
         _candidate("vca", _rotated(0.3), MIXED, 1.0),
     ]
-    table = str(stability(candidates, 0, _pixels(60))).splitlines()
+    report = stability(candidates, 0, _pixels(60))
+    table = str(report).splitlines()
     assert table[0] == "Starts trained: ica, vca; chosen: ica"
     assert "not identified" in table[2]
     assert "carried by few pixels" in table[3]
-    assert len(table) == 2 + 3
+    assert len(table) == 2 + 3 + 1
+    assert table[-1] == report.verdict
+    assert report.verdict.startswith("Not identified: endmembers 0 differ")
+
+
+# ------------------------------------------------- every clause of a verdict
+def _report(spread, support, pixels) -> StabilityReport:
+    """A report of two starts with the given spread and support."""
+    n = len(support)
+    return StabilityReport(
+        spread=np.array(spread, dtype=float),
+        support=np.array(support),
+        max_fraction=np.ones(n),
+        pixels=pixels,
+        starts=("spa", "vca"),
+        chosen=1,
+        objectives=(1.0, 1.0),
+        fits=(1.0, 1.0),
+    )
+
+
+@pytest.mark.parametrize(
+    ("spread", "support", "pixels", "identifiable"),
+    [
+        # Stable and well supported.
+        ([0.0, 0.05], [500, 500], 1000, True),
+        # A single start: no spread to judge, the support decides.
+        ([np.nan, np.nan], [500, 500], 1000, True),
+        # The spread alone decides: equally good starts disagree.
+        ([0.0, 1.5 * UNSTABLE_SPREAD], [500, 500], 1000, False),
+        ([0.0, UNSTABLE_SPREAD], [500, 500], 1000, True),
+        # The support alone decides: an endmember dominates a handful of pixels.
+        ([0.0, 0.0], [MIN_SUPPORT - 1, 1001 - MIN_SUPPORT], 1000, False),
+        ([0.0, 0.0], [MIN_SUPPORT, 1000 - MIN_SUPPORT], 1000, True),
+        # A 10-pixel line scan of 2 endmembers: half an even share (3) is enough.
+        ([0.0, 0.0], [3, 7], 10, True),
+        ([0.0, 0.0], [2, 8], 10, False),
+    ],
+)
+def test_identifiable_clause_by_clause(spread, support, pixels, identifiable):
+    report = _report(spread, support, pixels)
+    assert report.identifiable is identifiable
+    assert report.verdict.startswith("Identified" if identifiable else "Not identified")
+
+
+SCENE = make_mixture(shape=(8, 8), n_channels=40, counts=200)
+# One start, one epoch: the report describes the network fit returns.
+TINY = {
+    "init": "vca",
+    "max_epochs": 1,
+    "hidden_layer_sizes": (16,),
+    "baseline": None,
+    "random_state": 0,
+    "show_progressbar": False,
+}
+
+
+def test_fit_counts_the_support_on_training_and_held_out_pixels():
+    # A quarter of the 64 pixels are held out; the support of each endmember
+    # is counted on all of them.
+    model = AEUnmix(3, validation_fraction=0.25, **TINY)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # thin support, maybe
+        model.fit(SCENE.spectra)
+    report = model.stability_
+    assert report.pixels == 64
+    fractions = model.fractions(SCENE.spectra)[0]
+    np.testing.assert_array_equal(report.support, (fractions > 0.5).sum(axis=0))
+
+
+@pytest.mark.parametrize(
+    ("spread", "support", "warned"),
+    [
+        ([0.0, 0.0, 0.0], [20, 20, 24], []),
+        ([0.0, 0.3, 0.0], [20, 20, 24], [r"Endmembers \[1\] are not identified"]),
+        ([0.0, 0.0, 0.0], [20, 2, 42], [r"Endmembers \[1\] dominate .* fewer than 5"]),
+        (
+            [0.3, 0.0, 0.0],
+            [20, 2, 42],
+            [r"Endmembers \[0\] are not identified", r"Endmembers \[1\] dominate"],
+        ),
+    ],
+)
+def test_fit_warns_about_each_clause_of_the_report(
+    monkeypatch, spread, support, warned
+):
+    monkeypatch.setattr(
+        _fitting, "stability", lambda *args: _report(spread, support, 64)
+    )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        AEUnmix(3, **TINY).fit(SCENE.spectra)
+    messages = [str(w.message) for w in caught if w.category is UserWarning]
+    assert len(messages) == len(warned), messages
+    for pattern, message in zip(warned, messages, strict=True):
+        assert re.match(pattern, message), message
+
+
+@pytest.mark.parametrize(("relative_residual", "refused"), [(1.0, True), (0.99, False)])
+def test_a_model_no_better_than_zeros_is_refused(
+    monkeypatch, relative_residual, refused
+):
+    # The clause's boundary: a reconstruction whose residual is as large as
+    # the data (a model of zeros does that well) is refused.
+    monkeypatch.setattr(
+        _estimator, "_relative_norm", lambda misfit, spectra: relative_residual
+    )
+    model = AEUnmix(3, **TINY)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        if refused:
+            with pytest.raises(ValueError, match="worse than a model of zeros"):
+                model.fit(SCENE.spectra)
+        else:
+            model.fit(SCENE.spectra)
+    assert hasattr(model, "components_") is not refused
+
+
+class _Reapplied:
+    """Stands in for a fitted model reapplied to a scan."""
+
+    def __init__(self, training, scan, *, spatial=False):
+        self.training_residual_ = training
+        self.spatial = spatial
+        self._scan = scan
+
+    def residual_to_noise(self, sample):
+        return self._scan
+
+
+@pytest.mark.parametrize(
+    ("model", "warns"),
+    [
+        # Misfits in units of each scan's noise, compared as a ratio.
+        (_Reapplied(1.0, 2.9), False),
+        (_Reapplied(1.0, 3.1), True),
+        (_Reapplied(2.0, 5.9), False),
+        (_Reapplied(2.0, 6.5), True),
+        # Nothing to compare with: spatial models, older files.
+        (_Reapplied(None, 100.0), False),
+        (_Reapplied(1.0, 100.0, spatial=True), False),
+    ],
+    ids=["below", "above", "ratio-below", "ratio-above", "no-reference", "spatial"],
+)
+def test_mismatch_warning_clause_by_clause(model, warns):
+    assert RESIDUAL_WARNING_FACTOR == 3.0
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        warn_if_explained_worse(model, np.zeros((4, 8)))
+    mismatches = [w for w in caught if w.category is ModelMismatchWarning]
+    assert len(mismatches) == int(warns)

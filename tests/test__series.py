@@ -71,6 +71,30 @@ def test_outputs_checked_before_any_scan_is_read(series, tmp_path):
     assert sorted(path.name for path in tmp_path.iterdir()) == ["scan1_ae.hspy"]
 
 
+@pytest.mark.parametrize("given_as", ["path", "signal", "lazy signal"])
+def test_results_never_written_over_the_model_they_read(series, tmp_path, given_as):
+    # The results of a first run serve as the model of a second run over the
+    # same scan, into the same folder: even with overwrite, the scan's new
+    # results must not replace the file the model is read from.
+    _, model_file, scans = series
+    hs_aeunmix.apply_series(
+        model_file, scans[:1], tmp_path, lazy=False, show_progressbar=False
+    )
+    results = tmp_path / "scan0_ae.hspy"
+    before = results.read_bytes()
+    model = {
+        "path": lambda: results,
+        "signal": lambda: hs.load(results),
+        "lazy signal": lambda: hs.load(results, lazy=True),
+    }[given_as]()
+    with pytest.raises(ValueError, match=r"scan0_ae\.hspy is an input of this run"):
+        hs_aeunmix.apply_series(
+            model, scans[:2], tmp_path, overwrite=True, show_progressbar=False
+        )
+    assert results.read_bytes() == before
+    assert not (tmp_path / "scan1_ae.hspy").exists()  # nothing was unmixed
+
+
 def test_unfitted_model_refused(series, tmp_path):
     with pytest.raises(ValueError, match="not fitted"):
         hs_aeunmix.apply_series(hs_aeunmix.AEUnmix(n_components=3), series[2], tmp_path)

@@ -7,7 +7,6 @@ import warnings
 import numpy as np
 import pytest
 from conftest import FAST, make_mixture, to_signal
-from scipy.stats import spearmanr
 
 from hs_aeunmix import AEUnmix, get_uncertainty, load_model, metrics
 from hs_aeunmix._uncertainty import (
@@ -98,32 +97,18 @@ def test_a_background_taken_with_the_fractions_widens_them():
 
 
 def _reference_scale_coverage(model, mixture) -> tuple[float, float]:
-    """Share of true fractions within ±2σ, and the rank correlation of σ and error.
-
-    Both on the true endmembers' scale (as ``metrics`` scores abundances):
-    the covariance is carried over by the derivative of that rescaling.
-    """
-    order = metrics.match_endmembers(model.components_, mixture.endmembers)
-    estimated, reference = model.components_[order], mixture.endmembers
-    scale = (estimated * reference).sum(axis=1) / (reference * reference).sum(axis=1)
+    """Share of true fractions within ±2σ, and the rank correlation of σ and error."""
     fractions, intensity = model.fractions(mixture.spectra)
     covariance = fraction_covariance(
         mixture.spectra, fractions, intensity, model.components_
-    )[:, order][:, :, order]
-    fractions = fractions[:, order]
-    total = fractions @ scale
-    rescaled = scale * fractions / total[:, None]
-    derivative = np.eye(len(scale))[None] * scale[None, :, None] / total[
-        :, None, None
-    ] - (scale * fractions)[:, :, None] * scale[None, None, :] / (
-        total[:, None, None] ** 2
     )
-    carried = np.einsum("pij,pjk,plk->pil", derivative, covariance, derivative)
-    sigma = np.sqrt(np.diagonal(carried, axis1=1, axis2=2))
-    error = np.abs(rescaled - mixture.abundances.reshape(len(rescaled), -1))
-    return float((error <= 2 * sigma).mean()), float(
-        spearmanr(sigma.ravel(), error.ravel())[0]
+    rescaled, sigma = metrics.uncertainty_on_reference_scale(
+        model.components_, fractions, covariance, mixture.endmembers
     )
+    scores = metrics.uncertainty_scores(
+        rescaled, sigma, mixture.abundances.reshape(len(rescaled), -1)
+    )
+    return scores["coverage"], scores["rank_correlation"]
 
 
 @pytest.mark.parametrize("counts", [30, 1000])
