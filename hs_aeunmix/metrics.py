@@ -48,6 +48,8 @@ __all__ = [
     "reconstruction_error",
     "spectral_angle",
     "spectral_angles",
+    "uncertainty_on_reference_scale",
+    "uncertainty_scores",
     "unmixing_scores",
 ]
 
@@ -543,6 +545,78 @@ def fractions_on_reference_scale(
         return np.where(
             np.isnan(totals), np.nan, np.where(totals > 0, scaled / totals, 0.0)
         )
+
+
+def uncertainty_on_reference_scale(
+    estimated_endmembers: np.ndarray,
+    fractions: np.ndarray,
+    covariance: np.ndarray,
+    reference_endmembers: np.ndarray,
+    order: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Fractions and their standard deviations on the reference endmembers' scale.
+
+    The fractions of a model (``AEUnmix.fractions``) refer to its own
+    endmembers' scale; :func:`fractions_on_reference_scale` (without the
+    clipping) moves them to the reference's, ``f_k = c_k a_k / sum_j c_j
+    a_j`` with ``c_k`` the least-squares scale of matched endmember ``k``,
+    and the covariance (``AEUnmix`` via
+    :func:`hs_aeunmix._uncertainty.fraction_covariance`) follows through the
+    derivative of that map.
+
+    Parameters
+    ----------
+    estimated_endmembers : numpy.ndarray of shape (n_estimated, n_channels)
+    fractions : numpy.ndarray of shape (n_pixels, n_estimated)
+    covariance : numpy.ndarray of shape (n_pixels, n_estimated, n_estimated)
+    reference_endmembers : numpy.ndarray of shape (n_reference, n_channels)
+    order : numpy.ndarray, optional
+        Estimated index per reference endmember (:func:`match_endmembers`).
+
+    Returns
+    -------
+    fractions, sigma : numpy.ndarray of shape (n_pixels, n_reference)
+    """
+    reference = _as_endmember_matrix("reference_endmembers", reference_endmembers)
+    estimated = _as_endmember_matrix("estimated_endmembers", estimated_endmembers)
+    if order is None:
+        order = match_endmembers(estimated, reference)
+    matched = estimated[order]
+    scale = (matched * reference).sum(axis=1) / (reference * reference).sum(axis=1)
+    fractions = np.asarray(fractions, dtype=float)[:, order]
+    covariance = np.asarray(covariance, dtype=float)[:, order][:, :, order]
+    total = fractions @ scale
+    total = np.where(total > 0, total, np.nan)
+    rescaled = scale * fractions / total[:, None]
+    derivative = (
+        np.eye(len(scale))[None] * (scale[None, :, None] / total[:, None, None])
+        - rescaled[:, :, None] * scale[None, None, :] / total[:, None, None]
+    )
+    carried = np.einsum("pij,pjk,plk->pil", derivative, covariance, derivative)
+    sigma = np.sqrt(np.maximum(np.diagonal(carried, axis1=1, axis2=2), 0.0))
+    return rescaled, sigma
+
+
+def uncertainty_scores(
+    fractions: np.ndarray, sigma: np.ndarray, true_fractions: np.ndarray
+) -> dict[str, float]:
+    """How well standard deviations describe the errors of fractions.
+
+    Returns ``"coverage"``, the share of pixel-endmember pairs whose true
+    fraction lies within ``±2σ`` of the estimate (about 0.95 for calibrated
+    Gaussian errors), and ``"rank_correlation"``, Spearman's correlation
+    between ``σ`` and the absolute error (pairs with a NaN left out).
+    """
+    from scipy.stats import spearmanr
+
+    error = np.abs(np.asarray(fractions) - np.asarray(true_fractions)).ravel()
+    sigma = np.asarray(sigma).ravel()
+    finite = np.isfinite(error) & np.isfinite(sigma)
+    error, sigma = error[finite], sigma[finite]
+    return {
+        "coverage": float(np.mean(error <= 2 * sigma)),
+        "rank_correlation": float(spearmanr(sigma, error)[0]),
+    }
 
 
 def reconstruction_error(
