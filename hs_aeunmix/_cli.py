@@ -220,7 +220,9 @@ def _plan(args: argparse.Namespace) -> list[Job]:
     """Check what a command will write, and its output folder, before any work."""
     if args.command == "demo":
         jobs = [_job(None, "eels_chequerboard", args.output, True)]
-        _check_existing(jobs, args.output, args.overwrite)
+        # The demo's files come from built-in data: typing the command again
+        # replaces them (only a folder in their place is refused).
+        _check_existing(jobs, args.output, overwrite=True)
     elif args.command == "train":
         start, end = args.signal_range or (None, None)
         if start is not None and not start < end:

@@ -27,8 +27,22 @@ multiplied by ``sqrt(chi2 / dof)`` when that exceeds one (the Birge ratio):
 a pixel the model explains worse is less sure. What the approximation
 cannot see: errors of the endmembers themselves (endmembers the data do not
 identify, ``stability_``), and the bounds ``0 <= a <= 1``, near which the
-interval ``a ± 2σ`` is wider than the truth allows. ``benchmarks/
-uncertainty.py`` measures how often the true fraction lies within ``±2σ``.
+interval ``a ± 2σ`` is wider than the truth allows.
+
+The encoder's answer is not each pixel's best fit given the endmembers (an
+amortisation gap): one Newton step from it, ``F⁻¹ g`` with ``g`` the
+gradient of the log-likelihood, estimates how far it is, and its outer
+product is added to the covariance. On test mixtures whose endmembers the
+model recovers (``tests/test__uncertainty.py``), the noise term alone
+covered 0.23-0.70 of the true fractions within ±2σ (the gap dominates);
+with the step, 0.89-0.94.
+
+Measured where the endmembers are not right (``benchmarks/uncertainty.py``,
+10 held-out scenes per generator, median over scenes): coverage 0.66
+(family), 0.83 (STEM-EELS) and 0.70 (Raman compounds), rank correlation of
+σ with the error 0.10-0.22. Errors of the endmembers, which this
+approximation does not see, dominate there: the standard deviations are
+then a lower bound, not a calibrated error bar.
 """
 
 from __future__ import annotations

@@ -196,7 +196,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog=PROG,
         description="Unmix spectrum images with a physics-constrained autoencoder.",
         epilog="Results go to an output folder, never over an input and never "
-        "over earlier results without --overwrite. Exit status: 0 done, 1 some "
+        "over earlier results without --overwrite (the demo replaces its own). "
+        "Exit status: 0 done, 1 some "
         "scans of 'apply' failed, 2 refused or failed, 130 interrupted. Ctrl-C "
         "during training stops it and saves the best model so far.",
     )

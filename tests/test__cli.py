@@ -107,6 +107,25 @@ def test_demo_trains_scores_and_writes_results(tmp_path, capsys):
     assert results.learning_results.factors.shape == (200, 3)
 
 
+def test_demo_run_again_replaces_its_own_files(tmp_path, monkeypatch):
+    names = (
+        "eels_chequerboard_ae.hspy",
+        "eels_chequerboard_endmembers.png",
+        "eels_chequerboard_abundances.png",
+        "eels_chequerboard.aeunmix",
+    )
+    for name in names:
+        (tmp_path / name).write_bytes(b"earlier run")
+    started = []
+    monkeypatch.setattr(_cli, "run_demo", lambda *args: started.append(args) or 0)
+    assert main(["demo", "-o", str(tmp_path), "--no-progressbar"]) == 0
+    assert started
+    # A folder where a result file goes is still refused.
+    (tmp_path / names[0]).unlink()
+    (tmp_path / names[0]).mkdir()
+    assert main(["demo", "-o", str(tmp_path), "--no-progressbar"]) == 2
+
+
 def test_train_on_a_file(tmp_path, capsys):
     signal = to_signal(make_mixture(shape=(16, 16)))
     source = tmp_path / "scan.hspy"
