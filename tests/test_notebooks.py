@@ -9,6 +9,7 @@ never downloaded.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import nbformat
@@ -53,3 +54,26 @@ def test_notebook_executes(path, tmp_path, monkeypatch):
     checks = [cell for cell in notebook.cells if "assert " in cell.source]
     assert checks
     assert all(cell.get("execution_count") for cell in checks)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda path: path.name)
+def test_stored_outputs_name_no_path_outside_the_repository(path):
+    # Stored outputs are rendered in the HTML docs: a developer's checkout,
+    # home or virtual environment must not show there (stderr is stripped
+    # before storing).
+    notebook = nbformat.read(path, as_version=4)
+    texts = [
+        str(output.get("text", "")) + str(output.get("data", {}).get("text/plain", ""))
+        for cell in notebook.cells
+        if cell.cell_type == "code"
+        for output in cell.outputs
+    ]
+    pattern = re.compile(r"(/(home|root|work|tmp|Users|usr)/|[A-Z]:\\\\)")
+    assert not [text for text in texts if pattern.search(text)]
+    assert not [
+        output
+        for cell in notebook.cells
+        if cell.cell_type == "code"
+        for output in cell.outputs
+        if output.output_type == "stream" and output.name == "stderr"
+    ]
