@@ -94,10 +94,19 @@ class Job:
     endmembers: Path
     abundances: Path
     model: Path | None  # written by demo and train only
+    uncertainty: Path
+    table: Path
 
     @property
     def outputs(self) -> list[Path]:
-        files = [self.results, self.model, self.endmembers, self.abundances]
+        files = [
+            self.results,
+            self.model,
+            self.endmembers,
+            self.abundances,
+            self.uncertainty,
+            self.table,
+        ]
         return [path for path in files if path is not None]
 
     @property
@@ -113,6 +122,8 @@ def _job(source: Path | None, stem: str, folder: Path, with_model: bool) -> Job:
         endmembers=folder / f"{stem}_endmembers.png",
         abundances=folder / f"{stem}_abundances.png",
         model=folder / f"{stem}.aeunmix" if with_model else None,
+        uncertainty=folder / f"{stem}_uncertainty.hspy",
+        table=folder / f"{stem}_endmembers.csv",
     )
 
 
@@ -287,8 +298,15 @@ def _write(path: Path, overwrite: bool, write) -> None:
 def _write_results(
     signal, job: Job, *, overwrite: bool, model=None, reference=None
 ) -> list[Path]:
-    """Write the results file, the model and the two figures of ``job``."""
+    """Write the results file, the model, the figures and the tables of ``job``.
+
+    The uncertainty maps (:func:`hs_aeunmix.get_uncertainty`) need the scan
+    in memory: for a lazy scan they are not written (and not listed).
+    """
+    from hs_aeunmix._estimator import load_model
     from hs_aeunmix._figures import abundance_figure, endmember_figure
+    from hs_aeunmix._hyperspy import get_uncertainty
+    from hs_aeunmix._hyperspy_internals import is_lazy
 
     _write(job.results, overwrite, lambda path: signal.save(path, overwrite=True))
     written = [job.results]
@@ -302,7 +320,41 @@ def _write_results(
     for path, figure in figures.items():
         _write(path, overwrite, functools.partial(figure.savefig, dpi=FIGURE_DPI))
         written.append(path)
+    # The model that unmixed this scan travels in its learning results.
+    applied = load_model(signal)
+    _write(
+        job.table,
+        overwrite,
+        functools.partial(_write_endmember_table, applied.describe_endmembers()),
+    )
+    written.append(job.table)
+    if not is_lazy(signal):
+        sigma = get_uncertainty(signal, applied)
+        # The temporary file exists already: HyperSpy must replace it.
+        _write(
+            job.uncertainty, overwrite, lambda path: sigma.save(path, overwrite=True)
+        )
+        written.append(job.uncertainty)
     return written
+
+
+def _write_endmember_table(descriptions, path: Path) -> None:
+    """One row per endmember: what it shows, its support, spread and warnings."""
+    import csv
+
+    with open(path, "w", newline="", encoding="utf-8") as stream:
+        writer = csv.writer(stream)
+        writer.writerow(["endmember", "summary", "support", "spread_rad", "warnings"])
+        for description in descriptions:
+            writer.writerow(
+                [
+                    description.index,
+                    description.summary,
+                    "" if description.support is None else description.support,
+                    "" if description.spread is None else f"{description.spread:.4f}",
+                    "; ".join(warning.message for warning in description.warnings),
+                ]
+            )
 
 
 def _train_and_save(signal, n_components: int, args, job: Job, truth=None) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import csv
 import errno
 import json
 import re
@@ -101,10 +102,19 @@ def test_demo_trains_scores_and_writes_results(tmp_path, capsys):
         "eels_chequerboard_endmembers.png",
         "eels_chequerboard_abundances.png",
         "eels_chequerboard.aeunmix",
+        "eels_chequerboard_uncertainty.hspy",
+        "eels_chequerboard_endmembers.csv",
     ):
         assert (tmp_path / name).stat().st_size > 0
     results = hs.load(tmp_path / "eels_chequerboard_ae.hspy")
     assert results.learning_results.factors.shape == (200, 3)
+    # One uncertainty map per endmember, shaped like the loadings.
+    sigma = hs.load(tmp_path / "eels_chequerboard_uncertainty.hspy")
+    assert sigma.data.shape == results.get_decomposition_loadings().data.shape
+    with open(tmp_path / "eels_chequerboard_endmembers.csv", encoding="utf-8") as f:
+        rows = list(csv.reader(f))
+    assert rows[0] == ["endmember", "summary", "support", "spread_rad", "warnings"]
+    assert [row[0] for row in rows[1:]] == ["0", "1", "2"]
 
 
 def test_demo_run_again_replaces_its_own_files(tmp_path, monkeypatch):
@@ -159,7 +169,9 @@ def test_train_on_a_file(tmp_path, capsys):
         "scan.aeunmix",
         "scan_abundances.png",
         "scan_ae.hspy",
+        "scan_endmembers.csv",
         "scan_endmembers.png",
+        "scan_uncertainty.hspy",
     ]
     assert _folder(tmp_path) == ["out", "scan.hspy"]
 
@@ -220,7 +232,9 @@ def test_apply_reports_a_bad_scan_and_goes_on(tmp_path, trained_model_file, capf
     assert _folder(output) == [
         "scan1_abundances.png",
         "scan1_ae.hspy",
+        "scan1_endmembers.csv",
         "scan1_endmembers.png",
+        "scan1_uncertainty.hspy",
     ]
 
 
@@ -414,7 +428,7 @@ def test_every_output_is_written_atomically(tmp_path, monkeypatch):
         main(["train", str(source), "-n", "3", *FAST_TRAINING, "-o", str(output)]) == 0
     )
     assert sorted(targets) == sorted(output.iterdir())
-    assert len(targets) == 4
+    assert len(targets) == 6
 
 
 def test_failed_write_keeps_the_earlier_results(tmp_path, trained_model_file, capfd):
@@ -651,7 +665,7 @@ def test_ctrl_c_during_training_saves_the_best_model(
         results.learning_results.loadings,
         model.transform(results.data.reshape(-1, 100)),
     )
-    assert len(_folder(output)) == 4
+    assert len(_folder(output)) == 6
 
 
 def test_ctrl_c_outside_training_stops_cleanly(tmp_path, capfd, monkeypatch):
