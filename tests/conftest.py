@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from dataclasses import dataclass
+
+# The suite runs in pytest-xdist workers, one per core (pyproject's
+# addopts): each worker, and each process it starts (notebook kernels, the
+# command line), computes on one thread, so that the workers do not fight
+# over the cores (two threads per worker on two cores made training 10x
+# slower). Set before torch is imported.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    for variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(variable, "1")
 
 import hyperspy.api as hs
 import numpy as np
