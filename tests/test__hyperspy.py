@@ -212,27 +212,44 @@ def test_print_info_is_short(spectrum_image, capsys):
     assert len(printed.splitlines()) <= 10 + len(table)
 
 
-def test_progressbar_shown_on_request(spectrum_image, capsys):
+def test_progressbar_shown_on_request(spectrum_image, capsys, monkeypatch):
+    from hs_aeunmix import _training
+
+    bars = []
+
+    def recording(*args, **kwargs):
+        bars.append((kwargs["desc"], kwargs["disable"]))
+        return real(*args, **kwargs)
+
+    real = _training.progressbar
+    monkeypatch.setattr(_training, "progressbar", recording)
     spectrum_image.decomposition(
         algorithm="ae",
         output_dimension=3,
         print_info=False,
         max_epochs=8,
         show_progressbar=True,
+        random_state=0,
     )
-    shown = capsys.readouterr().err
-    # One bar per start, named, then the kept start's training.
-    assert "Start 1/3: ICA" in shown
-    assert "Start 3/3: VCA" in shown
-    assert "Training the kept start" in shown
+    # One bar per start, named, then the kept start's training; the first
+    # reaches the terminal (later ones may be cleared before they refresh).
+    assert "Start 1/3: ICA" in capsys.readouterr().err
+    names = [name for name, _ in bars]
+    assert names[:3] == ["Start 1/3: ICA", "Start 2/3: SPA", "Start 3/3: VCA"]
+    assert names[3].startswith("Training the kept start (")
+    assert not any(disabled for _, disabled in bars)
+    bars.clear()
     spectrum_image.decomposition(
         algorithm="ae",
         output_dimension=3,
         print_info=False,
         max_epochs=2,
         show_progressbar=False,
+        random_state=0,
     )
     assert "Start 1/3" not in capsys.readouterr().err
+    assert bars
+    assert all(disabled for _, disabled in bars)
 
 
 def test_other_algorithms_untouched(spectrum_image):
