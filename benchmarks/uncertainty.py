@@ -38,7 +38,6 @@ def run_one(generator: str, index: int) -> dict:
     import torch
 
     from hs_aeunmix import datasets, metrics
-    from hs_aeunmix._uncertainty import fraction_covariance
 
     torch.set_num_threads(1)
     hs.preferences.General.show_progressbar = False
@@ -55,17 +54,7 @@ def run_one(generator: str, index: int) -> dict:
             show_progressbar=False,
         )
     spectra = signal.data.reshape(-1, signal.data.shape[-1]).astype(np.float64)
-    fractions, intensity = model.fractions(spectra)
-    has_background = len(model.baseline_components_) > 0
-    covariance = fraction_covariance(
-        spectra,
-        fractions,
-        intensity,
-        model.components_,
-        background_basis=model.baseline_components_ if has_background else None,
-        background=model.background(spectra) if has_background else None,
-        sum_to_one=model.abundance != "nonnegative",
-    )
+    fractions, covariance = model._fractions_and_covariance(spectra)
     order = metrics.match_endmembers(model.components_, truth.endmembers)
     rescaled, sigma = metrics.uncertainty_on_reference_scale(
         model.components_, fractions, covariance, truth.endmembers, order

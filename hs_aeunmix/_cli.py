@@ -320,8 +320,9 @@ def _write_results(
     for path, figure in figures.items():
         _write(path, overwrite, functools.partial(figure.savefig, dpi=FIGURE_DPI))
         written.append(path)
-    # The model that unmixed this scan travels in its learning results.
-    applied = load_model(signal)
+    # The model that unmixed this scan: the one just trained, or the one
+    # its learning results carry (apply: a rescaled or fine-tuned copy).
+    applied = model if model is not None else load_model(signal)
     _write(
         job.table,
         overwrite,

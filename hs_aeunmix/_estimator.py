@@ -1044,19 +1044,27 @@ class AEUnmix(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         numpy.ndarray of shape (n_pixels, n_components)
             NaN for pixels without signal.
         """
-        from hs_aeunmix._uncertainty import fraction_uncertainty
+        from hs_aeunmix._uncertainty import standard_deviations
 
-        geometry = {"image_shape": image_shape, "navigation_mask": navigation_mask}
+        _, covariance = self._fractions_and_covariance(
+            X, image_shape=image_shape, navigation_mask=navigation_mask
+        )
+        return standard_deviations(covariance)
+
+    def _fractions_and_covariance(self, X, **geometry) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`fractions` and their covariance per pixel (:meth:`uncertainty`)."""
+        from hs_aeunmix._uncertainty import fraction_covariance
+
         X = self._validated_for_inference(X)
         fractions, intensity = self.fractions(X, **geometry)
         has_background = len(self.baseline_components_) > 0
-        return fraction_uncertainty(
+        return fractions, fraction_covariance(
             X,
             fractions,
             intensity,
             self.components_,
             background_basis=self.baseline_components_ if has_background else None,
-            background=self.background(X, **geometry) if has_background else None,
+            background=self._background_of(X, fractions, intensity),
             sum_to_one=self.abundance != "nonnegative",
         )
 
@@ -1103,12 +1111,19 @@ class AEUnmix(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         reproduces ``X``. Shape (n_pixels, n_terms); (n_pixels, 0) for models
         without a background (``baseline``).
         """
-        mixture = self._mixture(
+        X = self._validated_for_inference(X)
+        fractions, intensity = self.fractions(
             X, image_shape=image_shape, navigation_mask=navigation_mask
         )
+        return self._background_of(X, fractions, intensity)
+
+    def _background_of(
+        self, X: np.ndarray, fractions: np.ndarray, intensity: np.ndarray
+    ) -> np.ndarray:
+        """:meth:`background` from validated spectra and their fractions."""
         if not len(self.baseline_components_):
-            return np.zeros((len(mixture), 0))
-        X = self._validated_for_inference(X)
+            return np.zeros((len(X), 0))
+        mixture = (fractions * intensity[:, None]) @ self.components_
         return (X - mixture) @ self.baseline_components_.T
 
     def _mixture(self, X, **geometry) -> np.ndarray:

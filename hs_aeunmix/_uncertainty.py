@@ -10,7 +10,7 @@ c)`` with curvature ``F = Gᵀ W G`` (the Fisher information): ``G`` stacks
 ``B``, and ``W`` holds the inverse noise variance of each channel. The
 covariance of the fractions is the fractions' block of ``F⁻¹`` (the
 background marginalised), and its diagonal's square root is the standard
-deviation :func:`fraction_uncertainty` returns.
+deviation (:func:`standard_deviations`).
 
 Why this and not the spread of the candidates or an ensemble: it costs one
 matrix product per pixel batch (no training), it applies to a reapplied
@@ -66,13 +66,8 @@ def sum_preserving_basis(n_components: int) -> np.ndarray:
     return left[:, : n_components - 1]
 
 
-def fraction_uncertainty(*args, **kwargs) -> np.ndarray:
-    """Standard deviation of each pixel's fractions (module docstring).
-
-    The square root of the diagonal of :func:`fraction_covariance` (same
-    arguments); shape (n_pixels, n_components).
-    """
-    covariance = fraction_covariance(*args, **kwargs)
+def standard_deviations(covariance: np.ndarray) -> np.ndarray:
+    """Square roots of the diagonals of (n_pixels, k, k) covariances (NaN kept)."""
     return np.sqrt(np.maximum(np.diagonal(covariance, axis1=1, axis2=2), 0.0))
 
 

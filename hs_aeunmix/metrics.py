@@ -535,16 +535,20 @@ def fractions_on_reference_scale(
         order = match_endmembers(estimated_endmembers, reference_endmembers)
     order = _check_order(order, n_estimated, n_reference)
 
-    scales = (
-        np.sum(estimated_endmembers[order] * reference_endmembers, axis=1)
-        / reference_energy
-    )
+    scales = _reference_scales(estimated_endmembers, reference_endmembers, order)
     scaled = np.clip(abundances[..., order] * np.maximum(scales, 0.0), 0.0, None)
     totals = scaled.sum(axis=-1, keepdims=True)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(
             np.isnan(totals), np.nan, np.where(totals > 0, scaled / totals, 0.0)
         )
+
+
+def _reference_scales(
+    estimated: np.ndarray, reference: np.ndarray, order: np.ndarray
+) -> np.ndarray:
+    """``c_k = <e_k, r_k> / <r_k, r_k>``: each matched estimate's scale."""
+    return np.sum(estimated[order] * reference, axis=1) / np.sum(reference**2, axis=1)
 
 
 def uncertainty_on_reference_scale(
@@ -581,8 +585,8 @@ def uncertainty_on_reference_scale(
     estimated = _as_endmember_matrix("estimated_endmembers", estimated_endmembers)
     if order is None:
         order = match_endmembers(estimated, reference)
-    matched = estimated[order]
-    scale = (matched * reference).sum(axis=1) / (reference * reference).sum(axis=1)
+    order = _check_order(order, estimated.shape[0], reference.shape[0])
+    scale = _reference_scales(estimated, reference, order)
     fractions = np.asarray(fractions, dtype=float)[:, order]
     covariance = np.asarray(covariance, dtype=float)[:, order][:, :, order]
     total = fractions @ scale
