@@ -9,6 +9,7 @@ relying on it. A trained model is saved with ``model.save(path)``, loaded
 with :func:`load_model` and reapplied to later scans with
 ``s.decomposition(algorithm="ae", model=...)``, or to a whole series of
 scan files, on a dask cluster if one is given, with :func:`apply_series`.
+:class:`LiveUnmixer` unmixes a scan while it is being acquired.
 :func:`gui` shows the options as a Jupyter panel.
 """
 
@@ -20,6 +21,7 @@ from hs_aeunmix._estimator import AEUnmix, load_model
 from hs_aeunmix._gui import UnmixingOptions, UnmixingPanel, gui
 from hs_aeunmix._hyperspy import apply, decompose, get_uncertainty, shift_map
 from hs_aeunmix._hyperspy import enable as _enable
+from hs_aeunmix._live import LiveUnmixer, replay_scan
 from hs_aeunmix._model_selection import ComponentScan, scan_components
 from hs_aeunmix._persistence import ModelFileError
 from hs_aeunmix._series import ScanReport, apply_series
@@ -35,6 +37,7 @@ _enable()
 __all__ = [
     "AEUnmix",
     "ComponentScan",
+    "LiveUnmixer",
     "ModelFileError",
     "ModelMismatchWarning",
     "ScanReport",
@@ -51,6 +54,7 @@ __all__ = [
     "load_model",
     "metrics",
     "presets",
+    "replay_scan",
     "scan_components",
     "shift_map",
 ]

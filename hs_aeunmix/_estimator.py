@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -1000,23 +1000,24 @@ class AEUnmix(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         fractions = np.empty((X.shape[0], self.components_.shape[0]))
         self.module_.eval()
         with torch.no_grad():
-            for start in range(0, X.shape[0], INFERENCE_BATCH_SIZE):
-                batch = scaled[start : start + INFERENCE_BATCH_SIZE].to(self.device_)
-                fractions[start : start + INFERENCE_BATCH_SIZE] = (
-                    self.module_.encode(batch).cpu().numpy()
+            for rows in _inference_batches(X.shape[0]):
+                batch = _padded(scaled[rows]).to(self.device_)
+                fractions[rows] = (
+                    self.module_.encode(batch)[: len(fractions[rows])].cpu().numpy()
                 )
             if self.spatial:
                 shape, mask = check_geometry(X.shape[0], image_shape, navigation_mask)
                 fractions = self._refined(fractions, shape, mask)
             intensity = np.empty(X.shape[0])
-            for start in range(0, X.shape[0], INFERENCE_BATCH_SIZE):
-                stop = start + INFERENCE_BATCH_SIZE
-                batch = scaled[start:stop].to(self.device_)
-                abundances = torch.from_numpy(
-                    fractions[start:stop].astype(np.float32)
+            for rows in _inference_batches(X.shape[0]):
+                batch = _padded(scaled[rows]).to(self.device_)
+                abundances = _padded(
+                    torch.from_numpy(fractions[rows].astype(np.float32))
                 ).to(self.device_)
-                intensity[start:stop] = (
-                    self.module_.intensity(batch, abundances)[:, 0].cpu().numpy()
+                intensity[rows] = (
+                    self.module_.intensity(batch, abundances)[: len(intensity[rows]), 0]
+                    .cpu()
+                    .numpy()
                 )
         return fractions, intensity
 
@@ -1194,8 +1195,11 @@ class AEUnmix(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         X = self._validated_for_inference(X)
         return _in_noise_units(self._misfit(X), X)
 
-    def _misfit(self, X: np.ndarray) -> np.ndarray:
-        """``X`` minus its reconstruction (per pixel), background included."""
+    def _misfit(self, X: np.ndarray, mixture: np.ndarray | None = None) -> np.ndarray:
+        """``X`` minus its reconstruction (per pixel), background included.
+
+        ``mixture``: ``transform(X) @ components_`` when already computed.
+        """
         if self.spatial:
             raise ValueError(
                 "This model is spatial (each pixel needs its neighbours): "
@@ -1204,7 +1208,7 @@ class AEUnmix(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
             )
         # One encoding: the background is what the mixture leaves, projected
         # on the background's basis (as background() computes it).
-        reconstruction = self._mixture(X)
+        reconstruction = self._mixture(X) if mixture is None else mixture
         basis = self.baseline_components_
         if len(basis):
             reconstruction = reconstruction + ((X - reconstruction) @ basis.T) @ basis
@@ -1342,6 +1346,28 @@ class AEUnmix(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         return describe_model(
             self, X, image_shape=image_shape, navigation_mask=navigation_mask
         )
+
+
+# Rows are encoded in batches padded to a multiple of this many rows:
+# matrix products give each row the same rounding whatever the batch it is
+# in only when the batches' sizes share the BLAS kernels' row blocking, and
+# a scan unmixed live, a few pixels at a time, must give exactly the maps of
+# the whole scan unmixed at once.
+ROW_BLOCK = 16
+
+
+def _inference_batches(n_rows: int) -> Iterator[slice]:
+    """Slices of at most ``INFERENCE_BATCH_SIZE`` rows (a multiple of ROW_BLOCK)."""
+    for start in range(0, n_rows, INFERENCE_BATCH_SIZE):
+        yield slice(start, min(start + INFERENCE_BATCH_SIZE, n_rows))
+
+
+def _padded(rows: torch.Tensor) -> torch.Tensor:
+    """``rows`` with its last row repeated up to a multiple of ROW_BLOCK rows."""
+    missing = -len(rows) % ROW_BLOCK
+    if not missing:
+        return rows
+    return torch.cat([rows, rows[-1:].expand(missing, -1)])
 
 
 def _relative_norm(misfit: np.ndarray, spectra: np.ndarray) -> float:

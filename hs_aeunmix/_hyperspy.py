@@ -158,18 +158,42 @@ def shift_map(signal, model=None):
     >>> hs_aeunmix.shift_map(s).plot()  # doctest: +SKIP
     """
     model, spectra, navigation_axes = _model_and_spectra(signal, model, "shift_map")
-    shifts = model.shifts(spectra)
-    calibration = model.signal_calibration_
-    if calibration is not None and len(calibration.values) > 1:
-        shifts = shifts * float(np.median(np.diff(calibration.values)))
+    shifts, units = shifts_in_axis_units(model, model.shifts(spectra))
     data = shifts.reshape([axis.size for axis in navigation_axes])
-    axes = [axis.get_axis_dictionary() for axis in navigation_axes]
-    kind = {1: Signal1D, 2: Signal2D}.get(len(axes), BaseSignal)
-    result = kind(data, axes=axes)
+    result = scan_signal(data, [axis.get_axis_dictionary() for axis in navigation_axes])
     result.metadata.General.title = f"Spectral shift of {signal.metadata.General.title}"
-    units = calibration.units if calibration else ""
-    result.metadata.set_item("Signal.quantity", f"Shift ({units or 'channels'})")
+    result.metadata.set_item("Signal.quantity", f"Shift ({units})")
     return result
+
+
+def shifts_in_axis_units(model: AEUnmix, shifts: np.ndarray) -> tuple[np.ndarray, str]:
+    """Shifts in channels (:meth:`AEUnmix.shifts`) in the model's axis units.
+
+    Returns the shifts and the units' name ("channels" for a model that
+    knows no axis).
+    """
+    calibration = model.signal_calibration_
+    if calibration is None or len(calibration.values) < 2:
+        return shifts, "channels"
+    step = float(np.median(np.diff(calibration.values)))
+    return shifts * step, calibration.units or "channels"
+
+
+def scan_signal(data: np.ndarray, scan_axes: list[dict], *, per_component=False):
+    """A signal over the scan: one map, or one per endmember (``per_component``).
+
+    ``scan_axes`` are the scan's axis dictionaries in the order of the data
+    array's dimensions; with ``per_component`` the first dimension of
+    ``data`` is the endmember, navigated like ``get_decomposition_loadings``.
+    """
+    axes = [{**axis, "navigate": False} for axis in scan_axes]
+    if per_component:
+        component = {"name": "Decomposition component index", "size": data.shape[0]}
+        axes = [{**component, "navigate": bool(scan_axes)}, *axes]
+    kind = {1: Signal1D, 2: Signal2D}.get(len(scan_axes), BaseSignal)
+    if kind is BaseSignal:
+        axes = [{**axis, "navigate": True} for axis in axes]
+    return kind(data, axes=axes)
 
 
 def get_uncertainty(signal, model=None):
@@ -210,16 +234,11 @@ def get_uncertainty(signal, model=None):
         geometry["image_shape"] = tuple(axis.size for axis in navigation_axes)
     sigma = model.uncertainty(spectra, **geometry)
     data = sigma.T.reshape(-1, *[axis.size for axis in navigation_axes])
-    component = {"name": "Decomposition component index", "size": data.shape[0]}
-    axes = [
-        {**component, "navigate": bool(navigation_axes)},
-        *(
-            {**axis.get_axis_dictionary(), "navigate": False}
-            for axis in navigation_axes
-        ),
-    ]
-    kind = Signal2D if len(navigation_axes) == 2 else Signal1D
-    result = kind(data, axes=axes)
+    result = scan_signal(
+        data,
+        [axis.get_axis_dictionary() for axis in navigation_axes],
+        per_component=True,
+    )
     result.metadata.General.title = (
         f"Uncertainty of the fractions of {signal.metadata.General.title}"
     )
