@@ -62,6 +62,7 @@ from hs_aeunmix_cli import (
     EXIT_SOME_FAILED,
     FIGURE_DPI,
     PROG,
+    WATCH_PATTERN,
 )
 
 _logger = logging.getLogger(__name__)
@@ -566,6 +567,57 @@ def run_apply(args: argparse.Namespace, jobs: Sequence[Job]) -> int:
     return EXIT_OK
 
 
+def run_watch(args: argparse.Namespace, jobs: Sequence[Job] = ()) -> int:
+    """Unmix each scan that appears in ``args.folder`` (:mod:`hs_aeunmix._watch`).
+
+    Each file's outcome is printed as ``apply`` prints it; a summary line
+    ends the run, also after Ctrl-C. The jobs are planned file by file as
+    the scans appear (``jobs`` is unused).
+    """
+    from hs_aeunmix._watch import DONE, FAILED, watch_folder
+
+    if not args.model.exists():
+        raise Refusal(f"no model file at {args.model}")
+    patterns = args.pattern or [WATCH_PATTERN]
+
+    def report(result) -> None:
+        if result.outcome == FAILED:
+            print(f"{PROG}: {result.message}", file=sys.stderr, flush=True)
+        elif result.outcome == DONE:
+            print(
+                f"{result.message}: unmixed in {result.seconds:.3f} s, wrote "
+                + ", ".join(str(path) for path in result.written),
+                flush=True,
+            )
+        else:
+            print(result.message, flush=True)
+
+    if not args.once:
+        print(
+            f"{PROG}: watching {args.folder} for {' '.join(patterns)} every "
+            f"{args.interval:g} s, results in {args.output}; Ctrl-C stops",
+            flush=True,
+        )
+    summary = watch_folder(
+        args.folder,
+        args.model,
+        args.output,
+        pattern=patterns,
+        interval=args.interval,
+        settle=args.settle,
+        overwrite=args.overwrite,
+        once=args.once,
+        max_files=args.max_files,
+        on_result=report,
+        lazy=args.lazy,
+        device=args.device,
+    )
+    print(f"{PROG}: watch ended: {summary.line()}")
+    if summary.failed and not summary.interrupted:
+        return EXIT_SOME_FAILED
+    return EXIT_OK
+
+
 @contextlib.contextmanager
 def _cluster_client(workers: int | None, scheduler: str | None) -> Iterator:
     """A dask.distributed client for ``--workers``/``--scheduler``, else None."""
@@ -719,9 +771,15 @@ def _one_line(error: BaseException) -> str:
 
 def run(args: argparse.Namespace) -> int:
     """Run a parsed command (see :func:`hs_aeunmix_cli.main`); the exit status."""
-    runner = {"demo": run_demo, "train": run_train, "apply": run_apply}[args.command]
+    runner = {
+        "demo": run_demo,
+        "train": run_train,
+        "apply": run_apply,
+        "watch": run_watch,
+    }[args.command]
     try:
-        jobs = _plan(args)
+        # watch plans each scan's job as the scan appears.
+        jobs = [] if args.command == "watch" else _plan(args)
         with (
             _thread_limit(args.threads),
             _warnings_as_lines(args.verbose),

@@ -35,6 +35,10 @@ ESTIMATOR_DEFAULTS = {
 DEFAULT_OUTPUT = Path("hs_aeunmix_results")
 DEMO_OUTPUT = Path("hs_aeunmix_demo")
 DEFAULT_SEED = 0
+# hs_aeunmix._watch's defaults (tests/test__watch.py checks them).
+WATCH_PATTERN = "*.hspy"
+WATCH_INTERVAL = 1.0
+WATCH_SETTLE = 2.0
 FIGURE_DPI = 120
 EXIT_OK, EXIT_SOME_FAILED, EXIT_REFUSED, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -81,6 +85,20 @@ def _finite_float(text: str) -> float:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
     if value != value or value in (float("inf"), float("-inf")):
         raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
+    return value
+
+
+def _seconds(text: str) -> float:
+    value = _finite_float(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is negative")
+    return value
+
+
+def _positive_seconds(text: str) -> float:
+    value = _seconds(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number")
     return value
 
 
@@ -285,7 +303,86 @@ def build_parser() -> argparse.ArgumentParser:
         "same paths (default: no cluster)",
     )
     _add_common_options(apply, DEFAULT_OUTPUT)
+    _add_watch(commands)
     return parser
+
+
+def _add_watch(commands) -> None:
+    watch = commands.add_parser(
+        "watch",
+        help="unmix each new scan in a folder once it is written (no training)",
+        description="Watch FOLDER and unmix each scan that appears in it with a "
+        "trained model, as 'apply' does, once the acquisition software has "
+        "finished writing it: its size and modification time unchanged for "
+        "--settle seconds, and the file readable (on Windows: not held open by "
+        "another program). Hidden and temporary files (.name, ~name, *.tmp, "
+        "*.part) are never read. A ledger in the output folder "
+        "(.hs_aeunmix_watch.json) records every file handled, so that no file "
+        "is unmixed twice, also across restarts; a file that changes is "
+        "unmixed again, and one that failed is retried only once it changes. "
+        "Results already in the output folder that the watch did not write "
+        "are kept (the scan is skipped) unless --overwrite.",
+        epilog="Ctrl-C stops the watch (a scan being unmixed is abandoned, none "
+        "of its files left) and prints how many files were done, failed and "
+        "skipped. Exit status: 0 (also after Ctrl-C), 1 a file failed in a run "
+        "that --once or --max-files ended, 2 refused (no folder, bad model, "
+        "unreadable ledger).",
+    )
+    watch.add_argument(
+        "folder",
+        type=Path,
+        metavar="FOLDER",
+        help="folder to watch (its subfolders are not)",
+    )
+    watch.add_argument(
+        "-m",
+        "--model",
+        type=Path,
+        required=True,
+        help="model file (.aeunmix) or a results file (.hspy) unmixed with 'ae'",
+    )
+    watch.add_argument(
+        "--pattern",
+        action="append",
+        metavar="GLOB",
+        help="unmix the files whose names match GLOB (any case), of those with "
+        "an extension HyperSpy reads; repeat for several, as --pattern '*.hspy' "
+        f"--pattern '*.emd' (default: {WATCH_PATTERN})",
+    )
+    watch.add_argument(
+        "--interval",
+        type=_positive_seconds,
+        default=WATCH_INTERVAL,
+        metavar="SECONDS",
+        help=f"time between looks at the folder (default: {WATCH_INTERVAL})",
+    )
+    watch.add_argument(
+        "--settle",
+        type=_seconds,
+        default=WATCH_SETTLE,
+        metavar="SECONDS",
+        help="how long a file's size and modification time must stay unchanged "
+        f"before it counts as written (default: {WATCH_SETTLE})",
+    )
+    watch.add_argument(
+        "--once",
+        action="store_true",
+        help="look twice, --settle seconds apart, unmix the files that are "
+        "written, then exit (for cron and scripts)",
+    )
+    watch.add_argument(
+        "--max-files",
+        type=_positive_int,
+        metavar="N",
+        help="exit after N files unmixed or failed (default: no limit)",
+    )
+    watch.add_argument(
+        "--lazy",
+        action="store_true",
+        help="load each scan lazily and unmix it chunk by chunk, for scans "
+        "larger than memory (default: load each scan whole)",
+    )
+    _add_common_options(watch, DEFAULT_OUTPUT)
 
 
 def main(argv: list[str] | None = None) -> int:
