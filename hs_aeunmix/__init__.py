@@ -9,6 +9,8 @@ relying on it. A trained model is saved with ``model.save(path)``, loaded
 with :func:`load_model` and reapplied to later scans with
 ``s.decomposition(algorithm="ae", model=...)``, or to a whole series of
 scan files, on a dask cluster if one is given, with :func:`apply_series`.
+:func:`decompose_series` unmixes a sample series with one model (shared
+endmembers, each scan's own maps, offset and intensity), and
 :class:`LiveUnmixer` unmixes a scan while it is being acquired.
 :func:`gui` shows the options as a Jupyter panel.
 """
@@ -21,6 +23,7 @@ from hs_aeunmix._estimator import AEUnmix, load_model
 from hs_aeunmix._gui import UnmixingOptions, UnmixingPanel, gui
 from hs_aeunmix._hyperspy import apply, decompose, get_uncertainty, shift_map
 from hs_aeunmix._hyperspy import enable as _enable
+from hs_aeunmix._joint import SeriesFit, SeriesScan, decompose_series
 from hs_aeunmix._live import LiveUnmixer, replay_scan
 from hs_aeunmix._model_selection import ComponentScan, scan_components
 from hs_aeunmix._persistence import ModelFileError
@@ -41,6 +44,8 @@ __all__ = [
     "ModelFileError",
     "ModelMismatchWarning",
     "ScanReport",
+    "SeriesFit",
+    "SeriesScan",
     "TrainingHistory",
     "UnmixingOptions",
     "UnmixingPanel",
@@ -49,6 +54,7 @@ __all__ = [
     "apply_series",
     "datasets",
     "decompose",
+    "decompose_series",
     "get_uncertainty",
     "gui",
     "load_model",

@@ -51,7 +51,7 @@ import time
 import traceback
 import warnings
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from hs_aeunmix._files import atomic_path, ensure_writable_folder
@@ -239,9 +239,26 @@ def _plan(args: argparse.Namespace) -> list[Job]:
         start, end = args.signal_range or (None, None)
         if start is not None and not start < end:
             raise Refusal(f"--signal-range {start:g} {end:g}: START must be below END.")
+        if len(args.files) > 1 and not args.series:
+            raise Refusal(
+                f"{len(args.files)} files given to train: add --series to train "
+                "one model on all of them, or train them one at a time."
+            )
         jobs = plan_jobs(
-            [args.file], args.output, with_model=True, overwrite=args.overwrite
+            args.files,
+            args.output,
+            with_model=not args.series,
+            overwrite=args.overwrite,
         )
+        if args.series:
+            # One model for the series, named after its first scan.
+            model = args.output / f"{jobs[0].stem}_series.aeunmix"
+            _check_existing(
+                [replace(jobs[0], results=model, model=None)],
+                args.output,
+                args.overwrite,
+            )
+            jobs[0] = replace(jobs[0], model=model)
     else:
         if not args.model.exists():
             raise Refusal(f"no model file at {args.model}")
@@ -511,13 +528,45 @@ def run_demo(args: argparse.Namespace, jobs: Sequence[Job]) -> int:
 
 
 def run_train(args: argparse.Namespace, jobs: Sequence[Job]) -> int:
-    signal = _load_single_signal(args.file, lazy=args.lazy, verbose=args.verbose)
+    if args.series:
+        return _train_series(args, jobs)
+    signal = _load_single_signal(args.files[0], lazy=args.lazy, verbose=args.verbose)
     try:
         _train_and_save(
             _crop(signal, args.signal_range), args.n_components, args, jobs[0]
         )
     finally:
         _close(signal)
+    return EXIT_OK
+
+
+def _train_series(args: argparse.Namespace, jobs: Sequence[Job]) -> int:
+    """One model for all the scans (:func:`hs_aeunmix.decompose_series`)."""
+    from hs_aeunmix._joint import decompose_series
+
+    signals = [
+        _crop(
+            _load_single_signal(job.source, lazy=args.lazy, verbose=args.verbose),
+            args.signal_range,
+        )
+        for job in jobs
+    ]
+    try:
+        start = time.perf_counter()
+        fit = decompose_series(signals, args.n_components, **_estimator_options(args))
+        print(
+            f"trained one model on {len(signals)} scans in "
+            f"{time.perf_counter() - start:.2f} s, device {fit.model.device_}\n{fit}"
+        )
+        _write(jobs[0].model, args.overwrite, fit.model.save)
+        print(f"wrote           {jobs[0].model}")
+        for scan, job in zip(fit.scans, jobs, strict=True):
+            # Each scan's results carry the model in the scan's own frame.
+            written = _write_results(scan.signal, job, overwrite=args.overwrite)
+            print("\n".join(f"wrote           {path}" for path in written))
+    finally:
+        for signal in signals:
+            _close(signal)
     return EXIT_OK
 
 

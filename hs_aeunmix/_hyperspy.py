@@ -276,6 +276,17 @@ def run(signal, arguments: dict):
         adapter = _training_run(signal, arguments, options)
     else:
         adapter = _scan_run(signal, arguments, options, model_source)
+    estimator = decompose_with(signal, adapter, arguments)
+    return estimator if arguments.get("return_info", False) else None
+
+
+def decompose_with(signal, adapter: TrainingRun | ScanRun, arguments: dict) -> AEUnmix:
+    """HyperSpy's decomposition of ``signal`` by ``adapter``; the estimator.
+
+    Writes the learning results (with the model's file in them) into
+    ``signal``; its data are never changed. ``arguments``: the
+    ``decomposition`` arguments HyperSpy itself uses (masks, print_info).
+    """
     # The user's data are used, never changed: HyperSpy unfolds the signal it
     # decomposes, so it works on a twin sharing (float) or converting
     # (integer) the data array.
@@ -290,7 +301,7 @@ def run(signal, arguments: dict):
         output_dimension=None,
         navigation_mask=arguments.get("navigation_mask"),
         signal_mask=arguments.get("signal_mask"),
-        print_info=arguments.get("print_info", True),
+        print_info=arguments.get("print_info", False),
         return_info=False,
     )
     results = internals.adopt_results(signal, twin)
@@ -307,7 +318,7 @@ def run(signal, arguments: dict):
             dtype=np.uint8,
         ),
     )
-    return estimator if arguments.get("return_info", False) else None
+    return estimator
 
 
 def _training_run(signal, arguments: dict, options: dict) -> TrainingRun:

@@ -239,7 +239,20 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train a model on one spectrum image; write the results "
         "(scan_ae.hspy), the model (scan.aeunmix) and two figures.",
     )
-    train.add_argument("file", type=Path, help="spectrum image (any HyperSpy format)")
+    train.add_argument(
+        "files",
+        type=Path,
+        nargs="+",
+        metavar="FILE",
+        help="spectrum image (any HyperSpy format); several with --series",
+    )
+    train.add_argument(
+        "--series",
+        action="store_true",
+        help="train one model on all FILES (a sample series: shared endmembers, "
+        "each scan its own maps, energy offset and intensity); writes each "
+        "scan's results and one model, FIRST_series.aeunmix",
+    )
     train.add_argument(
         "-n",
         "--n-components",

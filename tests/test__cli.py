@@ -176,6 +176,35 @@ def test_train_on_a_file(tmp_path, capsys):
     assert _folder(tmp_path) == ["out", "scan.hspy"]
 
 
+def test_train_a_series_writes_each_scan_and_one_model(tmp_path, capsys):
+    scans = [_scan(tmp_path / f"scan{seed}.hspy", seed) for seed in (1, 2, 3)]
+    output = tmp_path / "out"
+    arguments = ["train", *map(str, scans), "-n", "3", "-o", str(output)]
+    assert main([*arguments, *FAST_TRAINING]) == 2
+    _assert_one_error_line(capsys.readouterr(), "3 files given to train", "--series")
+    assert main([*arguments, "--series", *FAST_TRAINING]) == 0
+    printed = capsys.readouterr().out
+    assert "trained one model on 3 scans" in printed
+    assert "| scan | offset (eV) | intensity ratio | trained on (spectra) |" in printed
+    names = _folder(output)
+    assert "scan1_series.aeunmix" in names
+    assert not any(name.endswith(".aeunmix") and "series" not in name for name in names)
+    model = load_model(output / "scan1_series.aeunmix")
+    for seed in (1, 2, 3):
+        assert f"scan{seed}_ae.hspy" in names
+        result = hs.load(output / f"scan{seed}_ae.hspy")
+        assert result.learning_results.loadings.shape == (256, 3)
+        # The series' endmembers, in the scan's frame (its offset applied).
+        np.testing.assert_allclose(load_model(result).components_, model.components_)
+        assert np.isfinite(result.learning_results.factors).sum() >= 3 * 95
+    # Nothing is written over, the series' model included.
+    for path in output.iterdir():
+        if path.suffix != ".aeunmix":
+            path.unlink()
+    assert main([*arguments, "--series", *FAST_TRAINING]) == 2
+    _assert_one_error_line(capsys.readouterr(), "already holds", "scan1_series.aeunmix")
+
+
 def test_results_go_to_a_results_folder_not_beside_the_data(
     tmp_path, monkeypatch, trained_model_file
 ):

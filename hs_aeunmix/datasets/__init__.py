@@ -30,6 +30,10 @@ have them. The Raman endmembers are sums of Lorentzian bands at literature
 positions. Every random draw goes through ``numpy.random.default_rng``, so a
 given ``random_state`` always produces the same dataset.
 
+* :func:`eels_series` draws a sample series: scans of one specimen with
+  their own phase fractions, dose and energy offset, one phase absent from
+  some (for :func:`hs_aeunmix.decompose_series`).
+
 * :func:`real_scan` gives measured spectrum images (EELS, Raman) from public
   repositories, fetched once with pooch against a known hash, or read from a
   local copy.
@@ -53,6 +57,7 @@ from hs_aeunmix.datasets._raman_compounds import (
     raman_compound_scene,
 )
 from hs_aeunmix.datasets._real import REAL_SCANS, real_scan, real_scan_path
+from hs_aeunmix.datasets._series import eels_series
 from hs_aeunmix.datasets._stem_eels import (
     StemEELSDescription,
     stem_eels_family,
@@ -68,6 +73,7 @@ __all__ = [
     "describe_scene",
     "eels_chequerboard",
     "eels_no_pure_pixel",
+    "eels_series",
     "raman_compound_family",
     "raman_compound_scene",
     "raman_scene",

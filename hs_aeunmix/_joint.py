@@ -1,0 +1,430 @@
+"""A sample series as one problem: shared endmembers, each scan its own maps.
+
+The scans of a series (the same specimen at several positions, times,
+temperatures or doses) share their phases. Training one model on all of
+them gives every scan the evidence of the others, a low-dose scan
+especially, and endmember *k* is then the same phase in every scan: maps are
+comparable across the series without matching endmembers afterwards, and a
+phase absent from a scan gets a map of about zero there instead of a
+re-purposed endmember.
+
+What differs between acquisitions is handled per scan:
+
+* **energy offset** (EELS drift, Raman calibration between scans): each
+  scan's offset relative to the first (or to the model's endmembers when
+  continuing a model) is measured on its mean spectrum, by aligning the
+  mean spectra's first differences (edges and bands, not the smooth
+  background) over a grid of sub-channel shifts; the scan's axis is then
+  read as shifted by that much, so that its spectra reach the model's
+  channels through the same interpolation as any recalibrated scan
+  (:mod:`hs_aeunmix._axes`). The model is trained on the channels every
+  corrected scan covers.
+* **intensity** (beam current, dwell time, thickness): absorbed by each
+  pixel's intensity (``pixel_scale``) and reported as the scan's ratio to
+  the series' training mean.
+
+The training sample (at most :data:`~hs_aeunmix._fitting.MAX_TRAINING_PIXELS`
+spectra, as for one scan) is drawn from every scan in proportion to its
+size; lazy scans are read only where sampled, then unmixed chunk by chunk.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+from scipy.ndimage import gaussian_filter1d
+
+from hs_aeunmix import _hyperspy_internals as internals
+from hs_aeunmix._adapters import ScanRun
+from hs_aeunmix._axes import SignalCalibration, channel_mapping
+from hs_aeunmix._estimator import AEUnmix, load_model
+from hs_aeunmix._fitting import MAX_TRAINING_PIXELS
+from hs_aeunmix._hyperspy import decompose_with
+from hs_aeunmix._options import check_signal, make_estimator
+
+_logger = logging.getLogger(__name__)
+
+# Shifts tried when aligning mean spectra, in channels (refined to a
+# parabola's vertex around the best), and the smoothing of the mean spectra
+# (Gaussian, in channels) that keeps counting noise out of their differences.
+_SHIFT_STEP = 0.05
+_SMOOTHING = 1.0
+# A scan whose halves' offsets disagree by more than twice this many
+# channels is not trained on: misaligned spectra would blur the endmembers.
+OFFSET_TOLERANCE = 0.25
+
+
+@dataclass(frozen=True)
+class SeriesScan:
+    """One scan of a jointly unmixed series.
+
+    Attributes
+    ----------
+    signal : hyperspy.signals.Signal1D
+        The scan, with its ``learning_results`` (the series' endmembers, its
+        own maps).
+    offset : float
+        Its spectral offset relative to the reference (the first scan, or the
+        model's endmembers when a model is given), in the axis' units
+        (positive: features appear at higher values).
+    offset_uncertainty : float
+        Half the difference between the offsets of the scan's even and odd
+        pixels, in the axis' units. Above
+        :data:`OFFSET_TOLERANCE` channels the scan is not trained on.
+    intensity_ratio : float
+        Its overall intensity relative to the series' training mean.
+    n_sampled : int
+        Its spectra in the training sample (0 when only applied, or left out
+        for an uncertain offset).
+    """
+
+    signal: object
+    offset: float
+    offset_uncertainty: float
+    intensity_ratio: float
+    n_sampled: int
+
+
+@dataclass(frozen=True)
+class SeriesFit:
+    """The result of :func:`decompose_series`: the model and each scan's report."""
+
+    model: AEUnmix
+    scans: tuple[SeriesScan, ...]
+
+    @property
+    def signals(self) -> list:
+        """The scans, each with its learning results."""
+        return [scan.signal for scan in self.scans]
+
+    @property
+    def offsets(self) -> np.ndarray:
+        """Each scan's spectral offset, in the axis' units."""
+        return np.array([scan.offset for scan in self.scans])
+
+    def __str__(self) -> str:
+        units = self.model.signal_calibration_.units or "channels"
+        lines = [
+            f"| scan | offset ({units}) | intensity ratio | trained on (spectra) |",
+            "| --- | --- | --- | --- |",
+        ]
+        for scan in self.scans:
+            lines.append(
+                f"| {scan.signal.metadata.General.title} | {scan.offset:+.3g} "
+                f"± {scan.offset_uncertainty:.2g} | {scan.intensity_ratio:.3g} | "
+                f"{scan.n_sampled} |"
+            )
+        return "\n".join(lines)
+
+
+def decompose_series(
+    signals: Sequence,
+    output_dimension: int | None = None,
+    *,
+    model=None,
+    fine_tune: bool = False,
+    max_offset: float = 5.0,
+    lazy: bool = False,
+    **options,
+) -> SeriesFit:
+    """Unmix a series of scans with one model: shared endmembers, own maps.
+
+    Parameters
+    ----------
+    signals : sequence of Signal1D or paths
+        The scans (in memory or lazy), or their files (read with
+        ``hs.load``). Every scan must cover the first scan's spectral range
+        (up to its offset) in the same units.
+    output_dimension : int
+        Number of endmembers (not with ``model`` unless equal to its own).
+    model : AEUnmix, path or HyperSpy signal, optional
+        A trained model: applied to every scan (with each scan's offset
+        measured against the model's endmembers), or trained on with
+        ``fine_tune=True``.
+    fine_tune : bool, default False
+        Continue training ``model`` on the series (a warm start).
+    max_offset : float, default 5.0
+        Largest spectral offset between scans looked for, in channels.
+    lazy : bool, default False
+        Read files lazily (only the sampled spectra are loaded for training).
+    **options
+        Options of ``s.decomposition(algorithm="ae", ...)`` for training
+        (``random_state``, ``max_epochs``, ``preset``, ...).
+
+    Returns
+    -------
+    SeriesFit
+        The model (saved and reapplied like any other) and, per scan, the
+        signal with its learning results, its offset, its intensity ratio.
+
+    Examples
+    --------
+    >>> fit = hs_aeunmix.decompose_series(["a.hspy", "b.hspy"], 3)  # doctest: +SKIP
+    >>> print(fit)  # offsets and intensity ratios  # doctest: +SKIP
+    >>> fit.signals[1].plot_decomposition_loadings()  # doctest: +SKIP
+    """
+    signals = _load(signals, lazy)
+    if not isinstance(max_offset, int | float) or not 0 <= max_offset < np.inf:
+        raise ValueError(f"max_offset must be 0 or more channels, got {max_offset!r}.")
+    rng_seed = options.get("random_state", 0)
+    rng = np.random.default_rng(None if rng_seed is None else int(rng_seed))
+    calibrations = [SignalCalibration.from_signal(signal) for signal in signals]
+    for calibration in calibrations[1:]:
+        if calibration.units != calibrations[0].units:
+            raise ValueError(
+                "The scans' spectral axes are in different units "
+                f"({calibrations[0].units!r} and {calibration.units!r}); convert "
+                "them to one unit first (axis.convert_to_units)."
+            )
+    if model is not None:
+        model = _given_model(model, output_dimension, fine_tune, options)
+        reference = model.signal_calibration_
+        # The endmembers' mean stands for the series' mean spectrum.
+        trained = reference.trained_channels
+        reference_mean = np.interp(
+            reference.values, reference.values[trained], model.components_.mean(0)
+        )
+    else:
+        if output_dimension is None:
+            raise ValueError(
+                "decompose_series needs output_dimension, the number of "
+                "endmembers shared by the series."
+            )
+        reference = calibrations[0]
+    train = model is None or fine_tune
+    samples = _samples(signals, rng, train=train)
+    means = [
+        _mean_spectra(signal, calibration)
+        for signal, calibration in zip(signals, calibrations, strict=True)
+    ]
+    if model is None:
+        reference_mean = _on_axis(means[0][0], calibrations[0], reference)
+    measured = [
+        [
+            _offset(reference_mean, _on_axis(mean, calibration, reference), max_offset)
+            for mean in scan_means
+        ]
+        for scan_means, calibration in zip(means, calibrations, strict=True)
+    ]
+    # Each scan's two halves (even and odd pixels) measured apart: how far
+    # they disagree is how well the scan's offset is known.
+    offsets = [whole * reference.scale for whole, _, _ in measured]
+    spreads = [abs(even - odd) / 2 for _, even, odd in measured]
+    trained_on = [spread <= OFFSET_TOLERANCE for spread in spreads]
+    if not any(trained_on):
+        trained_on = [True] * len(signals)
+    for signal, spread, kept in zip(signals, spreads, trained_on, strict=True):
+        if train and not kept:
+            _logger.warning(
+                "%s: its offset is uncertain (halves of the scan disagree by %.2f "
+                "channels); it is unmixed but not trained on",
+                signal.metadata.General.title,
+                2 * spread,
+            )
+    corrected = [
+        replace(calibration, values=calibration.values - offset)
+        for calibration, offset in zip(calibrations, offsets, strict=True)
+    ]
+    if model is None:
+        reference = _common_channels(reference, corrected)
+    mappings = [channel_mapping(reference, calibration) for calibration in corrected]
+    mapped = [
+        mapping.to_model(sample)
+        for mapping, sample in zip(mappings, samples, strict=True)
+    ]
+    if train:
+        training = np.concatenate(
+            [rows for rows, kept in zip(mapped, trained_on, strict=True) if kept]
+        )
+        if model is None:
+            estimator = make_estimator("ae", output_dimension, options)
+            estimator.fit(training, signal_calibration=reference)
+        else:
+            # The caller's model is never changed: a copy is trained on.
+            estimator = copy.deepcopy(model)
+            estimator.set_params(warm_start=True, **options)
+            estimator.fit(training)
+        model = estimator
+    scans = []
+    for signal, mapping, offset, spread, rows, kept in zip(
+        signals, mappings, offsets, spreads, mapped, trained_on, strict=True
+    ):
+        # The scan keeps the model in its own frame (axis shifted by its
+        # offset): reapplying it, its uncertainty or its reconstruction then
+        # see the scan's spectra where the model has them.
+        scan_model = copy.deepcopy(model)
+        calibration = model.signal_calibration_
+        scan_model.signal_calibration_ = replace(
+            calibration, values=calibration.values + offset
+        )
+        with warnings.catch_warnings():
+            # Reported once, in the series' table.
+            warnings.filterwarnings("ignore", ".*times as intense", UserWarning)
+            decompose_with(signal, ScanRun(scan_model, mapping, None, None), {})
+        ratio = model.intensity_ratio(rows) if len(rows) else np.nan
+        scans.append(
+            SeriesScan(
+                signal,
+                float(offset),
+                float(spread * reference.scale),
+                float(ratio),
+                len(rows) if kept and train else 0,
+            )
+        )
+    _logger.info("Series of %d scans unmixed jointly", len(scans))
+    return SeriesFit(model, tuple(scans))
+
+
+def _load(signals, lazy: bool) -> list:
+    if isinstance(signals, str | Path) or not isinstance(signals, Sequence):
+        raise TypeError(
+            "decompose_series takes a list of signals or file paths, e.g. "
+            "decompose_series([s1, s2], 3) or decompose_series(sorted(paths), 3)."
+        )
+    if len(signals) < 1:
+        raise ValueError("decompose_series needs at least one scan.")
+    import hyperspy.api as hs
+
+    loaded = []
+    for source in signals:
+        signal = (
+            hs.load(source, lazy=lazy) if isinstance(source, str | Path) else source
+        )
+        if isinstance(signal, list):
+            raise ValueError(
+                f"{source} holds {len(signal)} signals; give one scan per file."
+            )
+        check_signal(signal, reapplying=False)
+        loaded.append(signal)
+    return loaded
+
+
+def _given_model(model, output_dimension, fine_tune: bool, options: dict) -> AEUnmix:
+    model = load_model(model)
+    n_components = model.components_.shape[0]
+    if output_dimension is not None and output_dimension != n_components:
+        raise ValueError(
+            f"output_dimension={output_dimension} disagrees with the model, which "
+            f"unmixes {n_components} endmembers; leave output_dimension out."
+        )
+    if options and not fine_tune:
+        raise TypeError(
+            f"Options {sorted(options)} configure training; add fine_tune=True to "
+            "continue training the model on the series, or leave them out."
+        )
+    if model.signal_calibration_ is None:
+        raise ValueError(
+            "The model records no spectral axis (it was trained on an array); "
+            "a series is aligned on the model's axis. Train it on a signal."
+        )
+    if model.spatial:
+        raise ValueError(
+            "decompose_series trains on spectra sampled across the scans; a "
+            "spatial=True model needs each pixel's neighbours. Use a model "
+            "trained without spatial=True."
+        )
+    return model
+
+
+def _samples(signals: list, rng: np.random.Generator, *, train: bool) -> list:
+    """Each scan's training spectra: the budget shared in proportion to size."""
+    sizes = np.array([signal.axes_manager.navigation_size for signal in signals])
+    budget = min(MAX_TRAINING_PIXELS, int(sizes.sum()))
+    if not train:
+        budget = min(budget, 2048 * len(signals))
+    shares = np.floor(budget * sizes / sizes.sum()).astype(int)
+    samples = []
+    for signal, size, share in zip(signals, sizes, shares, strict=True):
+        rows = np.sort(rng.choice(size, min(share, size), replace=False))
+        spectra = signal.data.reshape(size, -1)[rows]
+        if internals.is_lazy(signal):
+            spectra = spectra.compute()
+        samples.append(np.asarray(spectra, dtype=np.float64))
+    return samples
+
+
+def _mean_spectra(signal, calibration: SignalCalibration) -> tuple[np.ndarray, ...]:
+    """The scan's mean spectrum, and those of its even and odd pixels."""
+    data = signal.data.reshape(-1, calibration.size)
+    means = (data.mean(axis=0), data[0::2].mean(axis=0), data[1::2].mean(axis=0))
+    if internals.is_lazy(signal):
+        import dask
+
+        means = dask.compute(*means)
+    return tuple(np.asarray(mean, dtype=np.float64) for mean in means)
+
+
+def _on_axis(
+    spectrum: np.ndarray, calibration: SignalCalibration, target: SignalCalibration
+) -> np.ndarray:
+    """``spectrum`` (on ``calibration``'s axis) at ``target``'s channel positions."""
+    order = np.argsort(calibration.values)
+    return np.interp(target.values, calibration.values[order], spectrum[order])
+
+
+def _offset(reference: np.ndarray, spectrum: np.ndarray, max_offset: float) -> float:
+    """Channels by which ``spectrum``'s features sit above ``reference``'s.
+
+    The first differences (edges and bands; a smooth background hardly
+    counts) of both are normalised and compared at shifts of
+    :data:`_SHIFT_STEP` channels within ``max_offset``, away from the ends;
+    the best shift is refined to the vertex of a parabola through its
+    neighbours.
+    """
+    if max_offset == 0:
+        return 0.0
+    channels = np.arange(reference.size, dtype=float)
+    margin = int(np.ceil(max_offset)) + 1
+    if reference.size <= 2 * margin + 4:
+        return 0.0
+    inner = slice(margin, reference.size - margin)
+
+    def profile(values: np.ndarray) -> np.ndarray:
+        difference = np.diff(gaussian_filter1d(values, _SMOOTHING))[inner]
+        norm = np.linalg.norm(difference)
+        return difference / norm if norm > 0 else difference
+
+    target = profile(reference)
+    shifts = np.arange(-max_offset, max_offset + _SHIFT_STEP / 2, _SHIFT_STEP)
+    errors = np.array(
+        [
+            np.sum(
+                (profile(np.interp(channels + shift, channels, spectrum)) - target) ** 2
+            )
+            for shift in shifts
+        ]
+    )
+    best = int(np.argmin(errors))
+    if 0 < best < len(shifts) - 1:
+        left, middle, right = errors[best - 1 : best + 2]
+        curvature = left - 2 * middle + right
+        if curvature > 0:
+            return float(shifts[best] + 0.5 * _SHIFT_STEP * (left - right) / curvature)
+    return float(shifts[best])
+
+
+def _common_channels(
+    reference: SignalCalibration, corrected: list[SignalCalibration]
+) -> SignalCalibration:
+    """``reference`` trained only on the channels every corrected scan covers."""
+    values = reference.values
+    covered = np.ones(values.size, dtype=bool)
+    for calibration in corrected:
+        low, high = calibration.values.min(), calibration.values.max()
+        covered &= (values >= low - 1e-9 * abs(reference.scale)) & (
+            values <= high + 1e-9 * abs(reference.scale)
+        )
+    covered &= reference.trained_channels
+    if covered.sum() < 5:
+        raise ValueError(
+            "The scans' spectral ranges, corrected for their offsets, share "
+            f"only {int(covered.sum())} channels; a series must cover a common "
+            "range."
+        )
+    return replace(reference, trained_channels=covered)

@@ -1,0 +1,193 @@
+"""A sample series unmixed as one problem (decompose_series)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import FAST
+
+import hs_aeunmix
+from hs_aeunmix import _joint, datasets, metrics
+
+OPTIONS = {**FAST, "max_epochs": 10}
+
+
+@pytest.fixture(scope="module")
+def series():
+    return datasets.eels_series(4, (12, 12), random_state=1)
+
+
+@pytest.fixture(scope="module")
+def fit(series):
+    signals, _, _ = series
+    return hs_aeunmix.decompose_series([s.deepcopy() for s in signals], 3, **OPTIONS)
+
+
+def scores(fit, scan, truth):
+    trained = fit.model.signal_calibration_.trained_channels
+    reference = datasets.GroundTruth(
+        truth.endmembers[:, trained], truth.abundances, truth.names, None
+    )
+    loadings = scan.signal.learning_results.loadings[:, :3]
+    return metrics.unmixing_scores(fit.model.components_, loadings, reference)
+
+
+def test_one_model_unmixes_every_scan_better_than_each_alone(series, fit):
+    signals, truths, _ = series
+    joint = [
+        scores(fit, scan, truth) for scan, truth in zip(fit.scans, truths, strict=True)
+    ]
+    # Endmember k is the same phase in every scan.
+    assert len({tuple(s["order"]) for s in joint}) == 1
+    for scan, signal, truth, score in zip(
+        fit.scans, signals, truths, joint, strict=True
+    ):
+        alone = signal.deepcopy()
+        model = alone.decomposition(
+            algorithm="ae",
+            output_dimension=3,
+            return_info=True,
+            print_info=False,
+            **OPTIONS,
+        )
+        alone_score = metrics.unmixing_scores(
+            model.components_, alone.learning_results.loadings[:, :3], truth
+        )
+        assert score["mean_sad_rad"] < 0.04
+        assert score["mean_sad_rad"] < 0.5 * alone_score["mean_sad_rad"]
+        # Every scan has its own maps in its learning results.
+        assert scan.signal.learning_results.loadings.shape == (144, 3)
+
+
+def test_the_phase_absent_from_a_scan_gets_a_near_zero_map(series, fit):
+    _, truths, _ = series
+    absent = [i for i, t in enumerate(truths) if t.abundances[..., 2].max() == 0]
+    assert absent == [3]
+    present = scores(fit, fit.scans[0], truths[0])["fractions"][:, 2].mean()
+    missing = scores(fit, fit.scans[3], truths[3])["fractions"][:, 2].mean()
+    assert missing < 0.1 < present
+
+
+def test_offsets_are_measured_and_uncertain_scans_are_not_trained_on(series, fit):
+    _, _, offsets = series
+    scale = fit.signals[0].axes_manager.signal_axes[0].scale
+    measured = fit.offsets
+    known = [
+        scan.offset_uncertainty <= _joint.OFFSET_TOLERANCE * scale for scan in fit.scans
+    ]
+    # The low-dose third scan's halves disagree: not trained on, and said so.
+    assert known == [True, True, False, True]
+    assert [scan.n_sampled for scan in fit.scans] == [144, 144, 0, 144]
+    np.testing.assert_allclose(measured[known], offsets[known], atol=0.3 * scale)
+    assert "± " in str(fit)
+
+
+def test_the_offset_of_a_shifted_spectrum_is_found_to_a_tenth_of_a_channel():
+    channels = np.arange(200.0)
+    spectrum = (
+        1000 / (1 + channels)
+        + 50 * (channels > 80)
+        + 30 * np.exp(-0.5 * ((channels - 140) / 3) ** 2)
+    )
+    for shift in (-2.3, 0.0, 0.45, 1.7):
+        shifted = np.interp(channels - shift, channels, spectrum)
+        assert _joint._offset(spectrum, shifted, 5.0) == pytest.approx(shift, abs=0.1)
+    assert _joint._offset(spectrum, spectrum, 0.0) == 0.0
+
+
+def test_without_offset_correction_the_endmembers_blur(series):
+    signals, truths, _ = series
+    uncorrected = hs_aeunmix.decompose_series(
+        [s.deepcopy() for s in signals], 3, max_offset=0.0, **OPTIONS
+    )
+    assert np.allclose(uncorrected.offsets, 0.0)
+    corrected = hs_aeunmix.decompose_series(
+        [s.deepcopy() for s in signals], 3, **OPTIONS
+    )
+    blurred = scores(uncorrected, uncorrected.scans[0], truths[0])["mean_sad_rad"]
+    sharp = scores(corrected, corrected.scans[0], truths[0])["mean_sad_rad"]
+    assert sharp < 0.7 * blurred
+
+
+def test_a_saved_model_is_applied_and_continued(series, fit, tmp_path):
+    signals, _, _ = series
+    path = fit.model.save(tmp_path / "series.aeunmix")
+    applied = hs_aeunmix.decompose_series([s.deepcopy() for s in signals], model=path)
+    assert [scan.n_sampled for scan in applied.scans] == [0, 0, 0, 0]
+    np.testing.assert_array_equal(applied.model.components_, fit.model.components_)
+    # Measured against the model's endmembers, whose mean is another
+    # composition than the first scan's: the same offsets up to a constant.
+    scale = fit.signals[0].axes_manager.signal_axes[0].scale
+    relative = applied.offsets - applied.offsets[0]
+    np.testing.assert_allclose(relative, fit.offsets, atol=0.15 * scale)
+    # Each scan keeps the model in its own frame: reapplied from the scan's
+    # results, it gives the scan's maps again (offset included).
+    scan = fit.signals[1].deepcopy()
+    stored = hs_aeunmix.load_model(fit.signals[1])
+    np.testing.assert_allclose(
+        stored.signal_calibration_.values - fit.model.signal_calibration_.values,
+        fit.offsets[1],
+    )
+    scan.decomposition(algorithm="ae", model=fit.signals[1], print_info=False)
+    np.testing.assert_allclose(
+        scan.learning_results.loadings,
+        fit.signals[1].learning_results.loadings,
+        rtol=1e-6,
+        atol=1e-9,
+    )
+    continued = hs_aeunmix.decompose_series(
+        [s.deepcopy() for s in signals[:2]], model=path, fine_tune=True, max_epochs=3
+    )
+    # Trained on: a warm start of three epochs (from the saved weights).
+    assert continued.model.history_.n_epochs == 3
+    assert continued.model.warm_start
+    assert [scan.n_sampled for scan in continued.scans] == [144, 144]
+
+
+def test_files_and_lazy_scans_give_the_same_model(series, fit, tmp_path):
+    signals, _, _ = series
+    paths = []
+    for number, signal in enumerate(signals):
+        paths.append(tmp_path / f"scan{number}.hspy")
+        signal.save(paths[-1])
+    from_files = hs_aeunmix.decompose_series(paths, 3, lazy=True, **OPTIONS)
+    np.testing.assert_allclose(
+        from_files.model.components_, fit.model.components_, rtol=1e-5
+    )
+    np.testing.assert_allclose(
+        np.asarray(from_files.signals[1].learning_results.loadings),
+        fit.signals[1].learning_results.loadings,
+        rtol=1e-4,
+        atol=1e-6,
+    )
+
+
+def test_bad_calls_say_what_is_wrong(series, fit):
+    signals, _, _ = series
+    with pytest.raises(TypeError, match="list of signals or file paths"):
+        hs_aeunmix.decompose_series("scan.hspy", 3)
+    with pytest.raises(ValueError, match="at least one scan"):
+        hs_aeunmix.decompose_series([], 3)
+    with pytest.raises(ValueError, match="needs output_dimension"):
+        hs_aeunmix.decompose_series(signals[:2])
+    with pytest.raises(ValueError, match="max_offset must be 0 or more"):
+        hs_aeunmix.decompose_series(signals[:2], 3, max_offset=-1)
+    with pytest.raises(TypeError, match="add fine_tune=True"):
+        hs_aeunmix.decompose_series(signals[:2], model=fit.model, max_epochs=3)
+    # Continuing a model object trains a copy: the caller's model is kept.
+    before = fit.model.get_params()
+    hs_aeunmix.decompose_series(
+        [s.deepcopy() for s in signals[:2]],
+        model=fit.model,
+        fine_tune=True,
+        max_epochs=1,
+    )
+    assert fit.model.get_params() == before
+    with pytest.raises(ValueError, match="disagrees with the model"):
+        hs_aeunmix.decompose_series(signals[:2], 4, model=fit.model)
+    other_units = signals[1].deepcopy()
+    other_units.axes_manager.signal_axes[0].units = "cm-1"
+    with pytest.raises(ValueError, match="different units"):
+        hs_aeunmix.decompose_series([signals[0], other_units], 3)
+    # The user's signals are never changed (the fixture trained on copies).
+    assert signals[0].learning_results.loadings is None
