@@ -119,7 +119,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"| mean | | {cells} |\n")
 
     print(
-        "| method | mean Pt fraction where Pt is absent | same endmember order in every scan |"
+        "| method | mean Pt fraction where Pt is absent "
+        "| same endmember order in every scan |"
     )
     print("| --- | --- | --- |")
     for method, scores in results.items():

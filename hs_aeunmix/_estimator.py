@@ -995,10 +995,20 @@ class AEUnmix(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         fractions : numpy.ndarray of shape (n_pixels, n_components)
         intensity : numpy.ndarray of shape (n_pixels,)
         """
-        X = self._validated_for_inference(X)
+        return self._fractions_of_valid(
+            self._validated_for_inference(X),
+            image_shape=image_shape,
+            navigation_mask=navigation_mask,
+        )
+
+    def _fractions_of_valid(
+        self, X: np.ndarray, *, image_shape=None, navigation_mask=None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`fractions` of spectra already validated (live unmixing)."""
         scaled = torch.from_numpy((X / self.data_scale_).astype(np.float32))
         fractions = np.empty((X.shape[0], self.components_.shape[0]))
-        self.module_.eval()
+        if self.module_.training:
+            self.module_.eval()
         with torch.no_grad():
             for rows in _inference_batches(X.shape[0]):
                 batch = _padded(scaled[rows]).to(self.device_)

@@ -48,7 +48,7 @@ _logger = logging.getLogger(__name__)
 ADAPT_SAMPLE = 16384
 ADAPT_EPOCHS = 5
 # Spectra of a push that its mismatch is measured on (evenly spaced).
-MISMATCH_SAMPLE = 64
+MISMATCH_SAMPLE = 32
 
 
 class LiveUnmixer:
@@ -384,7 +384,7 @@ def replay_scan(
 def _unmix(model: AEUnmix, spectra: np.ndarray) -> dict:
     """Everything the maps show for ``spectra``: one encoding, as transform does."""
     spectra = model._validated_for_inference(spectra)
-    fractions, intensity = model.fractions(spectra)
+    fractions, intensity = model._fractions_of_valid(spectra)
     loadings = fractions * intensity[:, None]
     reference = model.training_residual_
     mismatch = np.nan
