@@ -621,12 +621,38 @@ def run_watch(args: argparse.Namespace, jobs: Sequence[Job] = ()) -> int:
 
     Each file's outcome is printed as ``apply`` prints it; a summary line
     ends the run, also after Ctrl-C. The jobs are planned file by file as
-    the scans appear (``jobs`` is unused).
+    the scans appear (``jobs`` is unused). With ``--series N`` the first N
+    scans train the model (``OUT/series.aeunmix``); what was trained, the
+    series' table, is printed once it is.
     """
     from hs_aeunmix._watch import DONE, FAILED, watch_folder
 
-    if not args.model.exists():
-        raise Refusal(f"no model file at {args.model}")
+    training = {
+        "--preset": args.preset,
+        "--encoder": args.encoder,
+        "--abundance": args.abundance,
+        "--loss": args.loss,
+        "--max-epochs": args.max_epochs,
+        "--spatial/--no-spatial": args.spatial,
+    }
+    if args.series is not None and args.n_components is None:
+        raise Refusal(
+            f"--series {args.series} needs -n/--n-components K, the number of "
+            "endmembers of the model to train."
+        )
+    if args.series is None:
+        if args.n_components is not None:
+            raise Refusal(
+                "-n/--n-components is for --series; the --model has its own endmembers."
+            )
+        given = [flag for flag, value in training.items() if value is not None]
+        if given:
+            raise Refusal(
+                f"{', '.join(given)}: training options are for --series; the "
+                "--model is applied as it is."
+            )
+        if not args.model.exists():
+            raise Refusal(f"no model file at {args.model}")
     patterns = args.pattern or [WATCH_PATTERN]
 
     def report(result) -> None:
@@ -634,12 +660,29 @@ def run_watch(args: argparse.Namespace, jobs: Sequence[Job] = ()) -> int:
             print(f"{PROG}: {result.message}", file=sys.stderr, flush=True)
         elif result.outcome == DONE:
             print(
-                f"{result.message}: unmixed in {result.seconds:.3f} s, wrote "
+                f"{result.message}: "
+                + ("trained on with the series" if result.series else "unmixed")
+                + f" in {result.seconds:.3f} s, wrote "
                 + ", ".join(str(path) for path in result.written),
                 flush=True,
             )
         else:
             print(result.message, flush=True)
+
+    def report_series(trained) -> None:
+        if trained.fit is None:
+            print(
+                f"{PROG}: applying {trained.model}, trained by an earlier run on "
+                f"{len(trained.sources)} scans",
+                flush=True,
+            )
+            return
+        print(
+            f"trained one model on {len(trained.sources)} scans in "
+            f"{trained.seconds:.2f} s, device {trained.fit.model.device_}\n"
+            f"{trained.fit}\nwrote           {trained.model}",
+            flush=True,
+        )
 
     if not args.once:
         print(
@@ -647,6 +690,14 @@ def run_watch(args: argparse.Namespace, jobs: Sequence[Job] = ()) -> int:
             f"{args.interval:g} s, results in {args.output}; Ctrl-C stops",
             flush=True,
         )
+    series = {}
+    if args.series is not None:
+        series = {
+            "series": args.series,
+            "n_components": args.n_components,
+            "training_options": _estimator_options(args),
+            "on_series": report_series,
+        }
     summary = watch_folder(
         args.folder,
         args.model,
@@ -660,6 +711,7 @@ def run_watch(args: argparse.Namespace, jobs: Sequence[Job] = ()) -> int:
         on_result=report,
         lazy=args.lazy,
         device=args.device,
+        **series,
     )
     print(f"{PROG}: watch ended: {summary.line()}")
     if summary.failed and not summary.interrupted:

@@ -7,6 +7,19 @@ apply MODEL SCAN -o OUTPUT`` does (:func:`hs_aeunmix._series.unmix_scan`
 with the jobs of :func:`hs_aeunmix._cli.plan_jobs`): same files, same
 names, same atomic writes.
 
+Training on the first scans (``series=N``)
+    Without a model, the watch waits for the first ``N`` finished scans,
+    trains one model on them jointly (:func:`hs_aeunmix.decompose_series`:
+    shared endmembers, each scan its own offset and intensity), saves it
+    as :data:`SERIES_MODEL_NAME` in the output folder, writes those scans'
+    results as ``hs-aeunmix train --series`` does, and unmixes every later
+    scan with that model. A scan that cannot be read (or is not a spectrum
+    image, or has other axis units than the first) is recorded failed and
+    the series waits for another one. The ledger records the training (the
+    model file's SHA-256, ``N``, the number of endmembers, the scans): a
+    restart applies the recorded model and trains nothing again. Ctrl-C
+    during training abandons it (nothing written, nothing recorded).
+
 When a scan is finished
     Its size and modification time have not changed for ``settle`` seconds,
     seen by two looks at the folder at least that far apart (a file
@@ -44,23 +57,28 @@ import contextlib
 import datetime
 import fnmatch
 import functools
+import hashlib
 import json
 import logging
 import math
+import numbers
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+import warnings
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hs_aeunmix import _cli, _series
+from hs_aeunmix import _cli, _joint, _series
 from hs_aeunmix._files import ensure_writable_folder, write_bytes_atomically
 
 _logger = logging.getLogger(__name__)
 
 #: Name of the ledger file in the output folder.
 LEDGER_NAME = ".hs_aeunmix_watch.json"
+#: Name of the model a watch with ``series`` trains, in the output folder.
+SERIES_MODEL_NAME = "series.aeunmix"
 DEFAULT_PATTERN = "*.hspy"
 DEFAULT_INTERVAL = 1.0
 DEFAULT_SETTLE = 2.0
@@ -95,7 +113,11 @@ class WatchResult:
     written : tuple of pathlib.Path
         The files written (empty unless done).
     seconds : float
-        Time spent unmixing (loading and writing excluded).
+        Time spent unmixing (loading and writing excluded); for a scan the
+        series was trained on, the joint training and unmixing of them all.
+    series : bool
+        Whether the scan is one of the first files the series' model was
+        trained on (``series=N``).
     """
 
     source: Path
@@ -104,6 +126,31 @@ class WatchResult:
     mtime_ns: int
     message: str
     written: tuple[Path, ...] = ()
+    seconds: float = 0.0
+    series: bool = False
+
+
+@dataclass(frozen=True)
+class SeriesTrained:
+    """The model of a watch with ``series``, once it is in hand.
+
+    Attributes
+    ----------
+    model : pathlib.Path
+        The model file, :data:`SERIES_MODEL_NAME` in the output folder.
+    sources : tuple of pathlib.Path
+        The scans it was trained on.
+    fit : hs_aeunmix.SeriesFit or None
+        The joint fit (its ``str()`` is the table of offsets and intensity
+        ratios); None when an earlier run trained the model (recorded in
+        the ledger) and this one only applies it.
+    seconds : float
+        Time spent training and unmixing the series (0 when reused).
+    """
+
+    model: Path
+    sources: tuple[Path, ...]
+    fit: object | None = None
     seconds: float = 0.0
 
 
@@ -124,6 +171,9 @@ class WatchSummary:
         Whether Ctrl-C (``KeyboardInterrupt``) ended the run.
     ledger : pathlib.Path or None
         The ledger file.
+    series_waiting : int
+        With ``series``: how many more finished scans the training still
+        waited for when the run ended (0 once the model is trained).
     """
 
     done: list[Path] = field(default_factory=list)
@@ -131,6 +181,7 @@ class WatchSummary:
     skipped: list[Path] = field(default_factory=list)
     interrupted: bool = False
     ledger: Path | None = None
+    series_waiting: int = 0
 
     def line(self) -> str:
         """``"n done, n failed, n skipped"``, and whether Ctrl-C stopped the run."""
@@ -138,14 +189,23 @@ class WatchSummary:
             f"{len(self.done)} done, {len(self.failed)} failed, "
             f"{len(self.skipped)} skipped"
         )
+        if self.series_waiting:
+            plural = "s" if self.series_waiting > 1 else ""
+            text += (
+                f"; the series waits for {self.series_waiting} more "
+                f"file{plural} to train on"
+            )
         return text + (" (stopped by Ctrl-C)" if self.interrupted else "")
 
 
 def watch_folder(
     folder: str | os.PathLike,
-    model,
+    model=None,
     output: str | os.PathLike = "hs_aeunmix_results",
     *,
+    series: int | None = None,
+    n_components: int | None = None,
+    training_options: Mapping | None = None,
     pattern: str | Sequence[str] = DEFAULT_PATTERN,
     interval: float = DEFAULT_INTERVAL,
     settle: float = DEFAULT_SETTLE,
@@ -156,6 +216,7 @@ def watch_folder(
     on_result: Callable[[WatchResult], None] | None = None,
     lazy: bool = False,
     device: str = "auto",
+    on_series: Callable[[SeriesTrained], None] | None = None,
 ) -> WatchSummary:
     """Unmix every scan that appears in ``folder`` once it is written, never twice.
 
@@ -170,15 +231,34 @@ def watch_folder(
     model cannot map) is reported, recorded and retried only once it
     changes; the watch goes on.
 
+    With ``series=N`` instead of ``model``, the first ``N`` finished scans
+    train one model jointly (:func:`hs_aeunmix.decompose_series`), saved as
+    :data:`SERIES_MODEL_NAME` in ``output``; their results are written and
+    every later scan is unmixed with that model. A restart whose ledger
+    records the training applies the saved model (nothing is trained again).
+
     Parameters
     ----------
     folder : str or os.PathLike
         The folder to watch (not its subfolders). It must exist.
-    model : str, os.PathLike, AEUnmix or HyperSpy signal
+    model : str, os.PathLike, AEUnmix or HyperSpy signal, optional
         A model file, a results file or signal unmixed with ``"ae"``, or a
-        fitted model. Loaded once, before the watch starts.
+        fitted model. Loaded once, before the watch starts. Give exactly
+        one of ``model`` and ``series``.
     output : str or os.PathLike, default="hs_aeunmix_results"
         The output folder (created when missing); it must not be ``folder``.
+    series : int, optional
+        Train the model on the first ``series`` finished scans, jointly,
+        and then apply it. A scan that cannot be read is recorded failed
+        and the series waits for another.
+    n_components : int, optional
+        Number of endmembers of the series' model (required with
+        ``series``, refused with ``model``).
+    training_options : mapping, optional
+        Options of the series' training, as for
+        ``s.decomposition(algorithm="ae", ...)`` (``max_epochs``,
+        ``preset``, ``random_state``, ...); ``device`` defaults to
+        ``device``. Only with ``series``.
     pattern : str or sequence of str, default="*.hspy"
         Glob pattern(s) of the file names to unmix, matched regardless of
         case; of those, only files with an extension HyperSpy reads.
@@ -207,24 +287,38 @@ def watch_folder(
         than memory).
     device : {"auto", "cpu", "cuda", "mps"}, default="auto"
         Where the model runs.
+    on_series : callable, optional
+        With ``series``: called with a :class:`SeriesTrained` once the
+        model is in hand (trained by this run, or by an earlier one and
+        recorded in the ledger), before the results of its scans are
+        reported. Default: logged.
 
     Returns
     -------
     WatchSummary
         The files done, failed and skipped by this run. Ctrl-C
-        (``KeyboardInterrupt``) ends the run cleanly: the current scan is
-        abandoned (its files removed) and the summary is returned with
-        ``interrupted=True``.
+        (``KeyboardInterrupt``) ends the run cleanly: the current scan (or
+        the series' training) is abandoned (its files removed) and the
+        summary is returned with ``interrupted=True``.
 
     Raises
     ------
     ValueError
         ``folder`` is not a folder, ``output`` is ``folder``, an option is
-        out of range, a pattern names an extension HyperSpy cannot read,
-        the ledger cannot be read, or the model file is not a model
-        (:class:`hs_aeunmix.ModelFileError`).
+        out of range, not exactly one of ``model`` and ``series`` is given,
+        a pattern names an extension HyperSpy cannot read, the ledger
+        cannot be read, the model file is not a model
+        (:class:`hs_aeunmix.ModelFileError`), or, with ``series``, the
+        output folder holds a :data:`SERIES_MODEL_NAME` that the ledger
+        does not record as this watch's (unless ``overwrite``), or one
+        trained with another ``series`` or ``n_components``.
+    TypeError
+        An unknown training option.
     FileNotFoundError
         No model file.
+    RuntimeError
+        The series' training failed (the watch stops; nothing of the
+        series is written).
     OSError
         The output folder cannot be created or written.
 
@@ -233,6 +327,9 @@ def watch_folder(
     >>> summary = watch_folder("D:/scans", "first.aeunmix", "D:/maps")  # doctest: +SKIP
     >>> print(summary.line())  # doctest: +SKIP
     12 done, 1 failed, 0 skipped (stopped by Ctrl-C)
+    >>> summary = watch_folder(
+    ...     "D:/scans", output="D:/maps", series=3, n_components=4
+    ... )  # doctest: +SKIP
     """
     from hs_aeunmix._estimator import load_model
 
@@ -240,6 +337,14 @@ def watch_folder(
     output = Path(output)
     patterns = _patterns(pattern)
     _check_options(interval, settle, max_files)
+    plan = _series_plan(
+        model,
+        series,
+        n_components,
+        training_options,
+        output / SERIES_MODEL_NAME,
+        device,
+    )
     if not folder.is_dir():
         raise ValueError(f"no folder to watch at {folder}")
     if _same_folder(folder, output):
@@ -247,9 +352,15 @@ def watch_folder(
             f"the output folder {output} is the watched folder: results would "
             "be taken for new scans. Choose another -o folder."
         )
-    protected = _series._files_read(model)
-    # Read and checked once, here: a bad model file stops the watch at once.
-    model_bytes = _series.model_file_bytes(load_model(model, device=device))
+    ledger, series_record = _read_ledger(output / LEDGER_NAME)
+    if plan is None:
+        protected = _series._files_read(model)
+        # Read and checked once, here: a bad model file stops the watch at once.
+        model_bytes = _series.model_file_bytes(load_model(model, device=device))
+    else:
+        protected = [plan.model]
+        # None: to be trained on the first files.
+        model_bytes = _recorded_series_model(plan, series_record, overwrite, device)
     ensure_writable_folder(output)
     watcher = _Watcher(
         folder=folder,
@@ -262,10 +373,21 @@ def watch_folder(
         lazy=lazy,
         device=device,
         on_result=on_result or _log_result,
+        ledger=ledger,
+        series_record=series_record,
+        series=plan,
+        on_series=on_series or _log_series,
     )
     summary = watcher.summary
     looks = 0
     try:
+        if plan is not None and model_bytes is not None:
+            watcher.on_series(
+                SeriesTrained(
+                    plan.model,
+                    tuple(Path(key) for key in series_record.get("files", ())),
+                )
+            )
         while not _is_set(stop):
             looks += 1
             for path, signature in watcher.finished():
@@ -281,6 +403,7 @@ def watch_folder(
         summary.interrupted = True
         _logger.info("stopped by Ctrl-C")
     finally:
+        watcher.close()
         watcher.save_ledger()
     return summary
 
@@ -325,6 +448,103 @@ def _check_options(interval: float, settle: float, max_files: int | None) -> Non
         raise ValueError(f"settle={settle!r} must be a number of seconds, 0 or more")
     if max_files is not None and max_files < 1:
         raise ValueError(f"max_files={max_files!r} must be at least 1")
+
+
+@dataclass(frozen=True)
+class _SeriesPlan:
+    """What a watch with ``series`` trains: on how many files, and how."""
+
+    n_files: int
+    n_components: int
+    options: dict
+    model: Path  # the model file to write, in the output folder
+
+
+def _series_plan(
+    model, series, n_components, training_options, path: Path, device: str
+) -> _SeriesPlan | None:
+    """The series to train (None with ``model``), its arguments checked."""
+    if (model is None) == (series is None):
+        raise ValueError(
+            "give exactly one of model (a trained model to apply) and series "
+            "(train one on the first N files, then apply it)"
+        )
+    if series is None:
+        if n_components is not None:
+            raise ValueError(
+                "n_components is for series=N; the model has its own endmembers"
+            )
+        if training_options:
+            raise ValueError(
+                "training_options are for series=N; the model is applied as it is"
+            )
+        return None
+    for name, value in (("series", series), ("n_components", n_components)):
+        if value is None:
+            raise ValueError(
+                "series=N needs n_components, the number of endmembers of the "
+                "model to train"
+            )
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+            raise ValueError(f"{name}={value!r} must be an integer")
+        if value < 1:
+            raise ValueError(f"{name}={value!r} must be at least 1")
+    if training_options is not None and not isinstance(training_options, Mapping):
+        raise ValueError(
+            f"training_options must be a mapping of options, got {training_options!r}"
+        )
+    options = {"device": device, **(training_options or {})}
+    from hs_aeunmix._options import make_estimator
+
+    # Unknown options and presets are refused now, not when the files are in.
+    make_estimator("ae", int(n_components), options)
+    return _SeriesPlan(int(series), int(n_components), options, path)
+
+
+def _recorded_series_model(
+    plan: _SeriesPlan, record: dict | None, overwrite: bool, device: str
+) -> bytes | None:
+    """The bytes of the series' model an earlier run trained, or None to train it.
+
+    Refuses a model file the ledger does not record (unless ``overwrite``),
+    a recorded one that is missing or changed, and a recorded series of
+    other files or endmembers.
+    """
+    from hs_aeunmix._estimator import load_model
+
+    path = plan.model
+    if record is None:
+        if path.exists() and (path.is_dir() or not overwrite):
+            raise ValueError(
+                f"{path} already exists and the watch ledger does not record "
+                "training it; pass --overwrite (overwrite=True) to train the "
+                "series again and replace it, or choose another -o folder"
+            )
+        return None
+    trained = (record.get("n_files"), record.get("n_components"))
+    if trained != (plan.n_files, plan.n_components):
+        n_files, n_components = trained
+        raise ValueError(
+            f"{path} was trained on the first {n_files} files with {n_components} "
+            f"endmembers (recorded in {LEDGER_NAME}); watch with --series "
+            f"{n_files} -n {n_components} to go on applying it, or choose another "
+            "-o folder"
+        )
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise ValueError(
+            f"{LEDGER_NAME} records the series' model trained, but {path} is "
+            "missing; put it back, or move the ledger away to train afresh"
+        ) from None
+    if hashlib.sha256(data).hexdigest() != record.get("sha256"):
+        raise ValueError(
+            f"{path} is not the model this watch trained (it changed since); put "
+            "that one back, or move it and the ledger away to train afresh"
+        )
+    # Checked now: a bad model file stops the watch at once.
+    load_model(data, device=device)
+    return data
 
 
 def _same_folder(first: Path, second: Path) -> bool:
@@ -417,6 +637,12 @@ def _log_result(result: WatchResult) -> None:
     """The default ``on_result``: one log line per file."""
     if result.outcome == FAILED:
         _logger.warning("%s", result.message)
+    elif result.outcome == DONE and result.series:
+        _logger.info(
+            "%s: trained on with the series, wrote %s",
+            result.message,
+            ", ".join(map(str, result.written)),
+        )
     elif result.outcome == DONE:
         _logger.info(
             "%s: unmixed in %.3f s, wrote %s",
@@ -428,7 +654,32 @@ def _log_result(result: WatchResult) -> None:
         _logger.info("%s", result.message)
 
 
+def _log_series(trained: SeriesTrained) -> None:
+    """The default ``on_series``: what was trained, or that it is reused."""
+    if trained.fit is None:
+        _logger.info("applying %s, trained by an earlier run", trained.model)
+    else:
+        _logger.info(
+            "trained %s on %d scans in %.2f s:\n%s",
+            trained.model,
+            len(trained.sources),
+            trained.seconds,
+            trained.fit,
+        )
+
+
 # ----------------------------------------------------------------- watching
+@dataclass
+class _Collected:
+    """A finished scan that waits, loaded, for the series to be trained on."""
+
+    signature: _Signature
+    job: _cli.Job
+    overwrite: bool
+    signal: object
+    units: str | None
+
+
 class _Watcher:
     """The state of a watch: files seen, their stability, and the ledger."""
 
@@ -441,10 +692,14 @@ class _Watcher:
         settle: float,
         overwrite: bool,
         protected: Iterable[Path],
-        model_bytes: bytes,
+        model_bytes: bytes | None,
         lazy: bool,
         device: str,
         on_result: Callable[[WatchResult], None],
+        ledger: dict[str, dict],
+        series_record: dict | None = None,
+        series: _SeriesPlan | None = None,
+        on_series: Callable[[SeriesTrained], None] = _log_series,
     ) -> None:
         self.folder = folder
         self.output = output
@@ -457,7 +712,13 @@ class _Watcher:
         self.device = device
         self.on_result = on_result
         self.ledger_path = output / LEDGER_NAME
-        self.ledger = _read_ledger(self.ledger_path)
+        self.ledger = ledger
+        # The series' training, as the ledger records it (None: not trained).
+        self.series_record = series_record
+        self.series = series
+        self.on_series = on_series
+        # With series and no model yet: the finished scans it will train on.
+        self.collected: dict[Path, _Collected] = {}
         self.protected = [*protected, self.ledger_path]
         # Files seen but not yet finished: their signature and since when
         # (time.monotonic()) it has not changed.
@@ -509,11 +770,19 @@ class _Watcher:
         for path in list(self.pending):
             if path not in candidates:  # removed or renamed away
                 del self.pending[path]
+        for path in list(self.collected):
+            if path not in candidates:
+                self._drop(path)
         ready = []
         for path, signature in candidates.items():
             if self._in_ledger(path, signature):
                 self.pending.pop(path, None)
                 continue
+            held = self.collected.get(path)
+            if held is not None:
+                if held.signature == signature:
+                    continue  # waits for the series
+                self._drop(path)  # changed: to settle again
             if any(_cli._same_file(path, other) for other in self.protected):
                 continue  # the model itself, a results file in the folder
             previous = self.pending.get(path)
@@ -543,38 +812,20 @@ class _Watcher:
 
     # ------------------------------------------------------------- handling
     def handle(self, path: Path, signature: _Signature) -> None:
-        """Unmix one finished file (or skip it), record it, report it."""
+        """Unmix one finished file (or skip it), record it, report it.
+
+        While a series waits for its files, the file joins it instead (and
+        the series is trained once it has them all).
+        """
         self.pending.pop(path, None)
         if _signature(path) != signature:  # changed since the last look
             return
-        entry = self.ledger.get(_key(path))
-        # Results this watch wrote for an earlier version of the file are
-        # its own to replace.
-        own = entry is not None and entry.get("outcome") == DONE
-        overwrite = self.overwrite or own
-        try:
-            [job] = _cli.plan_jobs(
-                [path],
-                self.output,
-                with_model=False,
-                other_inputs=self.protected,
-                overwrite=True,  # existing results are judged below
-            )
-            self._check_owner(job, path)
-        except _cli.Refusal as refusal:
-            self._record(path, signature, FAILED, f"{path}: {refusal}")
+        planned = self._plan(path, signature)
+        if planned is None:
             return
-        existing = [output for output in job.outputs if output.exists()]
-        if existing and not overwrite:
-            names = ", ".join(output.name for output in existing[:3])
-            more = f" and {len(existing) - 3} more" if len(existing) > 3 else ""
-            self._record(
-                path,
-                signature,
-                SKIPPED,
-                f"{path}: skipped, {self.output} already holds its results "
-                f"({names}{more}); --overwrite replaces them",
-            )
+        job, overwrite = planned
+        if self.model_bytes is None:
+            self._collect(path, signature, job, overwrite)
             return
         before = {output: _signature(output) for output in job.outputs}
         try:
@@ -601,8 +852,47 @@ class _Watcher:
             seconds=report.seconds,
         )
 
+    def _plan(self, path: Path, signature: _Signature) -> tuple[_cli.Job, bool] | None:
+        """The job of a file and whether it may overwrite; None if recorded instead.
+
+        A file whose outputs would replace an input or another file's
+        results is recorded failed; one whose results the output folder
+        already holds (not this watch's) is recorded skipped, unless
+        ``overwrite``.
+        """
+        entry = self.ledger.get(_key(path))
+        # Results this watch wrote for an earlier version of the file are
+        # its own to replace.
+        own = entry is not None and entry.get("outcome") == DONE
+        overwrite = self.overwrite or own
+        try:
+            [job] = _cli.plan_jobs(
+                [path],
+                self.output,
+                with_model=False,
+                other_inputs=self.protected,
+                overwrite=True,  # existing results are judged below
+            )
+            self._check_owner(job, path)
+        except _cli.Refusal as refusal:
+            self._record(path, signature, FAILED, f"{path}: {refusal}")
+            return None
+        existing = [output for output in job.outputs if output.exists()]
+        if existing and not overwrite:
+            names = ", ".join(output.name for output in existing[:3])
+            more = f" and {len(existing) - 3} more" if len(existing) > 3 else ""
+            self._record(
+                path,
+                signature,
+                SKIPPED,
+                f"{path}: skipped, {self.output} already holds its results "
+                f"({names}{more}); --overwrite replaces them",
+            )
+            return None
+        return job, overwrite
+
     def _check_owner(self, job: _cli.Job, path: Path) -> None:
-        """Refuse results that another recorded file of the same name wrote."""
+        """Refuse results that another file of the same name wrote (or will)."""
         key = _key(path)
         stem = job.stem.casefold()
         for other, entry in self.ledger.items():
@@ -615,6 +905,152 @@ class _Watcher:
                     f"{other} already wrote {job.results.name} in {self.output}: "
                     "results are named after their input's file name; rename one"
                 )
+        for other, held in self.collected.items():
+            if other != path and held.job.stem.casefold() == stem:
+                raise _cli.Refusal(
+                    f"{other}, of the series, will write {job.results.name} in "
+                    f"{self.output}: results are named after their input's file "
+                    "name; rename one"
+                )
+
+    # --------------------------------------------------------------- series
+    def _collect(
+        self, path: Path, signature: _Signature, job: _cli.Job, overwrite: bool
+    ) -> None:
+        """Load a finished file for the series; train once it has them all.
+
+        A file that cannot be read, is not a spectrum image or has other
+        axis units than the series' first is recorded failed (the series
+        waits for another).
+        """
+        from hs_aeunmix._axes import SignalCalibration
+        from hs_aeunmix._options import check_signal
+
+        signal = None
+        try:
+            signal = _cli._load_single_signal(path, lazy=self.lazy)
+            check_signal(signal, reapplying=False)
+            units = SignalCalibration.from_signal(signal).units
+            for other, held in self.collected.items():
+                if held.units != units:
+                    raise ValueError(
+                        f"its spectral axis is in {units!r}, that of {other.name}, "
+                        f"first of the series, in {held.units!r}; it cannot be "
+                        "trained on with it"
+                    )
+                break
+        except Exception as error:  # reported and recorded: the series waits
+            _cli._close(signal)
+            message = _cli._one_line(error)
+            if str(path) not in message:
+                message = f"{path}: {message}"
+            self._record(path, signature, FAILED, message)
+            return
+        except BaseException:
+            _cli._close(signal)
+            raise
+        self.collected[path] = _Collected(signature, job, overwrite, signal, units)
+        if len(self.collected) >= self.series.n_files:
+            self._train_series()
+
+    def _drop(self, path: Path) -> None:
+        """Forget a file the series waited with (it changed or went away)."""
+        held = self.collected.pop(path, None)
+        if held is not None:
+            _cli._close(held.signal)
+
+    def close(self) -> None:
+        """Release the files the series waited with; count those still missing."""
+        if self.series is not None and self.model_bytes is None:
+            self.summary.series_waiting = self.series.n_files - len(self.collected)
+        for path in list(self.collected):
+            self._drop(path)
+
+    def _train_series(self) -> None:
+        """Train the series' model on the collected files; write and record all.
+
+        Nothing is recorded unless every file was written: an error or
+        Ctrl-C removes what was written (and ends the watch).
+        """
+        changed = [
+            path
+            for path, held in self.collected.items()
+            if _signature(path) != held.signature
+        ]
+        for path in changed:  # written again meanwhile: seen as it settles
+            self._drop(path)
+        if changed:
+            return
+        plan = self.series
+        items = list(self.collected.items())
+        before = {
+            output: _signature(output)
+            for _, held in items
+            for output in held.job.outputs
+        }
+        before[plan.model] = _signature(plan.model)
+        try:
+            start = time.perf_counter()
+            try:
+                with warnings.catch_warnings():
+                    # Ctrl-C abandons the training: no "best weights kept".
+                    warnings.filterwarnings(
+                        "ignore", "Training interrupted", UserWarning
+                    )
+                    fit = _joint.decompose_series(
+                        [held.signal for _, held in items],
+                        plan.n_components,
+                        **plan.options,
+                    )
+            except Exception as error:
+                names = ", ".join(path.name for path, _ in items)
+                raise RuntimeError(
+                    f"training the series' model on {names} failed: "
+                    f"{_cli._one_line(error)}"
+                ) from error
+            history = getattr(fit.model, "history_", None)
+            if getattr(history, "interrupted", False):
+                raise KeyboardInterrupt
+            seconds = time.perf_counter() - start
+            written = [
+                _cli._write_results(scan.signal, held.job, overwrite=held.overwrite)
+                for scan, (_, held) in zip(fit.scans, items, strict=True)
+            ]
+            _cli._write(plan.model, self.overwrite, fit.model.save)
+            self.model_bytes = plan.model.read_bytes()
+        except BaseException:  # Ctrl-C too: no series half written
+            _remove_written(before)
+            self.model_bytes = None
+            raise
+        finally:
+            for path, _ in items:
+                self._drop(path)
+        self.series_record = {
+            "model": plan.model.name,
+            "sha256": hashlib.sha256(self.model_bytes).hexdigest(),
+            "n_files": plan.n_files,
+            "n_components": plan.n_components,
+            "files": [_key(path) for path, _ in items],
+            "time": _now(),
+        }
+        results = [
+            self._enter(
+                path,
+                held.signature,
+                DONE,
+                _cli._describe(scan.signal, held.job.stem),
+                written=files,
+                seconds=seconds,
+                series=True,
+            )
+            for (path, held), scan, files in zip(items, fit.scans, written, strict=True)
+        ]
+        self.save_ledger()  # the series and its files at once
+        self.on_series(
+            SeriesTrained(plan.model, tuple(path for path, _ in items), fit, seconds)
+        )
+        for result in results:
+            self.on_result(result)
 
     def _record(
         self,
@@ -626,6 +1062,24 @@ class _Watcher:
         written: Sequence[Path] = (),
         seconds: float = 0.0,
     ) -> None:
+        result = self._enter(
+            path, signature, outcome, message, written=written, seconds=seconds
+        )
+        self.save_ledger()
+        self.on_result(result)
+
+    def _enter(
+        self,
+        path: Path,
+        signature: _Signature,
+        outcome: str,
+        message: str,
+        *,
+        written: Sequence[Path] = (),
+        seconds: float = 0.0,
+        series: bool = False,
+    ) -> WatchResult:
+        """Enter a file in the ledger (not yet saved) and the summary."""
         size, mtime_ns = signature
         self.ledger[_key(path)] = {
             "size": size,
@@ -634,11 +1088,9 @@ class _Watcher:
             "message": message,
             "stem": path.stem,
             "written": [output.name for output in written],
-            "time": datetime.datetime.now(datetime.timezone.utc).isoformat(
-                timespec="seconds"
-            ),
+            "time": _now(),
+            **({"series": True} if series else {}),
         }
-        self.save_ledger()
         # A later look at the unchanged file is not another skip.
         self._reported_skips.add(_key(path))
         {DONE: self.summary.done, FAILED: self.summary.failed}.get(
@@ -646,8 +1098,8 @@ class _Watcher:
         ).append(path)
         if outcome != SKIPPED:
             self.processed += 1
-        self.on_result(
-            WatchResult(path, outcome, size, mtime_ns, message, tuple(written), seconds)
+        return WatchResult(
+            path, outcome, size, mtime_ns, message, tuple(written), seconds, series
         )
 
     def save_ledger(self) -> None:
@@ -657,9 +1109,15 @@ class _Watcher:
             "version": _LEDGER_VERSION,
             "files": self.ledger,
         }
+        if self.series_record is not None:
+            data["series"] = self.series_record
         write_bytes_atomically(
             self.ledger_path, json.dumps(data, indent=1).encode("utf-8")
         )
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
 
 
 @functools.lru_cache(maxsize=65536)
@@ -676,12 +1134,16 @@ def _remove_written(before: dict[Path, _Signature | None]) -> None:
                 path.unlink()
 
 
-def _read_ledger(path: Path) -> dict[str, dict]:
-    """The entries of the ledger at ``path`` (none if it does not exist)."""
+def _read_ledger(path: Path) -> tuple[dict[str, dict], dict | None]:
+    """The file entries of the ledger at ``path`` and its series' training.
+
+    None of either if it does not exist; the series is None unless a watch
+    with ``series`` trained its model.
+    """
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        return {}
+        return {}, None
     try:
         data = json.loads(text)
         if data.get("format") != _LEDGER_FORMAT:
@@ -693,9 +1155,12 @@ def _read_ledger(path: Path) -> dict[str, dict]:
             isinstance(entry, dict) for entry in files.values()
         ):
             raise ValueError("malformed entries")
+        series = data.get("series")
+        if series is not None and not isinstance(series, dict):
+            raise ValueError("malformed series")
     except (ValueError, KeyError, AttributeError) as error:
         raise ValueError(
             f"{path} is not a ledger of hs-aeunmix watch ({error}); move it away "
             "to start afresh (results already in the folder are then skipped)"
         ) from None
-    return files
+    return files, series

@@ -323,7 +323,8 @@ def build_parser() -> argparse.ArgumentParser:
 def _add_watch(commands) -> None:
     watch = commands.add_parser(
         "watch",
-        help="unmix each new scan in a folder once it is written (no training)",
+        help="unmix each new scan in a folder once it is written, with a model "
+        "or one trained on the first scans (--series)",
         description="Watch FOLDER and unmix each scan that appears in it with a "
         "trained model, as 'apply' does, once the acquisition software has "
         "finished writing it: its size and modification time unchanged for "
@@ -334,12 +335,17 @@ def _add_watch(commands) -> None:
         "is unmixed twice, also across restarts; a file that changes is "
         "unmixed again, and one that failed is retried only once it changes. "
         "Results already in the output folder that the watch did not write "
-        "are kept (the scan is skipped) unless --overwrite.",
-        epilog="Ctrl-C stops the watch (a scan being unmixed is abandoned, none "
-        "of its files left) and prints how many files were done, failed and "
-        "skipped. Exit status: 0 (also after Ctrl-C), 1 a file failed in a run "
-        "that --once or --max-files ended, 2 refused (no folder, bad model, "
-        "unreadable ledger).",
+        "are kept (the scan is skipped) unless --overwrite. With --series N "
+        "instead of --model, the first N scans train one model jointly, as "
+        "'train --series' does (saved as series.aeunmix in the output folder, "
+        "their results written), which then unmixes every later scan; a restart "
+        "applies that model and trains nothing again.",
+        epilog="Ctrl-C stops the watch (a scan being unmixed, or the series' "
+        "training, is abandoned, none of its files left) and prints how many "
+        "files were done, failed and skipped. Exit status: 0 (also after "
+        "Ctrl-C), 1 a file failed in a run that --once or --max-files ended, 2 "
+        "refused (no folder, bad model, unreadable ledger, a series.aeunmix "
+        "this watch did not train) or the series' training failed.",
     )
     watch.add_argument(
         "folder",
@@ -347,12 +353,29 @@ def _add_watch(commands) -> None:
         metavar="FOLDER",
         help="folder to watch (its subfolders are not)",
     )
-    watch.add_argument(
+    source = watch.add_mutually_exclusive_group(required=True)
+    source.add_argument(
         "-m",
         "--model",
         type=Path,
-        required=True,
-        help="model file (.aeunmix) or a results file (.hspy) unmixed with 'ae'",
+        help="model file (.aeunmix) or a results file (.hspy) unmixed with 'ae' "
+        "(no default: give --model or --series)",
+    )
+    source.add_argument(
+        "--series",
+        type=_positive_int,
+        metavar="N",
+        help="train one model jointly on the first N scans (with -n and the "
+        "training options below), save it as series.aeunmix in the output "
+        "folder, then unmix every later scan with it (default: none, --model)",
+    )
+    watch.add_argument(
+        "-n",
+        "--n-components",
+        type=_positive_int,
+        metavar="K",
+        help="number of endmembers of the --series model (required with "
+        "--series, refused without; default: none)",
     )
     watch.add_argument(
         "--pattern",
@@ -396,6 +419,7 @@ def _add_watch(commands) -> None:
         "larger than memory (default: load each scan whole)",
     )
     _add_common_options(watch, DEFAULT_OUTPUT)
+    _add_training_options(watch)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
+import os
 import threading
 import time
 from pathlib import Path
@@ -20,7 +22,7 @@ from conftest import (
 )
 
 import hs_aeunmix_cli as front
-from hs_aeunmix import _cli, _watch, load_model
+from hs_aeunmix import _cli, _joint, _watch, load_model
 from hs_aeunmix._watch import LEDGER_NAME, watch_folder
 from hs_aeunmix_cli import main
 
@@ -591,3 +593,288 @@ def test_cli_help_is_light_and_names_the_defaults():
         "print(json.dumps(sorted({m.split('.')[0] for m in sys.modules} & heavy)))\n"
     )
     assert json.loads(last_line_of_python(probe)) == []
+
+
+# -------------------------------------------------------------------- series
+SERIES = {"series": 2, "n_components": 3, "training_options": FAST}
+
+
+def _put_in_order(folder: Path, named: dict[str, bytes]) -> list[Path]:
+    """The files, their modification times one second apart in this order."""
+    paths = []
+    for second, (name, data) in enumerate(named.items()):
+        path = _put(folder / name, data)
+        stamp = 1_700_000_000_000_000_000 + second * 1_000_000_000
+        os.utime(path, ns=(stamp, stamp))
+        paths.append(path)
+    return paths
+
+
+def _spy_on_training(monkeypatch) -> list[list[str]]:
+    """The file names of the scans of each call of decompose_series."""
+    calls = []
+    real = _joint.decompose_series
+
+    def spy(signals, *args, **kwargs):
+        calls.append([signal.tmp_parameters.filename for signal in signals])
+        return real(signals, *args, **kwargs)
+
+    monkeypatch.setattr(_joint, "decompose_series", spy)
+    return calls
+
+
+def test_series_trains_on_the_first_files_then_applies_its_model(
+    tmp_path, scan_bytes, monkeypatch, quick_figures
+):
+    folder = tmp_path / "acquisition"
+    output = tmp_path / "out"
+    garbage, first, second, third = _put_in_order(
+        folder,
+        {
+            "garbage.hspy": b"\x89HDF\r\n not a scan",
+            "first.hspy": scan_bytes(1),
+            "second.hspy": scan_bytes(2),
+            "third.hspy": scan_bytes(3),
+        },
+    )
+    calls = _spy_on_training(monkeypatch)
+    recorder, trained = Recorder(), []
+    summary = watch_folder(
+        folder,
+        output=output,
+        once=True,
+        on_result=recorder,
+        on_series=trained.append,
+        **SERIES,
+        **QUICK,
+    )
+    # The unreadable file is recorded failed; the series waited for another.
+    assert summary.failed == [garbage]
+    assert summary.done == [first, second, third]
+    assert summary.series_waiting == 0
+    assert calls == [["first", "second"]]
+    [event] = trained
+    assert event.model == output / _watch.SERIES_MODEL_NAME
+    assert event.sources == (first, second)
+    assert len(event.fit.scans) == 2
+    assert str(event.fit).startswith("| scan | offset (eV) |")
+    assert [(result.source, result.series) for result in recorder.results] == [
+        (garbage, False),
+        (first, True),
+        (second, True),
+        (third, False),
+    ]
+    assert _names(output) == sorted(
+        [
+            LEDGER_NAME,
+            "series.aeunmix",
+            *_results_of("first"),
+            *_results_of("second"),
+            *_results_of("third"),
+        ]
+    )
+    ledger = json.loads((output / LEDGER_NAME).read_text(encoding="utf-8"))
+    record = ledger["series"]
+    assert (record["n_files"], record["n_components"]) == (2, 3)
+    assert record["files"] == [str(first.resolve()), str(second.resolve())]
+    model_bytes = (output / "series.aeunmix").read_bytes()
+    assert record["sha256"] == hashlib.sha256(model_bytes).hexdigest()
+    for path in (first, second):
+        assert _entry(output, path)["outcome"] == "done"
+        assert _entry(output, path)["series"] is True
+    assert "series" not in _entry(output, third)
+    assert _entry(output, garbage)["outcome"] == "failed"
+    # The later file is unmixed with the series' model, as `apply` would.
+    series_model = load_model(output / "series.aeunmix")
+    assert series_model.components_.shape[0] == 3
+    np.testing.assert_array_equal(
+        load_model(output / "third_ae.hspy").components_, series_model.components_
+    )
+    # The first two carry the series' endmembers (in their own frame).
+    for stem in ("first", "second"):
+        np.testing.assert_allclose(
+            load_model(output / f"{stem}_ae.hspy").components_,
+            series_model.components_,
+        )
+
+
+def test_series_restart_applies_the_trained_model_without_training(
+    tmp_path, scan_bytes, monkeypatch, capfd, quick_figures
+):
+    folder = tmp_path / "acquisition"
+    output = tmp_path / "out"
+    first, second = _put_in_order(
+        folder, {"first.hspy": scan_bytes(1), "second.hspy": scan_bytes(2)}
+    )
+    summary = watch_folder(folder, output=output, once=True, **SERIES, **QUICK)
+    assert summary.done == [first, second]
+    model_file = output / "series.aeunmix"
+    trained_bytes = model_file.read_bytes()
+    results = {
+        stem: (output / f"{stem}_ae.hspy").stat().st_mtime_ns
+        for stem in ("first", "second")
+    }
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("the series was trained again")
+
+    monkeypatch.setattr(_joint, "decompose_series", no_training)
+    # Two new files: enough for a series, were it trained again.
+    new = [
+        _put(folder / f"{stem}.hspy", scan_bytes(seed))
+        for stem, seed in (("third", 3), ("fourth", 4))
+    ]
+    argv = [
+        "watch",
+        str(folder),
+        "--series",
+        "2",
+        "-n",
+        "3",
+        "-o",
+        str(output),
+        "--interval",
+        "0.05",
+        "--settle",
+        "0",
+        "--no-progressbar",
+        "--once",
+        "--max-epochs",
+        "2",
+    ]
+    assert main(argv) == 0
+    captured = capfd.readouterr()
+    assert _error_lines(captured) == []
+    assert f"applying {model_file}, trained by an earlier run on 2 scans" in (
+        captured.out
+    )
+    assert "watch ended: 2 done, 0 failed, 2 skipped" in captured.out
+    # Not retrained, the first files not redone, the new one applied.
+    assert model_file.read_bytes() == trained_bytes
+    for stem, stamp in results.items():
+        assert (output / f"{stem}_ae.hspy").stat().st_mtime_ns == stamp
+    for path in new:
+        assert _entry(output, path)["outcome"] == "done"
+        np.testing.assert_array_equal(
+            load_model(output / f"{path.stem}_ae.hspy").components_,
+            load_model(model_file).components_,
+        )
+
+
+def test_series_waits_for_its_files(tmp_path, scan_bytes, capfd):
+    folder = tmp_path / "acquisition"
+    output = tmp_path / "out"
+    _put(folder / "first.hspy", scan_bytes(1))
+    summary = watch_folder(folder, output=output, once=True, **SERIES, **QUICK)
+    assert (summary.done, summary.failed, summary.series_waiting) == ([], [], 1)
+    assert summary.line() == (
+        "0 done, 0 failed, 0 skipped; the series waits for 1 more file to train on"
+    )
+    # Nothing recorded: the next run trains on it.
+    assert _names(output) == [LEDGER_NAME]
+    assert _ledger(output) == {}
+
+
+def _series_args(folder, output, *extra) -> list[str]:
+    return [
+        "watch",
+        str(folder),
+        "-o",
+        str(output),
+        "--settle",
+        "0",
+        "--no-progressbar",
+        "--once",
+        *extra,
+    ]
+
+
+def _pretend_trained(output: Path, model_file: Path, *, n_files=2, sha=None) -> None:
+    """A ledger recording a series trained with ``model_file`` (no training)."""
+    output.mkdir(parents=True, exist_ok=True)
+    data = model_file.read_bytes()
+    (output / "series.aeunmix").write_bytes(data)
+    series = {
+        "model": "series.aeunmix",
+        "sha256": sha or hashlib.sha256(data).hexdigest(),
+        "n_files": n_files,
+        "n_components": 3,
+        "files": [],
+    }
+    ledger = {"format": _watch._LEDGER_FORMAT, "version": 1, "files": {}}
+    (output / LEDGER_NAME).write_text(json.dumps({**ledger, "series": series}))
+
+
+@pytest.mark.parametrize(
+    ("extra", "fragment"),
+    [
+        (["--series", "2"], "--series 2 needs -n/--n-components K"),
+        (["-m", "MODEL", "-n", "3"], "-n/--n-components is for --series"),
+        (["-m", "MODEL", "--max-epochs", "2"], "--max-epochs: training options"),
+        (["--series", "2", "-n", "3"], "series.aeunmix already exists"),
+        (["--series", "3", "-n", "3", "TRAINED"], "--series 2 -n 3 to go on"),
+        (["--series", "2", "-n", "3", "CHANGED"], "is not the model this watch"),
+    ],
+)
+def test_cli_series_refusals_are_one_line(tmp_path, model_file, capfd, extra, fragment):
+    folder = tmp_path / "acquisition"
+    folder.mkdir()
+    output = tmp_path / "out"
+    extra = [str(model_file) if item == "MODEL" else item for item in extra]
+    if fragment == "series.aeunmix already exists":
+        _put(output / "series.aeunmix", model_file.read_bytes())
+    if "TRAINED" in extra or "CHANGED" in extra:
+        _pretend_trained(output, model_file, sha="0" if "CHANGED" in extra else None)
+        extra = extra[:-1]
+    before = _names(output)
+    assert main(_series_args(folder, output, *extra)) == 2
+    [line] = _error_lines(capfd.readouterr())
+    assert line.startswith("hs-aeunmix: ")
+    assert fragment in line
+    assert _names(output) == before
+
+
+def test_cli_series_and_model_are_exclusive(capsys):
+    for argv, fragment in [
+        (["watch", "f", "-m", "m.aeunmix", "--series", "2", "-n", "3"], "not allowed"),
+        (["watch", "f", "-n", "3"], "one of the arguments -m/--model --series"),
+        (["watch", "f", "--series", "0", "-n", "3"], "--series"),
+    ]:
+        with pytest.raises(SystemExit) as exit_info:
+            main(argv)
+        assert exit_info.value.code == 2
+        [line] = _error_lines(capsys.readouterr())
+        assert line.startswith("hs-aeunmix: ")
+        assert fragment in line
+
+
+def test_series_arguments_are_checked(tmp_path, model_file):
+    folder = tmp_path / "acquisition"
+    folder.mkdir()
+    output = tmp_path / "out"
+    with pytest.raises(ValueError, match="exactly one of model"):
+        watch_folder(folder, output=output)
+    with pytest.raises(ValueError, match="exactly one of model"):
+        watch_folder(folder, model_file, output, series=2, n_components=3)
+    with pytest.raises(ValueError, match="needs n_components"):
+        watch_folder(folder, output=output, series=2)
+    with pytest.raises(ValueError, match="n_components is for series"):
+        watch_folder(folder, model_file, output, n_components=3)
+    with pytest.raises(ValueError, match="training_options are for series"):
+        watch_folder(folder, model_file, output, training_options={"max_epochs": 2})
+    with pytest.raises(ValueError, match="series=0 must be at least 1"):
+        watch_folder(folder, output=output, series=0, n_components=3)
+    with pytest.raises(TypeError, match="Unknown option"):
+        watch_folder(
+            folder,
+            output=output,
+            series=2,
+            n_components=3,
+            training_options={"epochs": 2},
+        )
+    assert not output.exists()
+    # A recorded model that has gone missing is refused, even with overwrite.
+    _pretend_trained(output, model_file)
+    (output / "series.aeunmix").unlink()
+    with pytest.raises(ValueError, match=r"series\.aeunmix is missing"):
+        watch_folder(folder, output=output, overwrite=True, **SERIES)
