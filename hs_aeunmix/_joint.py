@@ -214,7 +214,12 @@ def decompose_series(
     ]
     # Each scan's two halves (even and odd pixels) measured apart: how far
     # they disagree is how well the scan's offset is known.
-    offsets = [whole * reference.scale for whole, _, _ in measured]
+    # Below the measurement's resolution an offset is none: the scan is then
+    # read on its own axis, without interpolation.
+    offsets = [
+        whole * reference.scale if abs(whole) > _SHIFT_STEP / 5 else 0.0
+        for whole, _, _ in measured
+    ]
     spreads = [abs(even - odd) / 2 for _, even, odd in measured]
     trained_on = [spread <= OFFSET_TOLERANCE for spread in spreads]
     if not any(trained_on):
