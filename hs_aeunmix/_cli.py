@@ -133,6 +133,7 @@ def plan_jobs(
     folder: Path,
     *,
     with_model: bool,
+    series_model: bool = False,
     other_inputs: Sequence[Path] = (),
     overwrite: bool = False,
 ) -> list[Job]:
@@ -146,6 +147,9 @@ def plan_jobs(
         The output folder (it need not exist).
     with_model : bool
         Whether each job also writes a model file.
+    series_model : bool
+        Whether the first job writes the model of the whole series,
+        ``<first stem>_series.aeunmix`` (``train --series``).
     other_inputs : sequence of pathlib.Path
         Further inputs that no output may replace (the model of ``apply``).
     overwrite : bool
@@ -169,6 +173,8 @@ def plan_jobs(
             + ", ".join(map(str, missing))
         )
     jobs = [_job(path, path.stem, folder, with_model) for path in sources]
+    if series_model and jobs:
+        jobs[0] = replace(jobs[0], model=folder / f"{jobs[0].stem}_series.aeunmix")
     _check_distinct(jobs, folder)
     _check_inputs_kept([*sources, *other_inputs], jobs)
     _check_existing(jobs, folder, overwrite)
@@ -248,17 +254,9 @@ def _plan(args: argparse.Namespace) -> list[Job]:
             args.files,
             args.output,
             with_model=not args.series,
+            series_model=args.series,
             overwrite=args.overwrite,
         )
-        if args.series:
-            # One model for the series, named after its first scan.
-            model = args.output / f"{jobs[0].stem}_series.aeunmix"
-            _check_existing(
-                [replace(jobs[0], results=model, model=None)],
-                args.output,
-                args.overwrite,
-            )
-            jobs[0] = replace(jobs[0], model=model)
     else:
         if not args.model.exists():
             raise Refusal(f"no model file at {args.model}")

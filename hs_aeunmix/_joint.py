@@ -46,7 +46,7 @@ from hs_aeunmix._axes import SignalCalibration, channel_mapping
 from hs_aeunmix._estimator import AEUnmix, load_model
 from hs_aeunmix._fitting import MAX_TRAINING_PIXELS
 from hs_aeunmix._hyperspy import decompose_with
-from hs_aeunmix._options import check_signal, make_estimator
+from hs_aeunmix._options import check_output_dimension, check_signal, make_estimator
 
 _logger = logging.getLogger(__name__)
 
@@ -312,12 +312,7 @@ def _load(signals, lazy: bool) -> list:
 
 def _given_model(model, output_dimension, fine_tune: bool, options: dict) -> AEUnmix:
     model = load_model(model)
-    n_components = model.components_.shape[0]
-    if output_dimension is not None and output_dimension != n_components:
-        raise ValueError(
-            f"output_dimension={output_dimension} disagrees with the model, which "
-            f"unmixes {n_components} endmembers; leave output_dimension out."
-        )
+    check_output_dimension(output_dimension, model)
     if options and not fine_tune:
         raise TypeError(
             f"Options {sorted(options)} configure training; add fine_tune=True to "
@@ -357,12 +352,16 @@ def _samples(signals: list, rng: np.random.Generator, *, train: bool) -> list:
 def _mean_spectra(signal, calibration: SignalCalibration) -> tuple[np.ndarray, ...]:
     """The scan's mean spectrum, and those of its even and odd pixels."""
     data = signal.data.reshape(-1, calibration.size)
-    means = (data.mean(axis=0), data[0::2].mean(axis=0), data[1::2].mean(axis=0))
+    halves = (data[0::2].mean(axis=0), data[1::2].mean(axis=0))
     if internals.is_lazy(signal):
         import dask
 
-        means = dask.compute(*means)
-    return tuple(np.asarray(mean, dtype=np.float64) for mean in means)
+        halves = dask.compute(*halves)
+    even, odd = (np.asarray(mean, dtype=np.float64) for mean in halves)
+    # One pass over the data: the whole scan's mean is its halves' mean,
+    # weighted by their numbers of pixels.
+    n_even = (len(data) + 1) // 2
+    return (n_even * even + (len(data) - n_even) * odd) / len(data), even, odd
 
 
 def _on_axis(

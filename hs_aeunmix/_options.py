@@ -132,6 +132,16 @@ def make_estimator(algorithm, output_dimension, extra_options: dict) -> AEUnmix:
     return AEUnmix(n_components=output_dimension, **extra_options)
 
 
+def check_output_dimension(output_dimension, model: AEUnmix) -> None:
+    """A number of endmembers given with a trained model must be the model's."""
+    n_components = model.components_.shape[0]
+    if output_dimension is not None and output_dimension != n_components:
+        raise ValueError(
+            f"output_dimension={output_dimension} disagrees with the model, which "
+            f"unmixes {n_components} endmembers; leave output_dimension out."
+        )
+
+
 def fine_tune_options(
     algorithm, output_dimension, signal_mask, options: dict, model: AEUnmix, fine_tune
 ) -> dict | None:
@@ -146,12 +156,7 @@ def fine_tune_options(
         )
     if not isinstance(fine_tune, bool | np.bool_):
         raise TypeError(f"fine_tune must be True or False, got {fine_tune!r}.")
-    n_components = model.components_.shape[0]
-    if output_dimension is not None and output_dimension != n_components:
-        raise ValueError(
-            f"output_dimension={output_dimension} disagrees with the model, which "
-            f"unmixes {n_components} endmembers; leave output_dimension out."
-        )
+    check_output_dimension(output_dimension, model)
     if signal_mask is not None:
         raise ValueError(
             "signal_mask cannot be combined with model=: a trained model unmixes "

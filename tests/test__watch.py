@@ -454,11 +454,11 @@ def test_temporary_names():
 
 # ------------------------------------------------------------- command line
 def _watch_args(folder, model, output, *extra) -> list[str]:
+    """``watch`` quickly; ``model`` None for a series (given in ``extra``)."""
     return [
         "watch",
         str(folder),
-        "--model",
-        str(model),
+        *([] if model is None else ["--model", str(model)]),
         "-o",
         str(output),
         "--interval",
@@ -724,24 +724,9 @@ def test_series_restart_applies_the_trained_model_without_training(
         _put(folder / f"{stem}.hspy", scan_bytes(seed))
         for stem, seed in (("third", 3), ("fourth", 4))
     ]
-    argv = [
-        "watch",
-        str(folder),
-        "--series",
-        "2",
-        "-n",
-        "3",
-        "-o",
-        str(output),
-        "--interval",
-        "0.05",
-        "--settle",
-        "0",
-        "--no-progressbar",
-        "--once",
-        "--max-epochs",
-        "2",
-    ]
+    argv = _watch_args(
+        folder, None, output, "--series", "2", "-n", "3", "--once", "--max-epochs", "2"
+    )
     assert main(argv) == 0
     captured = capfd.readouterr()
     assert _error_lines(captured) == []
