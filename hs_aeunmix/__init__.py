@@ -15,20 +15,10 @@ endmembers, each scan's own maps, offset and intensity), and
 :func:`gui` shows the options as a Jupyter panel.
 """
 
+from importlib import import_module
 from importlib.metadata import PackageNotFoundError, version
 
-from hs_aeunmix import datasets, metrics, presets
-from hs_aeunmix._adapters import ModelMismatchWarning
-from hs_aeunmix._estimator import AEUnmix, load_model
-from hs_aeunmix._gui import UnmixingOptions, UnmixingPanel, gui
-from hs_aeunmix._hyperspy import apply, decompose, get_uncertainty, shift_map
-from hs_aeunmix._hyperspy import enable as _enable
-from hs_aeunmix._joint import SeriesFit, SeriesScan, decompose_series
-from hs_aeunmix._live import LiveUnmixer, replay_scan
-from hs_aeunmix._model_selection import ComponentScan, scan_components
-from hs_aeunmix._persistence import ModelFileError
-from hs_aeunmix._series import ScanReport, apply_series
-from hs_aeunmix._training import TrainingHistory
+from hs_aeunmix._routing import enable as _enable
 
 try:
     __version__ = version("hs-aeunmix")
@@ -37,30 +27,46 @@ except PackageNotFoundError:  # running from a source tree that is not installed
 
 _enable()
 
-__all__ = [
-    "AEUnmix",
-    "ComponentScan",
-    "LiveUnmixer",
-    "ModelFileError",
-    "ModelMismatchWarning",
-    "ScanReport",
-    "SeriesFit",
-    "SeriesScan",
-    "TrainingHistory",
-    "UnmixingOptions",
-    "UnmixingPanel",
-    "__version__",
-    "apply",
-    "apply_series",
-    "datasets",
-    "decompose",
-    "decompose_series",
-    "get_uncertainty",
-    "gui",
-    "load_model",
-    "metrics",
-    "presets",
-    "replay_scan",
-    "scan_components",
-    "shift_map",
-]
+# Public name -> the module that defines it. Imported on first use: torch and
+# scikit-learn (behind nearly all of them) take seconds to import, and a
+# Jupyter user who only loads data should not wait for them.
+_LAZY = {
+    "AEUnmix": "_estimator",
+    "ComponentScan": "_model_selection",
+    "LiveUnmixer": "_live",
+    "ModelFileError": "_persistence",
+    "ModelMismatchWarning": "_adapters",
+    "ScanReport": "_series",
+    "SeriesFit": "_joint",
+    "SeriesScan": "_joint",
+    "TrainingHistory": "_training",
+    "UnmixingOptions": "_gui",
+    "UnmixingPanel": "_gui",
+    "apply": "_hyperspy",
+    "apply_series": "_series",
+    "decompose": "_hyperspy",
+    "decompose_series": "_joint",
+    "get_uncertainty": "_hyperspy",
+    "gui": "_gui",
+    "load_model": "_estimator",
+    "replay_scan": "_live",
+    "scan_components": "_model_selection",
+    "shift_map": "_hyperspy",
+}
+_SUBMODULES = ("datasets", "metrics", "presets")
+
+__all__ = sorted([*_LAZY, *_SUBMODULES, "__version__"])
+
+
+def __getattr__(name: str):
+    if name in _SUBMODULES:
+        return import_module(f"{__name__}.{name}")
+    if name in _LAZY:
+        value = getattr(import_module(f"{__name__}.{_LAZY[name]}"), name)
+        globals()[name] = value  # later lookups skip this function
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return __all__

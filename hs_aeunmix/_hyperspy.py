@@ -23,8 +23,8 @@ import warnings
 import numpy as np
 from hyperspy.signals import BaseSignal, Signal1D, Signal2D
 
-from hs_aeunmix import _docstrings, _options
 from hs_aeunmix import _hyperspy_internals as internals
+from hs_aeunmix import _options
 from hs_aeunmix._adapters import ScanGrid, ScanRun, TrainingRun
 from hs_aeunmix._axes import (
     ChannelMapping,
@@ -33,19 +33,8 @@ from hs_aeunmix._axes import (
     describe_difference,
 )
 from hs_aeunmix._estimator import AEUnmix, load_model
-from hs_aeunmix._persistence import LEARNING_RESULTS_ATTRIBUTE, model_bytes
-
-
-def enable() -> None:
-    """Make ``algorithm="ae"`` available on every HyperSpy signal (idempotent)."""
-    internals.install(
-        run, _options.routes_to_autoencoder, _forget_model, _docstrings.ae_section()
-    )
-
-
-def _forget_model(results) -> None:
-    """After another algorithm, the stored ``"ae"`` model no longer applies."""
-    results.__dict__.pop(LEARNING_RESULTS_ATTRIBUTE, None)
+from hs_aeunmix._persistence import model_bytes
+from hs_aeunmix._routing import ALGORITHM_NAME, LEARNING_RESULTS_ATTRIBUTE
 
 
 def decompose(
@@ -92,7 +81,7 @@ def decompose(
     return run(
         signal,
         {
-            "algorithm": _options.ALGORITHM_NAME,
+            "algorithm": ALGORITHM_NAME,
             "output_dimension": n_components,
             "navigation_mask": navigation_mask,
             "signal_mask": signal_mask,
@@ -308,7 +297,7 @@ def decompose_with(signal, adapter: TrainingRun | ScanRun, arguments: dict) -> A
     results.output_dimension = results.factors.shape[1]
     # The estimator object cannot be written to .hspy; its name and its
     # model file's bytes can.
-    results.decomposition_algorithm = _options.ALGORITHM_NAME
+    results.decomposition_algorithm = ALGORITHM_NAME
     estimator = adapter.estimator
     setattr(
         results,

@@ -14,9 +14,12 @@ here moves. The public functions :func:`hs_aeunmix.decompose` and
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
-from collections.abc import Callable
+import threading
+import types
+from collections.abc import Callable, Iterator
 
 import numpy as np
 from hyperspy._signals.lazy import LazySignal
@@ -48,7 +51,7 @@ def install(
     handler: Handler,
     routes_to_handler: Router,
     after_other_decomposition: Callable[[LearningResults], None],
-    extra_doc: str = "",
+    extra_doc: Callable[[], str] = str,
 ) -> None:
     """Route ``decomposition`` calls whose algorithm ``routes_to_handler`` accepts.
 
@@ -56,12 +59,11 @@ def install(
     (defaults applied; extra keyword arguments under ``"kwargs"``). Any other
     decomposition goes to HyperSpy, then ``after_other_decomposition``
     receives the signal's learning results. The wrapped methods' docstring
-    is HyperSpy's followed by ``extra_doc`` (what ``s.decomposition?``
-    shows). Idempotent.
+    is HyperSpy's followed by ``extra_doc()``, called when the docstring is
+    first read (what ``s.decomposition?`` shows). Idempotent.
     """
 
     def wrap(original, signature):
-        @functools.wraps(original)
         def decomposition(self, *args, **kwargs):
             bound = signature.bind(self, *args, **kwargs)
             if not routes_to_handler(bound.arguments.get("algorithm")):
@@ -73,13 +75,42 @@ def install(
             del arguments["self"]
             return handler(self, arguments)
 
-        decomposition.__doc__ = _with_section(original.__doc__, extra_doc)
-        return decomposition
+        return RoutedMethod(decomposition, original, extra_doc)
 
     MVA.decomposition = wrap(ORIGINAL_DECOMPOSITION, DECOMPOSITION_SIGNATURE)
     LazySignal.decomposition = wrap(
         ORIGINAL_LAZY_DECOMPOSITION, LAZY_DECOMPOSITION_SIGNATURE
     )
+
+
+class RoutedMethod:
+    # A function's __doc__ is a plain attribute, computed when it is set; a
+    # method object built here can compute its own when first read (the
+    # section needs modules too heavy for ``import hs_aeunmix``). Bound to a
+    # signal it is a real bound method (``types.MethodType``), whose
+    # ``__doc__`` is this object's; ``__wrapped__`` gives HyperSpy's
+    # signature to ``inspect.signature``.
+
+    def __init__(self, function, original, extra_doc: Callable[[], str]):
+        self._function = function
+        self._extra_doc = extra_doc
+        self._doc: str | None = None
+        self.__wrapped__ = original
+        self.__name__ = original.__name__
+        self.__qualname__ = original.__qualname__
+        self.__module__ = original.__module__
+
+    @property
+    def __doc__(self) -> str | None:
+        if self._doc is None:
+            self._doc = _with_section(self.__wrapped__.__doc__, self._extra_doc())
+        return self._doc
+
+    def __call__(self, *args, **kwargs):
+        return self._function(*args, **kwargs)
+
+    def __get__(self, instance, owner=None):
+        return self if instance is None else types.MethodType(self, instance)
 
 
 def _with_section(docstring: str | None, section: str) -> str | None:
@@ -128,3 +159,62 @@ def flat_navigation_mask(navigation_mask) -> np.ndarray | None:
     if isinstance(navigation_mask, BaseSignal):
         return np.asarray(navigation_mask.data, dtype=bool).ravel()
     return np.asarray(navigation_mask, dtype=bool).T.ravel()
+
+
+class _Silenced:
+    # State of progressbars_shown(False): blocks in several threads (an
+    # in-process dask cluster unmixing scans) share one change of the
+    # globals, made by the first to start and undone by the last to end.
+    lock = threading.Lock()
+    depth = 0
+    saved: tuple = ()
+
+
+@contextlib.contextmanager
+def progressbars_shown(show: bool) -> Iterator[None]:
+    """Hide HyperSpy's progress bars while the block runs, unless ``show``.
+
+    ``preferences.General.show_progressbar`` hides HyperSpy's bars of
+    loading, saving and computing, but not the "Learn" and "Project" bars
+    of its lazy ``decomposition``, which call HyperSpy's ``progressbar``
+    (tqdm) without ``disable``: that function is replaced, where the lazy
+    module and its own module hold it, by one that disables its bar.
+
+    Parameters
+    ----------
+    show : bool
+        Leave the bars as they are (True) or hide them all (False).
+    """
+    if show:
+        yield
+        return
+    import hyperspy._signals.lazy as lazy_module
+    import hyperspy.external.progressbar as progressbar_module
+    from hyperspy.defaults_parser import preferences
+
+    with _Silenced.lock:
+        if _Silenced.depth == 0:
+            _Silenced.saved = (
+                preferences.General.show_progressbar,
+                lazy_module.progressbar,
+                progressbar_module.progressbar,
+            )
+            preferences.General.show_progressbar = False
+            lazy_module.progressbar = functools.partial(
+                _Silenced.saved[1], disable=True
+            )
+            progressbar_module.progressbar = functools.partial(
+                _Silenced.saved[2], disable=True
+            )
+        _Silenced.depth += 1
+    try:
+        yield
+    finally:
+        with _Silenced.lock:
+            _Silenced.depth -= 1
+            if _Silenced.depth == 0:
+                (
+                    preferences.General.show_progressbar,
+                    lazy_module.progressbar,
+                    progressbar_module.progressbar,
+                ) = _Silenced.saved

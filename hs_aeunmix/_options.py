@@ -13,7 +13,6 @@ import numpy as np
 from hs_aeunmix._estimator import AEUnmix
 from hs_aeunmix._validation import check_not_complex
 
-ALGORITHM_NAME = "ae"
 # Options of ``decomposition`` that are not AEUnmix hyperparameters.
 GLUE_OPTIONS = ("preset", "model", "fine_tune")
 # Fine-tuning is a warm start: a few epochs unless max_epochs says otherwise.
@@ -25,16 +24,19 @@ def autoencoder_options() -> list[str]:
     return [name for name in AEUnmix._get_param_names() if name != "n_components"]
 
 
-def routes_to_autoencoder(algorithm) -> bool:
-    """Whether a ``decomposition`` call with this ``algorithm`` is ours."""
-    return isinstance(algorithm, AEUnmix) or (
-        isinstance(algorithm, str) and algorithm.lower() == ALGORITHM_NAME
-    )
-
-
 def check_signal(signal, *, reapplying: bool) -> None:
     """Refuse signals that are not spectra on a scan."""
     axes = signal.axes_manager
+    if axes.signal_dimension == 0:
+        # HyperSpy does not count an axis of one channel as a signal axis: a
+        # scan cropped to one channel would otherwise be told to become the
+        # Signal1D it already is.
+        channels = "no spectral axis" if not axes.signal_shape else "1 channel"
+        raise ValueError(
+            "algorithm='ae' unmixes spectra of at least 2 channels, but this "
+            f"signal has {channels} per pixel. Unmix the spectrum image before "
+            "cropping, selecting or summing its channels."
+        )
     if axes.signal_dimension != 1:
         raise ValueError(
             "algorithm='ae' unmixes 1-D spectra, but this signal has signal "

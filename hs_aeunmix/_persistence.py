@@ -50,6 +50,7 @@ import torch
 from hs_aeunmix._axes import SignalCalibration
 from hs_aeunmix._files import write_bytes_atomically
 from hs_aeunmix._losses import LOSSES
+from hs_aeunmix._routing import LEARNING_RESULTS_ATTRIBUTE
 from hs_aeunmix._state import FittedState
 from hs_aeunmix._training import TrainingHistory
 
@@ -70,7 +71,6 @@ _VERSION_1_OPTIONS = {
     "baseline": None,
 }
 FILE_SUFFIX = ".aeunmix"
-LEARNING_RESULTS_ATTRIBUTE = "aeunmix_model"
 # Suffixes of HyperSpy results files: a model file must not pose as one.
 RESULTS_SUFFIXES = (".hspy", ".zspy", ".hdf5", ".h5")
 
@@ -384,9 +384,7 @@ def model_bytes(params: dict, state: FittedState) -> bytes:
             **state.history.as_dict(),
             "n_epochs": int(state.history.n_epochs),
             "trained_on_device": state.trained_on,
-            "saved": datetime.datetime.now(datetime.timezone.utc).isoformat(
-                timespec="seconds"
-            ),
+            "saved": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         },
     }
     header_text = json.dumps(header, allow_nan=False)

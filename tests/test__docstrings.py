@@ -7,8 +7,7 @@ import inspect
 import hyperspy.api as hs
 import pytest
 
-import hs_aeunmix
-from hs_aeunmix import AEUnmix, _docstrings, _hyperspy_internals
+from hs_aeunmix import AEUnmix, _docstrings, _hyperspy_internals, _routing
 from hs_aeunmix._options import GLUE_OPTIONS, autoencoder_options
 
 SECTION = _docstrings.SECTION_TITLE
@@ -142,6 +141,6 @@ def test_numpydoc_parameters_reads_grouped_names_and_stops_at_next_section():
 
 
 def test_install_is_idempotent_and_keeps_one_section():
-    hs_aeunmix._hyperspy.enable()
-    hs_aeunmix._hyperspy.enable()
+    _routing.enable()
+    _routing.enable()
     assert hs.signals.Signal1D.decomposition.__doc__.count(SECTION) == 1

@@ -17,7 +17,8 @@ from hyperspy._signals.lazy import LazySignal
 from hyperspy.learn._mva import MVA, LearningResults
 
 from hs_aeunmix import _hyperspy_internals as internals
-from hs_aeunmix._hyperspy import enable
+from hs_aeunmix import _routing
+from hs_aeunmix._routing import enable
 
 
 @pytest.mark.parametrize(
@@ -41,6 +42,45 @@ def test_wrappers_are_installed_on_both_classes_and_wrap_the_originals():
     assert LazySignal.decomposition.__wrapped__ is internals.ORIGINAL_LAZY_DECOMPOSITION
     assert "hs_aeunmix" in MVA.decomposition.__doc__
     assert inspect.signature(MVA.decomposition) == internals.DECOMPOSITION_SIGNATURE
+
+
+def test_the_wrapped_method_is_a_method_with_hyperspys_signature_and_ours_doc():
+    # Bound to a signal it is a real bound method (help() and Jupyter's `?`
+    # document it as one), without `self` in its signature.
+    signal = hs.signals.Signal1D(np.ones((2, 5)))
+    bound = signal.decomposition
+    assert inspect.ismethod(bound)
+    assert bound.__self__ is signal
+    assert "self" not in inspect.signature(bound).parameters
+    assert inspect.getdoc(bound) == inspect.getdoc(MVA.decomposition)
+    assert 'algorithm="ae"' in inspect.getdoc(bound)
+
+
+def test_the_section_is_built_when_the_docstring_is_first_read(monkeypatch):
+    built = []
+
+    def section():
+        built.append(None)
+        return "Extra\n-----\nbuilt on demand"
+
+    monkeypatch.setattr(MVA, "decomposition", MVA.decomposition)
+    monkeypatch.setattr(LazySignal, "decomposition", LazySignal.decomposition)
+    internals.install(lambda signal, arguments: None, lambda a: False, print, section)
+    assert built == []
+    assert MVA.decomposition.__doc__.endswith("built on demand")
+    assert MVA.decomposition.__doc__.endswith("built on demand")
+    assert built == [None]
+
+
+def test_a_moved_private_api_warns_and_leaves_the_estimator_route(monkeypatch):
+    # A HyperSpy release whose internals moved: the import warns (it does not
+    # fail), and the message names the routes that still work.
+    def moved(*args):
+        raise AttributeError("type object 'MVA' has no attribute 'decomposition'")
+
+    monkeypatch.setattr(internals, "install", moved)
+    with pytest.warns(RuntimeWarning, match=r"algorithm=hs_aeunmix.AEUnmix\(n\)"):
+        _routing.enable()
 
 
 def _signal(rng, lazy=False):

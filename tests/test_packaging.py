@@ -20,10 +20,12 @@ import ast
 import functools
 import importlib.metadata
 import importlib.util
+import json
 import re
 import shutil
 import subprocess
 import sys
+import tomllib
 import zipfile
 from email.parser import Parser
 from pathlib import Path
@@ -35,11 +37,6 @@ from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
 from packaging.version import Version
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 
 ROOT = Path(__file__).parents[1]
 PACKAGE = ROOT / "hs_aeunmix"
@@ -244,12 +241,22 @@ def test_hyperspy_is_capped_until_a_newer_one_is_tested():
     assert "speed" in req.extras  # numba: no "Numba is not installed" warning
 
 
-def test_python_floor_matches_the_code_and_ruff():
-    # itertools.pairwise and ``isinstance(x, A | B)`` need Python 3.10.
-    assert PROJECT["requires-python"] == ">=3.10"
-    assert PYPROJECT["tool"]["ruff"]["target-version"] == "py310"
-    classifiers = PROJECT["classifiers"]
-    assert "Programming Language :: Python :: 3.10" in classifiers
+def test_only_the_python_ci_runs_is_claimed():
+    # CI runs one interpreter (the one running this test); the classifiers,
+    # the floor and ruff's target claim that one and no other, until another
+    # one is tested (its CPU torch wheel is not on the CI machine).
+    running = f"{sys.version_info.major}.{sys.version_info.minor}"
+    prefix = "Programming Language :: Python :: 3."
+    claimed = {
+        classifier.removeprefix("Programming Language :: Python :: ")
+        for classifier in PROJECT["classifiers"]
+        if classifier.startswith(prefix)
+    }
+    assert claimed == {running}
+    assert PROJECT["requires-python"] == f">={running}"
+    assert (
+        PYPROJECT["tool"]["ruff"]["target-version"] == f"py{running.replace('.', '')}"
+    )
 
 
 def test_build_system_reads_the_spdx_license():
@@ -288,6 +295,40 @@ def _run(code: str) -> str:
 def test_import_hs_aeunmix_does_not_import_exspy():
     code = "import sys, hs_aeunmix; print('exspy' in sys.modules)"
     assert _run(code) == "False"
+
+
+def test_import_hs_aeunmix_imports_neither_torch_nor_sklearn():
+    # The done-when of the light import: `python -X importtime -c "import
+    # hs_aeunmix"` lists neither; the "ae" route and the public names still
+    # work, each importing what it needs on first use.
+    code = (
+        "import json, subprocess, sys\n"
+        "heavy = lambda: sorted({m.split('.')[0] for m in sys.modules}"
+        " & {'torch', 'sklearn'})\n"
+        "import hs_aeunmix\n"
+        "at_import = heavy()\n"
+        "import numpy as np, hyperspy.api as hs\n"
+        "s = hs.signals.Signal1D(np.random.default_rng(0).random((6, 6, 24)) + 0.1)\n"
+        "s.decomposition(algorithm='ae', output_dimension=2, max_epochs=1,"
+        " print_info=False, show_progressbar=False)\n"
+        "print(json.dumps([at_import, s.learning_results.loadings.shape,"
+        " hs_aeunmix.AEUnmix.__name__, 'torch' in sys.modules]))"
+    )
+    at_import, shape, name, torch_loaded = json.loads(_run(code).splitlines()[-1])
+    assert at_import == []
+    assert shape == [36, 2]
+    assert name == "AEUnmix"
+    assert torch_loaded
+
+
+def test_every_public_name_resolves():
+    import hs_aeunmix
+
+    for name in hs_aeunmix.__all__:
+        assert getattr(hs_aeunmix, name) is not None, name
+    assert sorted(dir(hs_aeunmix)) == sorted(hs_aeunmix.__all__)
+    with pytest.raises(AttributeError, match="has no attribute 'nonexistent'"):
+        hs_aeunmix.nonexistent  # noqa: B018
 
 
 def test_import_hyperspy_does_not_import_hs_aeunmix_or_torch():
