@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -431,3 +432,62 @@ def test_raman_reproducibility():
 def test_raman_rejects_bad_arguments(kwargs, message):
     with pytest.raises(ValueError, match=message):
         raman_scene(**kwargs)
+
+
+# Real scans: read from a local folder, checked against the registry's hash;
+# nothing is downloaded in the tests (a download fails them).
+REAL_DATA = Path(__file__).parents[1].parent / "shared" / "data" / "real"
+
+
+@pytest.fixture
+def no_download(monkeypatch):
+    import pooch.core
+
+    urls = []
+
+    def refuse(url, *args, **kwargs):
+        urls.append(url)
+        raise ConnectionError(f"test: no download ({url})")
+
+    monkeypatch.setattr(pooch.core, "stream_download", refuse)
+    return urls
+
+
+def test_a_verified_local_copy_is_read_where_it_lies(monkeypatch, no_download):
+    from hs_aeunmix.datasets._real import ENVIRONMENT_VARIABLE, real_scan_path
+
+    monkeypatch.setenv(ENVIRONMENT_VARIABLE, str(REAL_DATA))
+    path = real_scan_path("lsmo_sto_eels_linescan")
+    assert path == REAL_DATA / "exspydemos_LSMO_STO_linescan.hspy"
+    assert no_download == []
+
+
+def test_a_local_copy_that_differs_is_refused_not_replaced(tmp_path, no_download):
+    from hs_aeunmix.datasets._real import real_scan_path
+
+    copy = tmp_path / "exspydemos_LSMO_STO_linescan.hspy"
+    copy.write_bytes(b"not the published file")
+    with pytest.raises(ValueError, match="is not the published lsmo_sto_eels"):
+        real_scan_path("lsmo_sto_eels_linescan", folder=tmp_path)
+    assert copy.read_bytes() == b"not the published file"
+    assert no_download == []
+
+
+def test_without_a_local_copy_the_file_is_fetched_from_its_repository(
+    tmp_path, monkeypatch, no_download
+):
+    import pooch
+
+    from hs_aeunmix.datasets._real import REAL_SCANS, real_scan_path
+
+    monkeypatch.setattr(pooch, "os_cache", lambda project: tmp_path / project)
+    with pytest.raises(ConnectionError, match="no download"):
+        real_scan_path("lsmo_sto_eels_linescan", folder=tmp_path / "empty")
+    assert no_download == [REAL_SCANS["lsmo_sto_eels_linescan"].url]
+
+
+def test_an_unknown_real_scan_names_the_known_ones():
+    from hs_aeunmix.datasets._real import real_scan_path
+
+    with pytest.raises(ValueError, match="choose one of gaas_solar_cell_eels"):
+        real_scan_path("nonexistent")

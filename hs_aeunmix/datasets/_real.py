@@ -2,15 +2,15 @@
 
 :func:`real_scan` returns a measured scan as a HyperSpy signal. The file is
 read from ``folder`` (or the ``HS_AEUNMIX_REAL_DATA`` environment variable)
-when a copy with the known SHA-256 lies there, so that tests and offline
-machines never download anything; otherwise it is downloaded once from its
-public repository with pooch (a HyperSpy dependency) into pooch's cache and
-checked against the same hash. Nothing is shipped with the package.
+when a copy lies there, so that tests and offline machines never download
+anything; otherwise it is downloaded once from its public repository into
+pooch's cache. Either way pooch (a HyperSpy dependency) checks it against the
+known SHA-256 of its registry; a local copy that differs is refused, never
+replaced. Nothing is shipped with the package.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,12 +62,19 @@ REAL_SCANS = {
 }
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        for block in iter(lambda: stream.read(2**20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+def _store(path: str | os.PathLike):
+    """A pooch registry of the real scans kept in ``path``; updates refused."""
+    import pooch
+
+    return pooch.create(
+        path=path,
+        base_url="",
+        registry={
+            scan.filename: f"sha256:{scan.sha256}" for scan in REAL_SCANS.values()
+        },
+        urls={scan.filename: scan.url for scan in REAL_SCANS.values()},
+        allow_updates=False,
+    )
 
 
 def real_scan_path(name: str, folder: str | os.PathLike | None = None) -> Path:
@@ -79,12 +86,18 @@ def real_scan_path(name: str, folder: str | os.PathLike | None = None) -> Path:
         One of :data:`REAL_SCANS`.
     folder : path, optional
         A folder holding copies of the files (default: the
-        ``HS_AEUNMIX_REAL_DATA`` environment variable). A copy is used only
-        when its SHA-256 is the known one.
+        ``HS_AEUNMIX_REAL_DATA`` environment variable). A copy there is
+        used (after its SHA-256 is checked); without one, the file is
+        fetched into pooch's cache.
 
     Returns
     -------
     pathlib.Path
+
+    Raises
+    ------
+    ValueError
+        When the copy in ``folder`` is not the published file.
     """
     if name not in REAL_SCANS:
         raise ValueError(
@@ -92,21 +105,18 @@ def real_scan_path(name: str, folder: str | os.PathLike | None = None) -> Path:
         )
     scan = REAL_SCANS[name]
     folder = folder if folder is not None else os.environ.get(ENVIRONMENT_VARIABLE)
-    if folder is not None:
-        local = Path(folder) / scan.filename
-        if local.is_file() and _sha256(local) == scan.sha256:
-            return local
-    import pooch
+    if folder is None or not (Path(folder) / scan.filename).is_file():
+        import pooch
 
-    return Path(
-        pooch.retrieve(
-            scan.url,
-            known_hash=f"sha256:{scan.sha256}",
-            fname=scan.filename,
-            path=pooch.os_cache("hs_aeunmix"),
-            progressbar=False,
-        )
-    )
+        folder = pooch.os_cache("hs_aeunmix")
+    try:
+        return Path(_store(folder).fetch(scan.filename, progressbar=False))
+    except ValueError as error:
+        raise ValueError(
+            f"{Path(folder) / scan.filename} is not the published {name} file (its "
+            "SHA-256 differs); remove it, or point folder= or "
+            f"{ENVIRONMENT_VARIABLE} at a verified copy."
+        ) from error
 
 
 def real_scan(name: str, folder: str | os.PathLike | None = None):
