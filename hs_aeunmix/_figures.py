@@ -34,8 +34,12 @@ def endmember_figure(
         ``s.get_decomposition_factors()``. Lazy factors are computed.
     reference : numpy.ndarray of shape (n_components, n_channels), optional
         A known answer matched to ``factors`` in order (e.g. the ground
-        truth of synthetic data), drawn dashed in each endmember's colour.
-        Rows of NaN are not drawn. Only with ``style="overlap"``.
+        truth of synthetic data), drawn dashed in each endmember's colour,
+        each row scaled to its endmember by least squares: unmixing
+        determines an endmember's shape, not its scale (that is shared with
+        the loadings), so drawn on its own scale a spectrum 1° from the
+        truth would look far off. Rows of NaN are not drawn. Only with
+        ``style="overlap"``.
     style : {"overlap", "cascade"}, default="overlap"
         HyperSpy's styles: on one intensity axis, or stacked one above the
         other (each spectrum scaled to its own range).
@@ -85,14 +89,27 @@ def endmember_figure(
     labels = [_component_label(index) for index in range(len(spectra))]
     if reference is not None:
         energies = factors.axes_manager.signal_axes[0].axis
-        for line, spectrum in zip(lines, reference, strict=True):
+        for line, spectrum, learned in zip(lines, reference, factors.data, strict=True):
             if np.isfinite(spectrum).any():
-                ax.plot(energies, spectrum, ls="--", lw=1, color=line.get_color())
+                ax.plot(
+                    energies,
+                    spectrum * _scale_onto(spectrum, learned),
+                    ls="--",
+                    lw=1,
+                    color=line.get_color(),
+                )
         handles.append(Line2D([], [], ls="--", lw=1, color="0.4"))
         labels.append("ground truth")
         ax.autoscale(tight=True)
     ax.legend(handles, labels, loc="best")
     return figure
+
+
+def _scale_onto(spectrum: np.ndarray, target: np.ndarray) -> float:
+    """The factor that brings ``spectrum`` closest to ``target`` (least squares)."""
+    finite = np.isfinite(spectrum) & np.isfinite(target)
+    norm = float(spectrum[finite] @ spectrum[finite])
+    return float(spectrum[finite] @ target[finite]) / norm if norm > 0 else 1.0
 
 
 def abundance_figure(loadings, *, slices: str = "first") -> Figure:

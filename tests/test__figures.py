@@ -89,9 +89,26 @@ def test_endmembers_with_a_dashed_reference():
     # The NaN row (an endmember without a known answer) is not drawn.
     assert len(dashed) == 1
     assert dashed[0].get_color() == solid[1].get_color()
-    np.testing.assert_array_equal(dashed[0].get_ydata(), reference[1])
+    # Drawn at the scale that brings it closest to its endmember.
+    learned = signal.learning_results.factors[:, 1]
+    scale = reference[1] @ learned / (reference[1] @ reference[1])
+    np.testing.assert_allclose(dashed[0].get_ydata(), scale * reference[1])
     labels = [text.get_text() for text in ax.get_legend().get_texts()]
     assert labels[-1] == "ground truth"
+
+
+def test_a_reference_is_drawn_on_its_endmembers_scale():
+    # The truth at 1000 times the endmember's scale (the scale is shared
+    # with the loadings): drawn over the learned spectrum, not above it.
+    signal = _decomposed((5, 6))
+    factors = signal.get_decomposition_factors()
+    learned = signal.learning_results.factors.T
+    figure = endmember_figure(factors, 1000 * learned)
+    dashed = [
+        line for line in figure.axes[0].get_lines() if line.get_linestyle() == "--"
+    ]
+    for line, spectrum in zip(dashed, learned, strict=True):
+        np.testing.assert_allclose(line.get_ydata(), spectrum, rtol=1e-10)
 
 
 def test_cascade_style():
