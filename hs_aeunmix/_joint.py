@@ -35,10 +35,12 @@ import logging
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from numbers import Integral
 from pathlib import Path
 
 import numpy as np
 from scipy.ndimage import gaussian_filter1d
+from sklearn.utils import check_random_state
 
 from hs_aeunmix import _hyperspy_internals as internals
 from hs_aeunmix._adapters import ScanRun
@@ -172,8 +174,7 @@ def decompose_series(
     signals = _load(signals, lazy)
     if not isinstance(max_offset, int | float) or not 0 <= max_offset < np.inf:
         raise ValueError(f"max_offset must be 0 or more channels, got {max_offset!r}.")
-    rng_seed = options.get("random_state", 0)
-    rng = np.random.default_rng(None if rng_seed is None else int(rng_seed))
+    rng = _sampling_generator(options.get("random_state", 0))
     calibrations = [SignalCalibration.from_signal(signal) for signal in signals]
     for calibration in calibrations[1:]:
         if calibration.units != calibrations[0].units:
@@ -284,6 +285,17 @@ def decompose_series(
         )
     _logger.info("Series of %d scans unmixed jointly", len(scans))
     return SeriesFit(model, tuple(scans))
+
+
+def _sampling_generator(random_state) -> np.random.Generator:
+    """The generator that draws the training sample, from ``random_state``.
+
+    An integer or None seeds it directly; a ``RandomState`` (scikit-learn's
+    convention, which the estimator accepts too) gives it a seed.
+    """
+    if random_state is None or isinstance(random_state, Integral):
+        return np.random.default_rng(random_state)
+    return np.random.default_rng(check_random_state(random_state).randint(2**31))
 
 
 def _load(signals, lazy: bool) -> list:

@@ -188,3 +188,24 @@ def test_bad_calls_say_what_is_wrong(series, fit):
         hs_aeunmix.decompose_series([signals[0], other_units], 3)
     # The user's signals are never changed (the fixture trained on copies).
     assert signals[0].learning_results.loadings is None
+
+
+def test_a_random_state_object_seeds_the_sample_as_the_estimator_accepts_it(series):
+    # scikit-learn's convention: an int, None or a RandomState. The same
+    # RandomState seed draws the same training sample.
+    draws = [
+        _joint._sampling_generator(np.random.RandomState(3)).integers(1000, size=5)
+        for _ in range(2)
+    ]
+    np.testing.assert_array_equal(*draws)
+    np.testing.assert_array_equal(
+        _joint._sampling_generator(5).integers(1000, size=5),
+        np.random.default_rng(5).integers(1000, size=5),
+    )
+    signals, _, _ = series
+    fit = hs_aeunmix.decompose_series(
+        [s.deepcopy() for s in signals[:2]],
+        3,
+        **{**OPTIONS, "max_epochs": 1, "random_state": np.random.RandomState(0)},
+    )
+    assert fit.model.components_.shape[0] == 3
