@@ -321,6 +321,17 @@ def test_import_hs_aeunmix_imports_neither_torch_nor_sklearn():
     assert torch_loaded
 
 
+def test_python_dash_m_runs_the_command():
+    result = subprocess.run(
+        [sys.executable, "-m", "hs_aeunmix", "--version"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    assert result.stdout.strip() == f"hs-aeunmix {importlib.metadata.version(NAME)}"
+
+
 def test_every_public_name_resolves():
     import hs_aeunmix
 
