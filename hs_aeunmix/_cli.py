@@ -18,12 +18,19 @@ What a run never does
       their input's file name alone, so ``dirA/scan.hspy`` and
       ``dirB/scan.hspy`` in one run are refused, naming both (unmix them
       in two runs with their own ``-o``);
-    * replace an existing result without ``--overwrite``;
+    * replace an existing result without ``--overwrite`` (``apply
+      --skip-existing`` leaves the scans whose results are all there and
+      unmixes the others, to resume an interrupted series);
+    * write a file whose name is too long for the output folder's file
+      system, or where a broken symbolic link stands;
     * start without a writable output folder (created when missing).
 
     Every file is written through :mod:`hs_aeunmix._files`: to a temporary
     file in the output folder, then renamed, so a failure or Ctrl-C never
-    leaves a partial file.
+    leaves a partial file. A scan's files are renamed together once all are
+    written, after a check that the disk has room for them: a scan that
+    fails (disk full, a dask worker that dies) leaves none of its files,
+    and unmixing it again does not find them in its way.
 
 Start-up
     The parser lives in :mod:`hs_aeunmix_cli`, which imports nothing heavy,
@@ -54,7 +61,13 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from hs_aeunmix._files import atomic_path, ensure_writable_folder
+from hs_aeunmix._files import (
+    atomic_path,
+    check_free_space,
+    ensure_writable_folder,
+    longest_name,
+    staged_files,
+)
 from hs_aeunmix_cli import (
     EXIT_INTERRUPTED,
     EXIT_OK,
@@ -78,6 +91,11 @@ _THREAD_VARIABLES = (
     "NUMBA_NUM_THREADS",
 )
 _RESULT_SUFFIX = "_ae.hspy"
+# Room kept for a scan's two figures and its table beyond its arrays: a
+# 120-dpi PNG of a few panels is well under a megabyte.
+_FIGURES_BYTES = 4_000_000
+# HDF5's own structures and attributes on top of the arrays' bytes.
+_FILE_OVERHEAD = 1.1
 
 
 class Refusal(Exception):
@@ -97,6 +115,8 @@ class Job:
     model: Path | None  # written by demo and train only
     uncertainty: Path
     table: Path
+    # apply --skip-existing: the output folder holds all its results already.
+    skip: bool = False
 
     @property
     def outputs(self) -> list[Path]:
@@ -109,6 +129,14 @@ class Job:
             self.table,
         ]
         return [path for path in files if path is not None]
+
+    @property
+    def complete(self) -> bool:
+        """Whether every file a run always writes for this job exists.
+
+        The uncertainty maps are left out: a lazy scan has none.
+        """
+        return all(path.is_file() for path in self.outputs if path != self.uncertainty)
 
     @property
     def name(self) -> str:
@@ -136,6 +164,7 @@ def plan_jobs(
     series_model: bool = False,
     other_inputs: Sequence[Path] = (),
     overwrite: bool = False,
+    skip_existing: bool = False,
 ) -> list[Job]:
     """The jobs of a run, after every check that can be made before working.
 
@@ -154,6 +183,9 @@ def plan_jobs(
         Further inputs that no output may replace (the model of ``apply``).
     overwrite : bool
         Whether existing results may be replaced.
+    skip_existing : bool
+        Mark the jobs whose results all exist already ``skip`` instead of
+        refusing them (those with a part of their results are refused).
 
     Returns
     -------
@@ -163,8 +195,10 @@ def plan_jobs(
     ------
     Refusal
         A scan is missing or given twice, two scans would write files of
-        the same name, an output would replace an input, or an output
-        exists and ``overwrite`` is False.
+        the same name, an output name is too long for the file system, a
+        broken symbolic link stands at an output, an output would replace
+        an input, or an output exists and neither ``overwrite`` nor (for a
+        job whose results are complete) ``skip_existing`` is set.
     """
     missing = [path for path in sources if not path.exists()]
     if missing:
@@ -176,8 +210,11 @@ def plan_jobs(
     if series_model and jobs:
         jobs[0] = replace(jobs[0], model=folder / f"{jobs[0].stem}_series.aeunmix")
     _check_distinct(jobs, folder)
+    _check_names(jobs, folder)
     _check_inputs_kept([*sources, *other_inputs], jobs)
-    _check_existing(jobs, folder, overwrite)
+    if skip_existing and not overwrite:
+        jobs = [replace(job, skip=True) if job.complete else job for job in jobs]
+    _check_existing(jobs, folder, overwrite, skip_existing)
     return jobs
 
 
@@ -207,6 +244,41 @@ def _check_distinct(jobs: Sequence[Job], folder: Path) -> None:
             )
 
 
+def _check_names(jobs: Sequence[Job], folder: Path) -> None:
+    """Refuse output names the file system cannot hold, before any work.
+
+    Results are named after their scan, plus up to 17 bytes
+    (``_uncertainty.hspy``): a scan whose name nearly fills the limit
+    would otherwise fail only once it is unmixed.
+    """
+    limit = longest_name(folder)
+    for job in jobs:
+        for path in job.outputs:
+            size = len(os.fsencode(path.name))
+            if size > limit:
+                raise Refusal(
+                    f"the results of {job.name} would be named {path.name} "
+                    f"({size} bytes), longer than the {limit} bytes a file name "
+                    f"may have in {folder}; give the scan a shorter file name."
+                )
+
+
+def _check_links(jobs: Sequence[Job]) -> None:
+    """Refuse outputs where a symbolic link points nowhere.
+
+    ``exists()`` is False for such a link, so the other checks pass it;
+    the final rename would then fail (without ``--overwrite``) or replace
+    the link itself, which its owner meant to point somewhere.
+    """
+    for job in jobs:
+        for path in job.outputs:
+            if path.is_symlink() and not path.exists():
+                raise Refusal(
+                    f"{path} is a broken symbolic link; remove it or choose "
+                    "another -o folder."
+                )
+
+
 def _check_inputs_kept(inputs: Sequence[Path], jobs: Sequence[Job]) -> None:
     for job in jobs:
         for path in job.outputs:
@@ -220,14 +292,26 @@ def _check_inputs_kept(inputs: Sequence[Path], jobs: Sequence[Job]) -> None:
                     )
 
 
-def _check_existing(jobs: Sequence[Job], folder: Path, overwrite: bool) -> None:
-    existing = [path for job in jobs for path in job.outputs if path.exists()]
+def _check_existing(
+    jobs: Sequence[Job], folder: Path, overwrite: bool, skip_existing: bool = False
+) -> None:
+    """Refuse outputs that exist (unless ``overwrite``), skipped jobs' aside."""
+    _check_links(jobs)
+    existing = [
+        path for job in jobs if not job.skip for path in job.outputs if path.exists()
+    ]
     folders = [path for path in existing if path.is_dir()]
     if folders:
         raise Refusal(f"{folders[0]} is a folder; a result file cannot replace it.")
     if existing and not overwrite:
         shown = ", ".join(path.name for path in existing[:3])
         more = f" and {len(existing) - 3} more" if len(existing) > 3 else ""
+        if skip_existing:
+            raise Refusal(
+                f"{folder} already holds a part of the results of this run "
+                f"({shown}{more}): --skip-existing skips only scans whose results "
+                "are all there; pass --overwrite to replace them, or remove them."
+            )
         raise Refusal(
             f"{folder} already holds results of this run ({shown}{more}); pass "
             "--overwrite to replace them, or choose another -o folder."
@@ -266,6 +350,7 @@ def _plan(args: argparse.Namespace) -> list[Job]:
             with_model=False,
             other_inputs=[args.model],
             overwrite=args.overwrite,
+            skip_existing=getattr(args, "skip_existing", False),
         )
     ensure_writable_folder(args.output)
     return jobs
@@ -311,48 +396,108 @@ def _write(path: Path, overwrite: bool, write) -> None:
         raise OSError(error.errno, error.strerror or str(error), str(path)) from error
 
 
+def _stage(staged, path: Path, write) -> None:
+    """``write`` the temporary file that will replace ``path`` (:func:`staged_files`).
+
+    An error names ``path``, also where a writer (h5py) puts the temporary
+    file's name in its message rather than in ``filename``.
+    """
+    temporary = staged.add(path)
+    try:
+        write(temporary)
+    except OSError as error:
+        if error.filename is not None and Path(error.filename) in (path, temporary):
+            raise  # staged_files names ``path`` instead of ``temporary``
+        text = (error.strerror or str(error)).replace(str(temporary), str(path))
+        text = text.replace(temporary.name, path.name)
+        raise OSError(error.errno, text, str(path)) from error
+
+
+def _estimated_bytes(signal, model) -> int:
+    """About how many bytes a scan's files take, from the arrays they hold.
+
+    The results file holds the data (counted uncompressed: an upper bound)
+    and the learning results, the model's file among them; the uncertainty
+    maps are the size of the loadings; a trained model's own file is
+    smaller than the learning results that store it.
+    """
+    learning = 0
+    for value in vars(signal.learning_results).values():
+        size = len(value) if isinstance(value, bytes) else getattr(value, "nbytes", 0)
+        learning += size if isinstance(size, int) else 0
+    loadings = getattr(signal.learning_results.loadings, "nbytes", 0)
+    arrays = getattr(signal.data, "nbytes", 0) + learning + loadings
+    if model is not None:
+        arrays += learning
+    return int(arrays * _FILE_OVERHEAD) + _FIGURES_BYTES
+
+
 def _write_results(
     signal, job: Job, *, overwrite: bool, model=None, reference=None
 ) -> list[Path]:
     """Write the results file, the model, the figures and the tables of ``job``.
 
     The uncertainty maps (:func:`hs_aeunmix.get_uncertainty`) need the scan
-    in memory: for a lazy scan they are not written (and not listed).
+    in memory: for a lazy scan they are not written (and not listed). The
+    files are put in place together once all are written, the results file
+    last (:func:`hs_aeunmix._files.staged_files`): an error, or a process
+    killed meanwhile, leaves none of them. A disk without room for them is
+    refused before the first is written.
+
+    Raises
+    ------
+    OSError
+        The disk lacks room (``errno.ENOSPC``, naming the results file and
+        both sizes), or a writer failed; nothing of ``job`` was written.
     """
+    from hyperspy.defaults_parser import preferences
+
     from hs_aeunmix._estimator import load_model
     from hs_aeunmix._figures import abundance_figure, endmember_figure
     from hs_aeunmix._hyperspy import get_uncertainty
     from hs_aeunmix._hyperspy_internals import is_lazy
 
-    _write(job.results, overwrite, lambda path: signal.save(path, overwrite=True))
-    written = [job.results]
-    if model is not None and job.model is not None:
-        _write(job.model, overwrite, model.save)
-        written.append(job.model)
-    figures = {
-        job.endmembers: endmember_figure(signal.get_decomposition_factors(), reference),
-        job.abundances: abundance_figure(signal.get_decomposition_loadings()),
-    }
-    for path, figure in figures.items():
-        _write(path, overwrite, functools.partial(figure.savefig, dpi=FIGURE_DPI))
-        written.append(path)
-    # The model that unmixed this scan: the one just trained, or the one
-    # its learning results carry (apply: a rescaled or fine-tuned copy).
-    applied = model if model is not None else load_model(signal)
-    _write(
-        job.table,
-        overwrite,
-        functools.partial(_write_endmember_table, applied.describe_endmembers()),
-    )
-    written.append(job.table)
-    if not is_lazy(signal):
-        sigma = get_uncertainty(signal, applied)
-        # The temporary file exists already: HyperSpy must replace it.
-        _write(
-            job.uncertainty, overwrite, lambda path: sigma.save(path, overwrite=True)
+    # The .hspy writer draws a bar while it computes lazy data unless told
+    # not to: it does not read HyperSpy's preference (--no-progressbar).
+    bars = bool(preferences.General.show_progressbar)
+    check_free_space(job.results, _estimated_bytes(signal, model))
+    with staged_files(overwrite=overwrite) as staged:
+        if model is not None and job.model is not None:
+            _stage(staged, job.model, model.save)
+        figures = {
+            job.endmembers: endmember_figure(
+                signal.get_decomposition_factors(), reference
+            ),
+            job.abundances: abundance_figure(signal.get_decomposition_loadings()),
+        }
+        for path, figure in figures.items():
+            _stage(staged, path, functools.partial(figure.savefig, dpi=FIGURE_DPI))
+        # The model that unmixed this scan: the one just trained, or the one
+        # its learning results carry (apply: a rescaled or fine-tuned copy).
+        applied = model if model is not None else load_model(signal)
+        _stage(
+            staged,
+            job.table,
+            functools.partial(_write_endmember_table, applied.describe_endmembers()),
         )
-        written.append(job.uncertainty)
-    return written
+        if not is_lazy(signal):
+            sigma = get_uncertainty(signal, applied)
+            # The temporary file exists already: HyperSpy must replace it.
+            _stage(
+                staged,
+                job.uncertainty,
+                lambda path: sigma.save(path, overwrite=True, show_progressbar=bars),
+            )
+        # Put in place last: a results file stands for a scan whose files
+        # are all there (apply --skip-existing).
+        _stage(
+            staged,
+            job.results,
+            lambda path: signal.save(path, overwrite=True, show_progressbar=bars),
+        )
+    # In the order the help and the reports have always listed them.
+    order = [job.results, job.model, job.endmembers, job.abundances, job.table]
+    return [path for path in [*order, job.uncertainty] if path in staged.targets]
 
 
 def _write_endmember_table(descriptions, path: Path) -> None:
@@ -453,16 +598,11 @@ def _hyperspy_quiet(verbose: bool) -> Iterator[None]:
 
 @contextlib.contextmanager
 def _hyperspy_progressbars(show: bool) -> Iterator[None]:
-    """HyperSpy's own progress bars (loading, lazy saving) follow --no-progressbar."""
-    from hyperspy.defaults_parser import preferences
+    """HyperSpy's bars (loading, lazy unmixing, saving) follow --no-progressbar."""
+    from hs_aeunmix._hyperspy_internals import progressbars_shown
 
-    previous = preferences.General.show_progressbar
-    if not show:
-        preferences.General.show_progressbar = False
-    try:
+    with progressbars_shown(show):
         yield
-    finally:
-        preferences.General.show_progressbar = previous
 
 
 def _load_single_signal(path: Path, *, lazy: bool = False, verbose: bool = False):
@@ -591,6 +731,7 @@ def run_apply(args: argparse.Namespace, jobs: Sequence[Job]) -> int:
             overwrite=args.overwrite,
             device=args.device,
             client=client,
+            show_progressbar=not args.no_progressbar,
         )
         progress = progressbar(
             reports,
@@ -603,6 +744,9 @@ def run_apply(args: argparse.Namespace, jobs: Sequence[Job]) -> int:
             if report.failed:
                 failures += 1
                 progress.write(f"{PROG}: {report.summary}", file=sys.stderr)
+                continue
+            if report.skipped:
+                progress.write(report.summary)
                 continue
             progress.write(
                 f"{report.summary}: unmixed in {report.seconds:.3f} s, wrote "

@@ -10,6 +10,14 @@ With ``overwrite=False`` the last step creates the target only if it does
 not exist, atomically where the file system has hard links, so that two
 programs writing into one folder cannot replace each other's results.
 
+The files of one result (a scan's results file, figures and tables) are
+written together with :func:`staged_files`: each to its temporary file, and
+all renamed into place only once every one is written, so that a failure
+(disk full, a killed dask worker) leaves none of them, and a second attempt
+does not find a part of the first one's results in its way. Before writing,
+:func:`check_free_space` refuses a write the disk has no room for: a full
+disk met in the middle of an HDF5 write can crash the writer.
+
 Temporary files are named ``.hs_aeunmix-<16 hex digits>.tmp<suffix>``: a
 short name of fixed length, so that it fits wherever the target's name fits,
 and a recognisable one, so that those a killed process left behind (power
@@ -57,6 +65,189 @@ STALE_AFTER_SECONDS = 3600.0
 # and a series writing thousands of files into one folder does not list it
 # at every save.
 _last_sweep: dict[str, float] = {}
+
+
+class StagedFiles:
+    """Files written under temporary names, put in place together.
+
+    Made by :func:`staged_files`, which renames every file :meth:`add` gave
+    into place once the block that wrote them ends without error, and
+    removes them all otherwise.
+    """
+
+    def __init__(self, overwrite: bool) -> None:
+        self.overwrite = overwrite
+        self._staged: list[tuple[Path, Path]] = []  # (target, temporary)
+
+    @property
+    def targets(self) -> list[Path]:
+        """The files to be written, in the order they will be put in place."""
+        return [target for target, _ in self._staged]
+
+    def add(self, path: str | os.PathLike) -> Path:
+        """A new temporary file to write; it will replace ``path``.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            The file to write. Its folder must exist.
+
+        Returns
+        -------
+        pathlib.Path
+            The temporary file (empty, beside ``path``, with its suffix).
+
+        Raises
+        ------
+        IsADirectoryError
+            ``path`` is a folder.
+        FileExistsError
+            ``overwrite`` is False and ``path`` exists.
+        OSError
+            The temporary file cannot be created (naming ``path``).
+        """
+        target = Path(path)
+        _check_target(target, self.overwrite)
+        _sweep_leftovers(target.parent)
+        temporary = _create_temporary(target.parent, target.suffix, target)
+        self._staged.append((target, temporary))
+        return temporary
+
+    def _publish(self) -> None:
+        """Flush every temporary file, then rename each over its target, in order."""
+        for target, temporary in self._staged:
+            _fsync(temporary)
+            _copy_permissions(target, temporary)
+        if not self.overwrite:
+            # Checked for all before any is put in place, so that a file
+            # someone else made meanwhile does not leave a part of the group.
+            for target, _ in self._staged:
+                if os.path.lexists(target):
+                    raise FileExistsError(
+                        errno.EEXIST,
+                        "was created by someone else meanwhile",
+                        str(target),
+                    )
+        published: list[Path] = []
+        try:
+            for target, temporary in self._staged:
+                _publish(temporary, target, self.overwrite)
+                published.append(target)
+        except BaseException:
+            if not self.overwrite:
+                # Without overwrite every published file is new and ours: take
+                # them back, so that no part of the group is left.
+                for target in published:
+                    with contextlib.suppress(OSError):
+                        target.unlink()
+            raise
+        for folder in dict.fromkeys(target.parent for target in published):
+            _fsync_folder(folder)
+
+    def _discard(self, error: BaseException) -> None:
+        """Remove the temporary files; make ``error`` name a target, not one of them."""
+        for target, temporary in self._staged:
+            _discard(temporary)
+            _blame_target(error, temporary, target)
+
+
+@contextlib.contextmanager
+def staged_files(*, overwrite: bool = True) -> Iterator[StagedFiles]:
+    """Write several files, and put them in place together when all are written.
+
+    Each file is written as :func:`atomic_path` writes one (a temporary file
+    beside it, flushed, then renamed), but the renames wait until the block
+    ends: an error in the block, or Ctrl-C, leaves none of the files, not
+    the first few. A process killed outright leaves only hidden temporary
+    files (removed later, see :func:`atomic_path`), unless it dies in the
+    instant between two renames.
+
+    Parameters
+    ----------
+    overwrite : bool, default=True
+        When False, no existing file is replaced: each is checked when
+        added and all again before the first rename; files already put in
+        place are removed again when a later one fails. With ``True``, a
+        rename that fails (the target became a folder) leaves the files
+        renamed before it.
+
+    Yields
+    ------
+    StagedFiles
+        Its :meth:`~StagedFiles.add` gives the temporary file to write for
+        a target.
+
+    Raises
+    ------
+    FileExistsError
+        ``overwrite`` is False and a target exists (when added, or before
+        the renames).
+    OSError
+        As :func:`atomic_path`; an error that names a temporary file names
+        its target instead.
+
+    Examples
+    --------
+    >>> with staged_files(overwrite=False) as staged:  # doctest: +SKIP
+    ...     signal.save(staged.add("scan_ae.hspy"), overwrite=True)
+    ...     figure.savefig(staged.add("scan_abundances.png"))
+    """
+    staged = StagedFiles(overwrite)
+    try:
+        yield staged
+        staged._publish()
+    except BaseException as error:
+        staged._discard(error)
+        raise
+
+
+def check_free_space(path: str | os.PathLike, needed: int) -> None:
+    """Refuse to write about ``needed`` bytes to ``path`` when its disk lacks them.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file to be written (its folder, or the nearest existing folder
+        above it, tells the disk).
+    needed : int
+        The expected size of what will be written there, in bytes.
+
+    Raises
+    ------
+    OSError
+        With ``errno.ENOSPC``, naming ``path`` and both sizes, when the disk
+        has fewer than ``needed`` bytes free. When the free space cannot be
+        read, nothing is raised: the write itself will tell.
+    """
+    target = Path(path)
+    try:
+        free = shutil.disk_usage(_existing_folder(target.parent)).free
+    except OSError:
+        return
+    if free < needed:
+        raise OSError(
+            errno.ENOSPC,
+            f"not enough free space to write it: about {_size(needed)} needed, "
+            f"{_size(free)} free on its disk; free some space or choose another "
+            "output folder",
+            str(target),
+        )
+
+
+def longest_name(folder: str | os.PathLike) -> int:
+    """The longest file name (in bytes) allowed in ``folder``, which need not exist.
+
+    Parameters
+    ----------
+    folder : str or os.PathLike
+        The folder (its nearest existing folder tells the file system).
+
+    Returns
+    -------
+    int
+        The limit the file system gives, else 255.
+    """
+    return _name_max(_existing_folder(Path(folder)))
 
 
 @contextlib.contextmanager
@@ -118,20 +309,8 @@ def atomic_path(path: str | os.PathLike, *, overwrite: bool = True) -> Iterator[
     >>> with atomic_path("scan_ae.hspy") as temporary:  # doctest: +SKIP
     ...     signal.save(temporary, overwrite=True)
     """
-    target = Path(path)
-    _check_target(target, overwrite)
-    _sweep_leftovers(target.parent)
-    temporary = _create_temporary(target.parent, target.suffix, target)
-    try:
-        yield temporary
-        _fsync(temporary)
-        _copy_permissions(target, temporary)
-        _publish(temporary, target, overwrite)
-        _fsync_folder(target.parent)
-    except BaseException as error:
-        _discard(temporary)
-        _blame_target(error, temporary, target)
-        raise
+    with staged_files(overwrite=overwrite) as staged:
+        yield staged.add(path)
 
 
 def write_bytes_atomically(
@@ -188,6 +367,12 @@ def ensure_writable_folder(path: str | os.PathLike) -> Path:
         Any other reason the folder cannot be created or written.
     """
     folder = Path(path)
+    if folder.is_symlink() and not folder.exists():
+        raise FileNotFoundError(
+            errno.ENOENT,
+            "is a broken symbolic link; remove it or choose another output folder",
+            str(folder),
+        )
     if folder.exists() and not folder.is_dir():
         raise NotADirectoryError(
             errno.ENOTDIR, "exists and is not a folder", str(folder)
@@ -250,6 +435,24 @@ def _name_max(folder: Path) -> int:
     except (AttributeError, OSError, ValueError):  # no pathconf (Windows)
         return _DEFAULT_NAME_MAX
     return longest if longest > 0 else _DEFAULT_NAME_MAX  # -1: no limit given
+
+
+def _existing_folder(folder: Path) -> Path:
+    """``folder``, or the nearest folder above it that exists."""
+    folder = Path(os.path.abspath(folder))
+    while not folder.is_dir() and folder.parent != folder:
+        folder = folder.parent
+    return folder
+
+
+def _size(count: int) -> str:
+    """A number of bytes as people read it: ``"1.5 GB"``."""
+    value = float(count)
+    for unit in ("bytes", "kB", "MB", "GB", "TB"):
+        if value < 1000 or unit == "TB":
+            break
+        value /= 1000
+    return f"{count} bytes" if unit == "bytes" else f"{value:.3g} {unit}"
 
 
 def _blame_target(error: BaseException, temporary: Path, target: Path) -> None:

@@ -10,6 +10,13 @@ scan per worker thread). The model travels as the bytes of its file (a few
 hundred kilobytes), never pickled. :func:`apply_series` is the Python entry
 point; ``hs-aeunmix apply --workers N`` / ``--scheduler ADDRESS`` the
 command line's.
+
+A scan that fails never stops the series: its error becomes its report,
+also when the cluster gives it up because the workers that ran it died
+(``KilledWorker``, after the scheduler's own retries). A scan's files are
+put in place together once all are written, so that a failed attempt
+leaves none of them and a later attempt (the scheduler's retry, or a run
+with ``skip_existing``) starts from a clean slate.
 """
 
 from __future__ import annotations
@@ -40,9 +47,13 @@ class ScanReport:
     seconds : float
         Time spent unmixing (loading and writing excluded).
     summary : str
-        One line describing the scan, or the error message when it failed.
+        One line describing the scan, or the error message when it failed,
+        or why it was skipped.
     failed : bool
         Whether the scan failed (nothing was written for it).
+    skipped : bool
+        Whether the scan was left alone because the output folder already
+        held all its results (``skip_existing``).
     """
 
     source: Path
@@ -50,6 +61,7 @@ class ScanReport:
     seconds: float
     summary: str
     failed: bool = False
+    skipped: bool = False
 
 
 def unmix_scan(
@@ -60,14 +72,17 @@ def unmix_scan(
     overwrite: bool,
     device: str = "auto",
     on_worker: bool = False,
+    show_progressbar: bool = True,
 ) -> ScanReport:
     """Load ``job.source``, unmix it with the model, write its files.
 
     Runs where it is called: in this process or, ``on_worker``, on a
     cluster's worker. Any error becomes a failed report, so that one bad
-    scan never stops a series.
+    scan never stops a series. HyperSpy's progress bars are hidden unless
+    ``show_progressbar``.
     """
     from hs_aeunmix._estimator import load_model
+    from hs_aeunmix._hyperspy_internals import progressbars_shown
 
     signal = None
     # On a worker a scan is read whole: dask inside a task would send the
@@ -75,13 +90,14 @@ def unmix_scan(
     # HDF5 file between processes. Memory holds one scan per worker thread.
     lazy = lazy and not on_worker
     try:
-        model = load_model(model_bytes, device=device)
-        signal = _cli._load_single_signal(job.source, lazy=lazy)
-        start = time.perf_counter()
-        signal.decomposition(algorithm="ae", model=model, print_info=False)
-        seconds = time.perf_counter() - start
-        written = _cli._write_results(signal, job, overwrite=overwrite)
-        summary = _cli._describe(signal, job.stem)
+        with progressbars_shown(show_progressbar):
+            model = load_model(model_bytes, device=device)
+            signal = _cli._load_single_signal(job.source, lazy=lazy)
+            start = time.perf_counter()
+            signal.decomposition(algorithm="ae", model=model, print_info=False)
+            seconds = time.perf_counter() - start
+            written = _cli._write_results(signal, job, overwrite=overwrite)
+            summary = _cli._describe(signal, job.stem)
     except Exception as error:  # reported, never raised: the series goes on
         message = _cli._one_line(error)
         if str(job.source) not in message:
@@ -102,14 +118,27 @@ def unmix_series(
     overwrite: bool,
     device: str = "auto",
     client=None,
+    show_progressbar: bool = True,
 ) -> Iterator[ScanReport]:
     """Reports of every job, as the scans finish.
 
     Without ``client`` the scans are unmixed here, in order; with a
     ``dask.distributed.Client`` they are submitted all at once and each
-    report is yielded as its scan finishes (in any order).
+    report is yielded as its scan finishes (in any order). A job marked
+    ``skip`` is reported skipped at once. A task the cluster gives up (its
+    workers died, the connection was lost) is reported failed, naming its
+    scan; the other scans go on.
     """
-    options = {"lazy": lazy, "overwrite": overwrite, "device": device}
+    options = {
+        "lazy": lazy,
+        "overwrite": overwrite,
+        "device": device,
+        "show_progressbar": show_progressbar,
+    }
+    for job in jobs:
+        if job.skip:
+            yield _skipped_report(job)
+    jobs = [job for job in jobs if not job.skip]
     if client is None:
         for job in jobs:
             yield unmix_scan(model_bytes, job, **options)
@@ -124,14 +153,44 @@ def unmix_series(
 
     # The bytes are sent to the workers once, not with every task.
     [shared_bytes] = client.scatter([model_bytes], broadcast=True)
-    futures = [
+    futures = {
         client.submit(
             unmix_scan, shared_bytes, job, **options, on_worker=True, pure=False
-        )
+        ): job
         for job in jobs
-    ]
+    }
     for future in as_completed(futures):
-        yield future.result()
+        try:
+            report = future.result()
+        except Exception as error:  # the task, not the scan, failed
+            report = _lost_report(futures[future], error)
+        yield report
+
+
+def _skipped_report(job: _cli.Job) -> ScanReport:
+    return ScanReport(
+        job.source,
+        (),
+        0.0,
+        f"{job.source}: skipped, {job.results.parent} already holds its results",
+        skipped=True,
+    )
+
+
+def _lost_report(job: _cli.Job, error: Exception) -> ScanReport:
+    """The report of a scan whose task the cluster gave up."""
+    if type(error).__name__ == "KilledWorker":
+        # The scheduler has already run it again on other workers (its
+        # ``allowed-failures``), and each died: the scan itself is likely
+        # the cause (more memory than a worker has), so it is not resubmitted.
+        message = (
+            f"{job.source}: the dask workers that unmixed it died before it was "
+            "done, and the cluster gave it up (KilledWorker); nothing was "
+            "written for it. Unmix it again alone, or on workers with more memory"
+        )
+    else:
+        message = f"{job.source}: its dask task failed: {_cli._one_line(error)}"
+    return ScanReport(job.source, (), 0.0, message, failed=True)
 
 
 def model_file_bytes(model) -> bytes:
@@ -171,6 +230,7 @@ def apply_series(
     client=None,
     lazy: bool = True,
     overwrite: bool = False,
+    skip_existing: bool = False,
     device: str = "auto",
     show_progressbar: bool | None = None,
 ) -> list[ScanReport]:
@@ -181,7 +241,9 @@ def apply_series(
     ``scan_endmembers.png`` and ``scan_abundances.png``, as ``hs-aeunmix
     apply`` writes them. Every output is checked before any scan is read: no
     input is ever replaced, two scans of the same file name are refused,
-    and earlier results are kept unless ``overwrite``.
+    and earlier results are kept unless ``overwrite``. A scan's files are
+    written together (none is left when one fails) after a check that the
+    disk has room for them.
 
     Parameters
     ----------
@@ -205,24 +267,33 @@ def apply_series(
         thread in memory).
     overwrite : bool, default=False
         Replace earlier results in ``output``.
+    skip_existing : bool, default=False
+        Leave the scans whose results ``output`` already holds (all their
+        files) and unmix the others: resumes a series that was interrupted.
+        Their reports have ``skipped=True``. Ignored with ``overwrite``.
     device : {"auto", "cpu", "cuda", "mps"}, default="auto"
         Where the model runs (on each worker, with a client).
     show_progressbar : bool, optional
-        A progress bar over the scans; default: HyperSpy's preference.
+        Progress bars (over the scans, and HyperSpy's while a scan is read,
+        unmixed and saved); default: HyperSpy's preference.
 
     Returns
     -------
     list of ScanReport
         One per scan, in the order of ``files``. A scan that fails (an
-        unreadable file, an axis the model cannot map) has ``failed=True``
-        and its error as ``summary``; the others are still unmixed.
+        unreadable file, an axis the model cannot map, a full disk, a
+        cluster worker that died) has ``failed=True`` and its error as
+        ``summary``, and none of its files is written; the others are
+        still unmixed.
 
     Raises
     ------
     ValueError
         A scan is missing, given twice or shares its file name with another,
-        an output would replace an input, or an output exists and
-        ``overwrite`` is False (nothing was read or written).
+        an output name is too long for the file system or is a broken
+        symbolic link, an output would replace an input, or an output
+        exists and ``overwrite`` is False (and, with ``skip_existing``, its
+        scan's results are not all there): nothing was read or written.
 
     Examples
     --------
@@ -245,17 +316,24 @@ def apply_series(
             with_model=False,
             other_inputs=model_inputs,
             overwrite=overwrite,
+            skip_existing=skip_existing,
         )
     except _cli.Refusal as refusal:
         raise ValueError(str(refusal)) from None
     ensure_writable_folder(folder)
     data = model_file_bytes(model)
     if show_progressbar is None:
-        show_progressbar = preferences.General.show_progressbar
+        show_progressbar = bool(preferences.General.show_progressbar)
     reports = {}
     for report in progressbar(
         unmix_series(
-            data, jobs, lazy=lazy, overwrite=overwrite, device=device, client=client
+            data,
+            jobs,
+            lazy=lazy,
+            overwrite=overwrite,
+            device=device,
+            client=client,
+            show_progressbar=show_progressbar,
         ),
         total=len(jobs),
         desc="Unmixing scans",

@@ -299,6 +299,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="load each scan lazily and unmix it chunk by chunk, for scans "
         "larger than memory (default: load each scan whole)",
     )
+    apply.add_argument(
+        "--skip-existing",
+        action="store_true",
+        help="leave the scans whose results the output folder already holds "
+        "(all their files) and unmix the others, to resume an interrupted "
+        "series without --overwrite (default: refuse to run when any result "
+        "exists)",
+    )
     cluster = apply.add_mutually_exclusive_group()
     cluster.add_argument(
         "--workers",
@@ -435,7 +443,14 @@ def main(argv: list[str] | None = None) -> int:
     int
         The exit status (see :mod:`hs_aeunmix._cli`).
     """
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "skip_existing", False) and args.overwrite:
+        # Answered here, before the package's heavy imports.
+        parser.error(
+            "--skip-existing keeps earlier results and --overwrite replaces them; "
+            "give one of them"
+        )
     from hs_aeunmix._cli import run
 
     return run(args)

@@ -24,7 +24,7 @@ from conftest import (
 
 import hs_aeunmix
 import hs_aeunmix_cli as front
-from hs_aeunmix import AEUnmix, _cli, load_model
+from hs_aeunmix import AEUnmix, _cli, _files, load_model
 from hs_aeunmix_cli import main
 
 SCRIPT = Path(sys.executable).parent / "hs-aeunmix"
@@ -445,14 +445,18 @@ def test_output_folder_is_created(tmp_path, trained_model_file):
 def test_every_output_is_written_atomically(tmp_path, monkeypatch):
     source = _scan(tmp_path / "scan.hspy")
     output = tmp_path / "out"
-    real = _cli.atomic_path
+    real = _files.StagedFiles.add
     targets = []
 
-    def recording(path, **kwargs):
-        targets.append(Path(path))
-        return real(path, **kwargs)
+    def recording(self, path):
+        # Not the temporary file a writer (AEUnmix.save) itself writes
+        # atomically: it is no output.
+        if not Path(path).name.startswith(".hs_aeunmix-"):
+            targets.append(Path(path))
+        return real(self, path)
 
-    monkeypatch.setattr(_cli, "atomic_path", recording)
+    # atomic_path and staged_files both write through StagedFiles.add.
+    monkeypatch.setattr(_files.StagedFiles, "add", recording)
     assert (
         main(["train", str(source), "-n", "3", *FAST_TRAINING, "-o", str(output)]) == 0
     )
@@ -480,6 +484,74 @@ def test_failed_write_keeps_the_earlier_results(tmp_path, trained_model_file, ca
     errors = _error_lines(capfd.readouterr())
     assert "No space left on device" in errors[0]
     assert {path.name: path.read_bytes() for path in output.iterdir()} == before
+
+
+def test_apply_skip_existing_resumes_an_interrupted_series(
+    tmp_path, trained_model_file, capfd
+):
+    scans = [_scan(tmp_path / f"scan{seed}.hspy", seed) for seed in (1, 2)]
+    output = tmp_path / "out"
+    arguments = ["apply", str(trained_model_file), "-o", str(output), *QUIET]
+    assert main([*arguments, str(scans[0])]) == 0
+    written = {path: path.stat().st_mtime_ns for path in output.iterdir()}
+    capfd.readouterr()
+    assert main([*arguments, *map(str, scans), "--skip-existing"]) == 0
+    printed = capfd.readouterr()
+    assert f"{scans[0]}: skipped, {output} already holds its results" in printed.out
+    assert printed.out.count("unmixed in") == 1
+    assert _error_lines(printed) == []
+    assert {path: path.stat().st_mtime_ns for path in written} == written
+    assert (output / "scan2_ae.hspy").is_file()
+
+
+def test_skip_existing_with_overwrite_is_refused(capsys):
+    argv = ["apply", "m.aeunmix", "s.hspy", "--skip-existing", "--overwrite"]
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    _assert_one_error_line(capsys.readouterr(), "--skip-existing", "--overwrite")
+
+
+def test_too_long_output_names_are_refused_before_work(
+    tmp_path, trained_model_file, capfd, no_work
+):
+    # The scan's name fits; its results' names (_uncertainty.hspy) do not.
+    longest = _files.longest_name(tmp_path)
+    scan = tmp_path / ("s" * (longest - len(".hspy")) + ".hspy")
+    scan.write_bytes(b"")  # never read: the run is refused first
+    output = tmp_path / "out"
+    assert main(["apply", str(trained_model_file), str(scan), "-o", str(output)]) == 2
+    _assert_one_error_line(
+        capfd.readouterr(), "_ae.hspy (", f"longer than the {longest} bytes"
+    )
+    assert not output.exists()
+
+
+@pytest.mark.parametrize("overwrite", [[], ["--overwrite"]], ids=["", "overwrite"])
+def test_a_broken_link_at_an_output_is_refused_before_work(
+    tmp_path, trained_model_file, capfd, no_work, overwrite
+):
+    scan = tmp_path / "scan.hspy"
+    scan.write_bytes(b"")  # never read: the run is refused first
+    output = tmp_path / "out"
+    output.mkdir()
+    link = output / "scan_endmembers.png"
+    link.symlink_to(tmp_path / "figures" / "gone.png")
+    arguments = [str(trained_model_file), str(scan), "-o", str(output)]
+    assert main(["apply", *arguments, *overwrite]) == 2
+    _assert_one_error_line(
+        capfd.readouterr(), f"{link} is a broken symbolic link; remove it"
+    )
+    assert link.is_symlink()
+    assert _folder(output) == ["scan_endmembers.png"]
+
+
+def test_a_one_channel_scan_is_told_what_is_wrong(tmp_path, capfd):
+    scan = tmp_path / "scan.hspy"
+    hs.signals.Signal1D(np.ones((8, 8, 1))).save(scan)
+    assert main(["train", str(scan), "-n", "1", "-o", str(tmp_path / "out")]) == 2
+    line = _assert_one_error_line(capfd.readouterr(), "at least 2 channels")
+    assert "Signal1D" not in line
 
 
 # ------------------------------------------------------------ quick start-up

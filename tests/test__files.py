@@ -14,7 +14,9 @@ import pytest
 from hs_aeunmix import _files
 from hs_aeunmix._files import (
     atomic_path,
+    check_free_space,
     ensure_writable_folder,
+    staged_files,
     write_bytes_atomically,
 )
 
@@ -262,6 +264,15 @@ def test_writable_folder_that_is_a_file(target):
         ensure_writable_folder(target)
 
 
+def test_writable_folder_that_is_a_broken_link(tmp_path):
+    link = tmp_path / "results"
+    link.symlink_to(tmp_path / "gone")
+    with pytest.raises(OSError, match="broken symbolic link; remove it") as info:
+        ensure_writable_folder(link)
+    assert info.value.filename == str(link)
+    assert not (tmp_path / "gone").exists()
+
+
 def test_unwritable_folder(tmp_path, monkeypatch):
     real_open = os.open
 
@@ -434,3 +445,65 @@ def test_cleaning_up_never_fails_a_save(tmp_path, monkeypatch):
     monkeypatch.undo()
     assert target.read_bytes() == NEW
     assert stale.exists()
+
+
+# ------------------------------------------------ files written together
+def test_staged_files_appear_together_at_the_end(tmp_path):
+    first, second = tmp_path / "scan_ae.hspy", tmp_path / "scan_abundances.png"
+    with staged_files(overwrite=False) as staged:
+        staged.add(first).write_bytes(NEW)
+        staged.add(second).write_bytes(OLD)
+        # Nothing in place until every file is written.
+        assert not first.exists()
+        assert not second.exists()
+    assert (first.read_bytes(), second.read_bytes()) == (NEW, OLD)
+    assert staged.targets == [first, second]
+    assert _folder_content(tmp_path) == sorted([first.name, second.name])
+
+
+@pytest.mark.parametrize("failure", [OSError, KeyboardInterrupt])
+def test_a_failure_leaves_none_of_the_staged_files(target, failure):
+    figure = target.parent / "scan_abundances.png"
+    with pytest.raises(failure), staged_files() as staged:  # noqa: PT012
+        staged.add(figure).write_bytes(NEW)
+        staged.add(target).write_bytes(NEW[:10])  # a disk full midway
+        raise failure
+    assert target.read_bytes() == OLD
+    assert _folder_content(target.parent) == [target.name]
+
+
+def test_a_file_made_meanwhile_takes_back_those_already_in_place(tmp_path, monkeypatch):
+    # Without overwrite, each file put in place is new and ours: when a
+    # later one turns out to exist, the group leaves none of its files.
+    first, second = tmp_path / "a.png", tmp_path / "b.csv"
+    real_link = os.link
+
+    def another_writer_first(source, destination):
+        if Path(destination) == second:
+            second.write_bytes(OLD)  # made by someone else between the links
+        real_link(source, destination)
+
+    monkeypatch.setattr(os, "link", another_writer_first)
+    with (  # noqa: PT012
+        pytest.raises(FileExistsError, match="meanwhile"),
+        staged_files(overwrite=False) as staged,
+    ):
+        staged.add(first).write_bytes(NEW)
+        staged.add(second).write_bytes(NEW)
+    assert second.read_bytes() == OLD
+    assert _folder_content(tmp_path) == ["b.csv"]
+
+
+def test_free_space_is_checked_before_writing(tmp_path, monkeypatch):
+    real_usage = _files.shutil.disk_usage
+
+    def nearly_full(path):
+        return real_usage(path)._replace(free=2_500_000)
+
+    monkeypatch.setattr(_files.shutil, "disk_usage", nearly_full)
+    target = tmp_path / "new" / "scan_ae.hspy"  # its folder is not made yet
+    check_free_space(target, 2_000_000)
+    with pytest.raises(OSError, match=r"3 MB needed, 2.5 MB free") as info:
+        check_free_space(target, 3_000_000)
+    assert info.value.errno == errno.ENOSPC
+    assert info.value.filename == str(target)

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import errno
+import shutil
+import types
+from pathlib import Path
+
 import hyperspy.api as hs
 import numpy as np
 import pytest
 from conftest import make_mixture, to_signal, train_through_hyperspy
 
 import hs_aeunmix
+from hs_aeunmix import _cli, _series
 from hs_aeunmix_cli import main
 
 N_SCANS = 4
@@ -140,3 +146,168 @@ def test_cli_workers_option(series, tmp_path, capfd):
         "scan1_ae.hspy",
     }
     assert capfd.readouterr().out.count("unmixed in") == 2
+
+
+# ------------------------------------------------ faults (issue 26, red team)
+def _names(folder):
+    return sorted(path.name for path in folder.iterdir())
+
+
+def _scan_files(folder, stem):
+    return [name for name in _names(folder) if name.startswith(stem)]
+
+
+@pytest.mark.parametrize("failure", ["no room", "writer"])
+def test_a_full_disk_fails_one_scan_and_the_series_goes_on(
+    series, tmp_path, monkeypatch, failure
+):
+    _, model_file, scans = series
+    if failure == "no room":
+        # The disk has no room for the first scan, and room for the second
+        # (the first's files were never written): refused before writing.
+        real_usage = shutil.disk_usage
+        calls = []
+
+        def disk_usage(path):
+            calls.append(path)
+            usage = real_usage(path)
+            free = 1_000 if len(calls) == 1 else usage.free
+            return usage._replace(free=free)
+
+        monkeypatch.setattr(shutil, "disk_usage", disk_usage)
+    else:
+        # The disk fills up while the first scan's files are written, after
+        # its figures (the table comes later); freed for the second.
+        real_table = _cli._write_endmember_table
+        tables = []
+
+        def full_disk(descriptions, path):
+            tables.append(path)
+            if len(tables) == 1:
+                Path(path).write_bytes(b"endmember,summa")
+                raise OSError(errno.ENOSPC, "No space left on device", str(path))
+            real_table(descriptions, path)
+
+        monkeypatch.setattr(_cli, "_write_endmember_table", full_disk)
+    reports = hs_aeunmix.apply_series(
+        model_file, scans[:2], tmp_path, lazy=True, show_progressbar=False
+    )
+    assert [report.failed for report in reports] == [True, False]
+    summary = reports[0].summary
+    assert "\n" not in summary
+    if failure == "no room":
+        assert f"{tmp_path / 'scan0_ae.hspy'}: not enough free space" in summary
+        assert "needed" in summary
+        assert "1 kB free" in summary
+    else:
+        assert f"{tmp_path / 'scan0_endmembers.csv'}: No space left" in summary
+    # None of the failed scan's files, no temporary file; the next one whole.
+    assert _scan_files(tmp_path, "scan0") == []
+    assert not [name for name in _names(tmp_path) if name.startswith(".")]
+    assert len(reports[1].written) == 4
+    assert all(path.is_file() for path in reports[1].written)
+
+
+def test_a_killed_worker_fails_its_scan_not_the_series(series, tmp_path, monkeypatch):
+    distributed = pytest.importorskip("distributed")
+    _, model_file, scans = series
+    real_unmix_scan = _series.unmix_scan
+
+    def dying_on_scan1(model_bytes, job, **options):
+        # What the client sees once the scheduler has given a task up: every
+        # worker that ran it died (out of memory, a segfault).
+        if job.stem == "scan1":
+            last = types.SimpleNamespace(address="tcp://127.0.0.1:1")
+            raise distributed.KilledWorker(f"unmix_scan-{job.stem}", last, 3)
+        return real_unmix_scan(model_bytes, job, **options)
+
+    monkeypatch.setattr(_series, "unmix_scan", dying_on_scan1)
+    with (
+        distributed.LocalCluster(
+            n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
+        reports = hs_aeunmix.apply_series(
+            model_file, scans[:3], tmp_path, client=client, show_progressbar=False
+        )
+    assert [report.source for report in reports] == scans[:3]
+    assert [report.failed for report in reports] == [False, True, False]
+    assert str(scans[1]) in reports[1].summary
+    assert "KilledWorker" in reports[1].summary
+    assert _scan_files(tmp_path, "scan1") == []
+    assert all(path.is_file() for path in reports[2].written)
+
+
+class _WorkerDied(BaseException):
+    """A task stopped where it was, as by its worker's death."""
+
+
+def test_a_retried_scan_is_not_blocked_by_its_first_attempt(
+    series, tmp_path, monkeypatch
+):
+    # The scheduler reruns a task whose worker died; the first attempt had
+    # written the results file, and the rerun failed on it ("already
+    # exists", without overwrite).
+    _, model_file, scans = series
+    [job] = _cli.plan_jobs([scans[0]], tmp_path, with_model=False)
+    data = model_file.read_bytes()
+
+    def dies(descriptions, path):
+        raise _WorkerDied
+
+    with monkeypatch.context() as patch:
+        patch.setattr(_cli, "_write_endmember_table", dies)
+        with pytest.raises(_WorkerDied):
+            _series.unmix_scan(data, job, lazy=False, overwrite=False)
+    assert _names(tmp_path) == []
+    report = _series.unmix_scan(data, job, lazy=False, overwrite=False)
+    assert not report.failed, report.summary
+    assert sorted(path.name for path in report.written) == _names(tmp_path)
+    assert len(report.written) == 5
+
+
+def test_no_progress_bars_when_asked(series, tmp_path, capfd, monkeypatch):
+    # HyperSpy's lazy decomposition draws "Learn" and "Project" bars
+    # whatever its preference, and the preference was left on.
+    import hyperspy._signals.lazy as lazy_module
+    from hyperspy.defaults_parser import preferences
+
+    monkeypatch.setattr(preferences.General, "show_progressbar", True)
+    bar = lazy_module.progressbar
+    _, model_file, scans = series
+    capfd.readouterr()
+    reports = hs_aeunmix.apply_series(
+        model_file, scans[:1], tmp_path, lazy=True, show_progressbar=False
+    )
+    assert not reports[0].failed
+    captured = capfd.readouterr()
+    for trace in ("it/s", "%|", "Completed", "Learn", "Project"):
+        assert trace not in captured.err + captured.out
+    assert preferences.General.show_progressbar is True
+    assert lazy_module.progressbar is bar
+
+
+def test_skip_existing_resumes_a_series(series, tmp_path):
+    _, model_file, scans = series
+    first = hs_aeunmix.apply_series(
+        model_file, scans[:1], tmp_path, lazy=True, show_progressbar=False
+    )
+    before = {path: path.stat().st_mtime_ns for path in first[0].written}
+    reports = hs_aeunmix.apply_series(
+        model_file, scans[:2], tmp_path, skip_existing=True, show_progressbar=False
+    )
+    assert [report.skipped for report in reports] == [True, False]
+    assert not any(report.failed for report in reports)
+    assert "skipped" in reports[0].summary
+    assert reports[0].written == ()
+    assert {path: path.stat().st_mtime_ns for path in before} == before
+    assert (tmp_path / "scan1_ae.hspy").is_file()
+    # A scan with a part of its results is neither skipped nor overwritten.
+    (tmp_path / "scan1_abundances.png").unlink()
+    with pytest.raises(
+        ValueError, match=r"a part of the results.*scan1_ae\.hspy.*--overwrite"
+    ):
+        hs_aeunmix.apply_series(
+            model_file, scans[:2], tmp_path, skip_existing=True, show_progressbar=False
+        )
