@@ -658,8 +658,11 @@ def run_demo(args: argparse.Namespace, jobs: Sequence[Job]) -> int:
 
     signal, truth = eels_chequerboard(3, random_state=args.seed)
     print(
-        "Built-in data: synthetic EELS chequerboard, 3 endmembers (64 x 64 x 200, "
-        "Poisson noise)."
+        "Built-in data: synthetic STEM-EELS scan of 3 phases (64 x 64 pixels, 200 "
+        "channels, Poisson noise), Brun et al.'s chequerboard protocol: 8-pixel "
+        "blocks assigned to a phase at random, then a 9-pixel mean filter, so "
+        "neighbouring blocks of one phase merge into patches and pixels near "
+        "their boundaries mix."
     )
     _train_and_save(signal, 3, args, jobs[0], truth=truth)
     return EXIT_OK
