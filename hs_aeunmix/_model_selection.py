@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from hyperspy.external.progressbar import progressbar
 
+from hs_aeunmix import _hyperspy_internals as internals
 from hs_aeunmix._estimator import AEUnmix
 from hs_aeunmix._losses import volume_penalty
 from hs_aeunmix._training import resolve_show_progressbar
@@ -120,7 +121,7 @@ def _spectra(data) -> np.ndarray:
                 "scan_components unmixes 1-D spectra, but this signal has signal "
                 f"dimension {data.axes_manager.signal_dimension}."
             )
-        if data._lazy:
+        if internals.is_lazy(data):
             raise NotImplementedError(
                 "scan_components trains models on data in memory; this signal is "
                 "lazy. Load it with s.compute() (or crop it first)."

@@ -93,3 +93,11 @@ def test_suggestion_at_the_edge_of_the_scan():
 def test_bad_scans(numbers, options, error, match):
     with pytest.raises(error, match=match):
         scan_components(np.ones((20, 10)), numbers, **options)
+
+
+def test_a_lazy_signal_is_refused_with_what_to_do():
+    import hyperspy.api as hs
+
+    lazy = hs.signals.Signal1D(np.ones((4, 5, 10))).as_lazy()
+    with pytest.raises(NotImplementedError, match=r"lazy\. Load it with s\.compute"):
+        scan_components(lazy, [2, 3])
