@@ -21,27 +21,15 @@ Training on the first scans (``series=N``)
     during training abandons it (nothing written, nothing recorded).
 
 When a scan is finished
-    Its size and modification time have not changed for ``settle`` seconds,
-    seen by two looks at the folder at least that far apart (a file
-    modification time alone is not trusted: a network share's clock may be
-    off), it is not empty, and it can be opened for reading. On Windows the
-    file is opened exclusively, which fails while the acquisition software
-    still holds it open; on POSIX opening never fails for that reason, and
-    the stable size and time decide. Files whose names start with ``.`` or
-    ``~`` or end with ``.tmp`` or ``.part`` (temporary files of writers, and
-    this package's own) are never looked at, nor files whose extension no
-    HyperSpy reader knows, nor subfolders (``.zspy`` stores included).
+    Its size and modification time have not changed for ``settle`` seconds
+    and it can be opened for reading; temporary files, names of other
+    extensions and subfolders are never looked at
+    (:mod:`hs_aeunmix._watch_files`).
 
 Never twice
     A ledger in the output folder, :data:`LEDGER_NAME`, records every file
-    handled: its resolved path, size, modification time (ns) and outcome
-    (``done``, ``failed`` with the error, or ``skipped`` when the output
-    folder already held results of that name). It is written atomically
-    after every file, so a restart skips what is recorded with the same
-    size and time; a file that changed since is unmixed again (replacing
-    its own earlier results, which the ledger proves are this watch's). A
-    failed file is retried only once it changes; a skipped one also by a
-    run with ``overwrite``.
+    handled and its outcome, so a restart skips what is recorded unchanged
+    and unmixes again a file that changed (:mod:`hs_aeunmix._watch_ledger`).
 
 Stopping
     Ctrl-C (``KeyboardInterrupt``), ``stop.set()`` from another thread,
@@ -53,12 +41,6 @@ Stopping
 
 from __future__ import annotations
 
-import contextlib
-import datetime
-import fnmatch
-import functools
-import hashlib
-import json
 import logging
 import math
 import numbers
@@ -71,26 +53,33 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from hs_aeunmix import _cli, _joint, _series
-from hs_aeunmix._files import ensure_writable_folder, write_bytes_atomically
+from hs_aeunmix._files import ensure_writable_folder
+from hs_aeunmix._watch_files import (
+    _Folder,
+    _patterns,
+    _remove_written,
+    _same_folder,
+    _Signature,
+    _signature,
+)
+from hs_aeunmix._watch_ledger import (
+    LEDGER_NAME,
+    Ledger,
+    _key,
+    _recorded_series_model,
+)
 
 _logger = logging.getLogger(__name__)
 
-#: Name of the ledger file in the output folder.
-LEDGER_NAME = ".hs_aeunmix_watch.json"
 #: Name of the model a watch with ``series`` trains, in the output folder.
 SERIES_MODEL_NAME = "series.aeunmix"
 DEFAULT_PATTERN = "*.hspy"
 DEFAULT_INTERVAL = 1.0
 DEFAULT_SETTLE = 2.0
-_LEDGER_FORMAT = "hs-aeunmix watch ledger"
-_LEDGER_VERSION = 1
-_TEMPORARY_PREFIXES = (".", "~")
-_TEMPORARY_SUFFIXES = (".tmp", ".part")
 # The longest a sleep goes without looking at ``stop`` (seconds).
 _WAIT_STEP = 0.1
 
 DONE, FAILED, SKIPPED = "done", "failed", "skipped"
-_Signature = tuple[int, int]  # (size in bytes, modification time in ns)
 
 
 @dataclass(frozen=True)
@@ -221,7 +210,7 @@ def watch_folder(
     """Unmix every scan that appears in ``folder`` once it is written, never twice.
 
     Each finished scan (its size and modification time unchanged for
-    ``settle`` seconds and the file readable; see :mod:`hs_aeunmix._watch`)
+    ``settle`` seconds and the file readable; see :mod:`hs_aeunmix._watch_files`)
     is unmixed with ``model`` and its results written to ``output`` as
     ``hs-aeunmix apply`` writes them (``scan_ae.hspy``, the figures, the
     endmember table and the uncertainty maps). A ledger in ``output``
@@ -352,7 +341,7 @@ def watch_folder(
             f"the output folder {output} is the watched folder: results would "
             "be taken for new scans. Choose another -o folder."
         )
-    ledger, series_record = _read_ledger(output / LEDGER_NAME)
+    ledger = Ledger.read(output / LEDGER_NAME)
     if plan is None:
         protected = _series._files_read(model)
         # Read and checked once, here: a bad model file stops the watch at once.
@@ -360,7 +349,7 @@ def watch_folder(
     else:
         protected = [plan.model]
         # None: to be trained on the first files.
-        model_bytes = _recorded_series_model(plan, series_record, overwrite, device)
+        model_bytes = _recorded_series_model(plan, ledger.series, overwrite, device)
     ensure_writable_folder(output)
     watcher = _Watcher(
         folder=folder,
@@ -374,7 +363,6 @@ def watch_folder(
         device=device,
         on_result=on_result or _log_result,
         ledger=ledger,
-        series_record=series_record,
         series=plan,
         on_series=on_series or _log_series,
     )
@@ -385,7 +373,7 @@ def watch_folder(
             watcher.on_series(
                 SeriesTrained(
                     plan.model,
-                    tuple(Path(key) for key in series_record.get("files", ())),
+                    tuple(Path(key) for key in ledger.series.get("files", ())),
                 )
             )
         while not _is_set(stop):
@@ -396,7 +384,7 @@ def watch_folder(
                 watcher.handle(path, signature)
                 if max_files is not None and watcher.processed >= max_files:
                     return summary
-            if once and (looks >= 2 or not watcher.pending):
+            if once and (looks >= 2 or not watcher.folder.pending):
                 break
             _wait(settle if once else interval, stop)
     except KeyboardInterrupt:
@@ -404,43 +392,11 @@ def watch_folder(
         _logger.info("stopped by Ctrl-C")
     finally:
         watcher.close()
-        watcher.save_ledger()
+        watcher.ledger.save()
     return summary
 
 
 # ------------------------------------------------------------------ checks
-def _patterns(pattern: str | Sequence[str]) -> tuple[str, ...]:
-    """The patterns, each checked against the extensions HyperSpy reads."""
-    patterns = (pattern,) if isinstance(pattern, str) else tuple(pattern)
-    if not patterns:
-        raise ValueError("give at least one file name pattern")
-    known = readable_extensions()
-    for text in patterns:
-        suffix = text.rsplit(".", 1)[-1] if "." in text else ""
-        if (
-            suffix
-            and not any(char in suffix for char in "*?[")
-            and (suffix.casefold() not in known)
-        ):
-            raise ValueError(
-                f"pattern {text!r}: HyperSpy reads no '.{suffix}' files (it reads "
-                + ", ".join(f".{extension}" for extension in sorted(known))
-                + ")"
-            )
-    return patterns
-
-
-def readable_extensions() -> frozenset[str]:
-    """The file extensions (lower case, no dot) of HyperSpy's readers."""
-    from rsciio import IO_PLUGINS
-
-    return frozenset(
-        extension.casefold()
-        for plugin in IO_PLUGINS
-        for extension in plugin["file_extensions"]
-    )
-
-
 def _check_options(interval: float, settle: float, max_files: int | None) -> None:
     if not (math.isfinite(interval) and interval > 0):
         raise ValueError(f"interval={interval!r} must be a positive number of seconds")
@@ -501,58 +457,6 @@ def _series_plan(
     return _SeriesPlan(int(series), int(n_components), options, path)
 
 
-def _recorded_series_model(
-    plan: _SeriesPlan, record: dict | None, overwrite: bool, device: str
-) -> bytes | None:
-    """The bytes of the series' model an earlier run trained, or None to train it.
-
-    Refuses a model file the ledger does not record (unless ``overwrite``),
-    a recorded one that is missing or changed, and a recorded series of
-    other files or endmembers.
-    """
-    from hs_aeunmix._estimator import load_model
-
-    path = plan.model
-    if record is None:
-        if path.exists() and (path.is_dir() or not overwrite):
-            raise ValueError(
-                f"{path} already exists and the watch ledger does not record "
-                "training it; pass --overwrite (overwrite=True) to train the "
-                "series again and replace it, or choose another -o folder"
-            )
-        return None
-    trained = (record.get("n_files"), record.get("n_components"))
-    if trained != (plan.n_files, plan.n_components):
-        n_files, n_components = trained
-        raise ValueError(
-            f"{path} was trained on the first {n_files} files with {n_components} "
-            f"endmembers (recorded in {LEDGER_NAME}); watch with --series "
-            f"{n_files} -n {n_components} to go on applying it, or choose another "
-            "-o folder"
-        )
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise ValueError(
-            f"{LEDGER_NAME} records the series' model trained, but {path} is "
-            "missing; put it back, or move the ledger away to train afresh"
-        ) from None
-    if hashlib.sha256(data).hexdigest() != record.get("sha256"):
-        raise ValueError(
-            f"{path} is not the model this watch trained (it changed since); put "
-            "that one back, or move it and the ledger away to train afresh"
-        )
-    # Checked now: a bad model file stops the watch at once.
-    load_model(data, device=device)
-    return data
-
-
-def _same_folder(first: Path, second: Path) -> bool:
-    if _cli._same_file(first, second):
-        return True
-    return first.resolve() == second.resolve()
-
-
 def _is_set(stop: threading.Event | None) -> bool:
     return stop is not None and stop.is_set()
 
@@ -565,72 +469,6 @@ def _wait(seconds: float, stop: threading.Event | None) -> None:
         if remaining <= 0:
             return
         time.sleep(min(remaining, _WAIT_STEP))
-
-
-def is_temporary_name(name: str) -> bool:
-    """Whether a file name is a writer's temporary or hidden file, never unmixed."""
-    folded = name.casefold()
-    return folded.startswith(_TEMPORARY_PREFIXES) or folded.endswith(
-        _TEMPORARY_SUFFIXES
-    )
-
-
-def _can_open(path: Path) -> bool:
-    """Whether ``path`` can be opened for reading now (exclusively on Windows)."""
-    try:
-        _open_for_reading(path)
-    except OSError as error:
-        _logger.debug("%s cannot be opened yet: %s", path, error)
-        return False
-    return True
-
-
-def _open_for_reading(path: Path) -> None:
-    """Open ``path`` and close it; raise OSError if it cannot be opened.
-
-    On Windows the file is opened with no sharing, which fails while
-    another process (the acquisition software still writing it) holds it
-    open. Elsewhere a plain open, which succeeds even then.
-    """
-    if os.name == "nt":  # pragma: no cover (tested on Windows only)
-        _open_exclusively_on_windows(path)
-        return
-    with open(path, "rb"):
-        pass
-
-
-def _open_exclusively_on_windows(path: Path) -> None:  # pragma: no cover
-    import ctypes
-    from ctypes import wintypes
-
-    kernel32 = ctypes.WinDLL("kernel32", use_last_error=True)
-    create = kernel32.CreateFileW
-    create.restype = wintypes.HANDLE
-    create.argtypes = [
-        wintypes.LPCWSTR,
-        wintypes.DWORD,
-        wintypes.DWORD,
-        wintypes.LPVOID,
-        wintypes.DWORD,
-        wintypes.DWORD,
-        wintypes.HANDLE,
-    ]
-    generic_read, no_sharing, open_existing, normal = 0x80000000, 0, 3, 0x80
-    handle = create(
-        str(path), generic_read, no_sharing, None, open_existing, normal, None
-    )
-    if handle is None or handle == wintypes.HANDLE(-1).value:
-        error = ctypes.get_last_error()
-        raise OSError(None, ctypes.FormatError(error), str(path), error)
-    kernel32.CloseHandle(handle)
-
-
-def _signature(path: Path) -> _Signature | None:
-    try:
-        status = path.stat()
-    except OSError:
-        return None
-    return status.st_size, status.st_mtime_ns
 
 
 def _log_result(result: WatchResult) -> None:
@@ -696,87 +534,40 @@ class _Watcher:
         lazy: bool,
         device: str,
         on_result: Callable[[WatchResult], None],
-        ledger: dict[str, dict],
-        series_record: dict | None = None,
+        ledger: Ledger,
         series: _SeriesPlan | None = None,
         on_series: Callable[[SeriesTrained], None] = _log_series,
     ) -> None:
-        self.folder = folder
+        self.folder = _Folder(folder, patterns, settle)
         self.output = output
-        self.patterns = tuple(text.casefold() for text in patterns)
-        self.extensions = readable_extensions()
-        self.settle = settle
         self.overwrite = overwrite
         self.model_bytes = model_bytes
         self.lazy = lazy
         self.device = device
         self.on_result = on_result
-        self.ledger_path = output / LEDGER_NAME
+        # The files handled, and the series' training once recorded.
         self.ledger = ledger
-        # The series' training, as the ledger records it (None: not trained).
-        self.series_record = series_record
         self.series = series
         self.on_series = on_series
         # With series and no model yet: the finished scans it will train on.
         self.collected: dict[Path, _Collected] = {}
-        self.protected = [*protected, self.ledger_path]
-        # Files seen but not yet finished: their signature and since when
-        # (time.monotonic()) it has not changed.
-        self.pending: dict[Path, tuple[_Signature, float]] = {}
-        self.summary = WatchSummary(ledger=self.ledger_path)
+        self.protected = [*protected, ledger.path]
+        self.summary = WatchSummary(ledger=ledger.path)
         self.processed = 0
         self._reported_skips: set[str] = set()
-        self._listing_failed = False
 
     # -------------------------------------------------------------- looking
-    def _candidates(self) -> dict[Path, _Signature]:
-        """The files of the folder that may be scans, with their signatures."""
-        found: dict[Path, _Signature] = {}
-        try:
-            with os.scandir(self.folder) as entries:
-                for entry in entries:
-                    if not self._wanted(entry.name):
-                        continue
-                    with contextlib.suppress(OSError):
-                        if entry.is_file():
-                            status = entry.stat()
-                            found[Path(entry.path)] = (
-                                status.st_size,
-                                status.st_mtime_ns,
-                            )
-        except OSError as error:  # a network share gone for a while
-            if not self._listing_failed:
-                _logger.warning(
-                    "cannot look into %s (%s); trying again", self.folder, error
-                )
-            self._listing_failed = True
-            return {}
-        self._listing_failed = False
-        return found
-
-    def _wanted(self, name: str) -> bool:
-        if is_temporary_name(name):
-            return False
-        folded = name.casefold()
-        extension = folded.rsplit(".", 1)[-1] if "." in folded else ""
-        return extension in self.extensions and any(
-            fnmatch.fnmatchcase(folded, text) for text in self.patterns
-        )
-
     def finished(self) -> list[tuple[Path, _Signature]]:
         """Look at the folder; the files finished since, oldest first."""
         now = time.monotonic()
-        candidates = self._candidates()
-        for path in list(self.pending):
-            if path not in candidates:  # removed or renamed away
-                del self.pending[path]
+        candidates = self.folder.look()
         for path in list(self.collected):
             if path not in candidates:
                 self._drop(path)
         ready = []
         for path, signature in candidates.items():
             if self._in_ledger(path, signature):
-                self.pending.pop(path, None)
+                self.folder.forget(path)
                 continue
             held = self.collected.get(path)
             if held is not None:
@@ -785,13 +576,7 @@ class _Watcher:
                 self._drop(path)  # changed: to settle again
             if any(_cli._same_file(path, other) for other in self.protected):
                 continue  # the model itself, a results file in the folder
-            previous = self.pending.get(path)
-            if previous is None or previous[0] != signature:
-                self.pending[path] = (signature, now)
-                continue
-            if signature[0] == 0:  # created, not yet written
-                continue
-            if now - previous[1] >= self.settle and _can_open(path):
+            if self.folder.settled(path, signature, now):
                 ready.append((path, signature))
         ready.sort(key=lambda item: (item[1][1], item[0].name))
         return ready
@@ -799,7 +584,7 @@ class _Watcher:
     def _in_ledger(self, path: Path, signature: _Signature) -> bool:
         """Whether the ledger records ``path`` as it is now (skipped, then)."""
         key = _key(path)
-        entry = self.ledger.get(key)
+        entry = self.ledger.files.get(key)
         if entry is None or (entry.get("size"), entry.get("mtime_ns")) != signature:
             return False
         if entry.get("outcome") == SKIPPED and self.overwrite:
@@ -817,7 +602,7 @@ class _Watcher:
         While a series waits for its files, the file joins it instead (and
         the series is trained once it has them all).
         """
-        self.pending.pop(path, None)
+        self.folder.forget(path)
         if _signature(path) != signature:  # changed since the last look
             return
         planned = self._plan(path, signature)
@@ -860,7 +645,7 @@ class _Watcher:
         already holds (not this watch's) is recorded skipped, unless
         ``overwrite``.
         """
-        entry = self.ledger.get(_key(path))
+        entry = self.ledger.files.get(_key(path))
         # Results this watch wrote for an earlier version of the file are
         # its own to replace.
         own = entry is not None and entry.get("outcome") == DONE
@@ -895,7 +680,7 @@ class _Watcher:
         """Refuse results that another file of the same name wrote (or will)."""
         key = _key(path)
         stem = job.stem.casefold()
-        for other, entry in self.ledger.items():
+        for other, entry in self.ledger.files.items():
             if (
                 other != key
                 and entry.get("outcome") == DONE
@@ -1025,14 +810,13 @@ class _Watcher:
         finally:
             for path, _ in items:
                 self._drop(path)
-        self.series_record = {
-            "model": plan.model.name,
-            "sha256": hashlib.sha256(self.model_bytes).hexdigest(),
-            "n_files": plan.n_files,
-            "n_components": plan.n_components,
-            "files": [_key(path) for path, _ in items],
-            "time": _now(),
-        }
+        self.ledger.enter_series(
+            plan.model,
+            self.model_bytes,
+            plan.n_files,
+            plan.n_components,
+            [path for path, _ in items],
+        )
         results = [
             self._enter(
                 path,
@@ -1045,7 +829,7 @@ class _Watcher:
             )
             for (path, held), scan, files in zip(items, fit.scans, written, strict=True)
         ]
-        self.save_ledger()  # the series and its files at once
+        self.ledger.save()  # the series and its files at once
         self.on_series(
             SeriesTrained(plan.model, tuple(path for path, _ in items), fit, seconds)
         )
@@ -1065,7 +849,7 @@ class _Watcher:
         result = self._enter(
             path, signature, outcome, message, written=written, seconds=seconds
         )
-        self.save_ledger()
+        self.ledger.save()
         self.on_result(result)
 
     def _enter(
@@ -1080,17 +864,9 @@ class _Watcher:
         series: bool = False,
     ) -> WatchResult:
         """Enter a file in the ledger (not yet saved) and the summary."""
-        size, mtime_ns = signature
-        self.ledger[_key(path)] = {
-            "size": size,
-            "mtime_ns": mtime_ns,
-            "outcome": outcome,
-            "message": message,
-            "stem": path.stem,
-            "written": [output.name for output in written],
-            "time": _now(),
-            **({"series": True} if series else {}),
-        }
+        self.ledger.enter(
+            path, signature, outcome, message, written=written, series=series
+        )
         # A later look at the unchanged file is not another skip.
         self._reported_skips.add(_key(path))
         {DONE: self.summary.done, FAILED: self.summary.failed}.get(
@@ -1098,69 +874,7 @@ class _Watcher:
         ).append(path)
         if outcome != SKIPPED:
             self.processed += 1
+        size, mtime_ns = signature
         return WatchResult(
             path, outcome, size, mtime_ns, message, tuple(written), seconds, series
         )
-
-    def save_ledger(self) -> None:
-        """Write the ledger atomically (a reader never sees half of it)."""
-        data = {
-            "format": _LEDGER_FORMAT,
-            "version": _LEDGER_VERSION,
-            "files": self.ledger,
-        }
-        if self.series_record is not None:
-            data["series"] = self.series_record
-        write_bytes_atomically(
-            self.ledger_path, json.dumps(data, indent=1).encode("utf-8")
-        )
-
-
-def _now() -> str:
-    return datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
-
-
-@functools.lru_cache(maxsize=65536)
-def _key(path: Path) -> str:
-    """A file's entry in the ledger: its resolved path (asked at every look)."""
-    return str(path.resolve())
-
-
-def _remove_written(before: dict[Path, _Signature | None]) -> None:
-    """Remove the outputs written (created or replaced) since ``before``."""
-    for path, signature in before.items():
-        if _signature(path) != signature:
-            with contextlib.suppress(OSError):
-                path.unlink()
-
-
-def _read_ledger(path: Path) -> tuple[dict[str, dict], dict | None]:
-    """The file entries of the ledger at ``path`` and its series' training.
-
-    None of either if it does not exist; the series is None unless a watch
-    with ``series`` trained its model.
-    """
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return {}, None
-    try:
-        data = json.loads(text)
-        if data.get("format") != _LEDGER_FORMAT:
-            raise ValueError("not a ledger")
-        if data.get("version") != _LEDGER_VERSION:
-            raise ValueError(f"ledger version {data.get('version')!r}")
-        files = data["files"]
-        if not isinstance(files, dict) or not all(
-            isinstance(entry, dict) for entry in files.values()
-        ):
-            raise ValueError("malformed entries")
-        series = data.get("series")
-        if series is not None and not isinstance(series, dict):
-            raise ValueError("malformed series")
-    except (ValueError, KeyError, AttributeError) as error:
-        raise ValueError(
-            f"{path} is not a ledger of hs-aeunmix watch ({error}); move it away "
-            "to start afresh (results already in the folder are then skipped)"
-        ) from None
-    return files, series

@@ -22,8 +22,9 @@ from conftest import (
 )
 
 import hs_aeunmix_cli as front
-from hs_aeunmix import _cli, _joint, _watch, load_model
-from hs_aeunmix._watch import LEDGER_NAME, watch_folder
+from hs_aeunmix import _cli, _joint, _watch, _watch_files, _watch_ledger, load_model
+from hs_aeunmix._watch import watch_folder
+from hs_aeunmix._watch_ledger import LEDGER_NAME
 from hs_aeunmix_cli import main
 
 # Short looks at the folder, so that a test waits fractions of a second.
@@ -242,19 +243,19 @@ def test_a_file_that_cannot_be_opened_is_not_read(
     # What Windows answers while the acquisition software holds the file.
     folder = tmp_path / "acquisition"
     held = _put(folder / "held.hspy", scan_bytes(1))
-    real_open = _watch._open_for_reading
+    real_open = _watch_files._open_for_reading
 
     def refuse_held(path):
         if path.name == "held.hspy":
             raise PermissionError(13, "used by another process", str(path))
         real_open(path)
 
-    monkeypatch.setattr(_watch, "_open_for_reading", refuse_held)
+    monkeypatch.setattr(_watch_files, "_open_for_reading", refuse_held)
     output = tmp_path / "out"
     summary = watch_folder(folder, model_file, output, once=True, **QUICK)
     assert (summary.done, summary.failed) == ([], [])
     assert _ledger(output) == {}
-    monkeypatch.setattr(_watch, "_open_for_reading", real_open)
+    monkeypatch.setattr(_watch_files, "_open_for_reading", real_open)
     summary = watch_folder(folder, model_file, output, once=True, **QUICK)
     assert summary.done == [held]
 
@@ -447,9 +448,9 @@ def test_refusals(tmp_path, model_file):
 
 def test_temporary_names():
     for name in ("~$scan.hspy", ".scan.hspy", "scan.hspy.tmp", "scan.HSPY.PART"):
-        assert _watch.is_temporary_name(name)
+        assert _watch_files.is_temporary_name(name)
     for name in ("scan.hspy", "scan~1.hspy", "tmp.hspy"):
-        assert not _watch.is_temporary_name(name)
+        assert not _watch_files.is_temporary_name(name)
 
 
 # ------------------------------------------------------------- command line
@@ -786,7 +787,7 @@ def _pretend_trained(output: Path, model_file: Path, *, n_files=2, sha=None) -> 
         "n_components": 3,
         "files": [],
     }
-    ledger = {"format": _watch._LEDGER_FORMAT, "version": 1, "files": {}}
+    ledger = {"format": _watch_ledger._LEDGER_FORMAT, "version": 1, "files": {}}
     (output / LEDGER_NAME).write_text(json.dumps({**ledger, "series": series}))
 
 
