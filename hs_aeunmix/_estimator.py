@@ -1001,10 +1001,8 @@ class AEUnmix(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
             navigation_mask=navigation_mask,
         )
 
-    def _fractions_of_valid(
-        self, X: np.ndarray, *, image_shape=None, navigation_mask=None
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """:meth:`fractions` of spectra already validated (live unmixing)."""
+    def _encodings_of_valid(self, X: np.ndarray) -> np.ndarray:
+        """The encoder's fractions of validated spectra (before any spatial prior)."""
         scaled = torch.from_numpy((X / self.data_scale_).astype(np.float32))
         fractions = np.empty((X.shape[0], self.components_.shape[0]))
         if self.module_.training:
@@ -1015,6 +1013,15 @@ class AEUnmix(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
                 fractions[rows] = (
                     self.module_.encode(batch)[: len(fractions[rows])].cpu().numpy()
                 )
+        return fractions
+
+    def _fractions_of_valid(
+        self, X: np.ndarray, *, image_shape=None, navigation_mask=None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`fractions` of spectra already validated (live unmixing)."""
+        scaled = torch.from_numpy((X / self.data_scale_).astype(np.float32))
+        fractions = self._encodings_of_valid(X)
+        with torch.no_grad():
             if self.spatial:
                 shape, mask = check_geometry(X.shape[0], image_shape, navigation_mask)
                 fractions = self._refined(fractions, shape, mask)
@@ -1098,20 +1105,27 @@ class AEUnmix(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         numpy.ndarray of shape (n_pixels,)
         """
         X = self._validated_for_inference(X)
+        if self.module_.max_shift is None:
+            return np.zeros(X.shape[0])
+        return self._shifts_of_valid(X, self._encodings_of_valid(X))
+
+    def _shifts_of_valid(self, X: np.ndarray, fractions: np.ndarray) -> np.ndarray:
+        """:meth:`shifts` of validated spectra whose encodings are in hand."""
         result = np.zeros(X.shape[0])
         if self.module_.max_shift is None:
             return result
+        scaled = torch.from_numpy((X / self.data_scale_).astype(np.float32))
         self.module_.eval()
         with torch.no_grad():
-            for start in range(0, X.shape[0], INFERENCE_BATCH_SIZE):
-                batch = torch.from_numpy(
-                    (X[start : start + INFERENCE_BATCH_SIZE] / self.data_scale_).astype(
-                        np.float32
-                    )
+            for rows in _inference_batches(X.shape[0]):
+                batch = _padded(scaled[rows]).to(self.device_)
+                abundances = _padded(
+                    torch.from_numpy(fractions[rows].astype(np.float32))
                 ).to(self.device_)
-                abundances = self.module_.encode(batch)
-                result[start : start + len(batch)] = (
-                    self.module_.shifts(batch, abundances)[:, 0].cpu().numpy()
+                result[rows] = (
+                    self.module_.shifts(batch, abundances)[: len(result[rows]), 0]
+                    .cpu()
+                    .numpy()
                 )
         return result
 

@@ -399,7 +399,9 @@ def _unmix(model: AEUnmix, spectra: np.ndarray) -> dict:
         )
     maps = {"loadings": loadings, "intensity": intensity, "mismatch": mismatch}
     if model.module_.max_shift is not None:
-        maps["shifts"] = shifts_in_axis_units(model, model.shifts(spectra))[0]
+        # Live models are never spatial: the fractions are the encodings.
+        shifts = model._shifts_of_valid(spectra, fractions)
+        maps["shifts"] = shifts_in_axis_units(model, shifts)[0]
     return maps
 
 
