@@ -1,0 +1,215 @@
+"""GPU: the CUDA checks and the timings of training and reapplying, one table.
+
+Prepared so that a session lent a CUDA machine spends its minutes measuring,
+not writing. On a CUDA machine (``device="auto"`` picks it), it
+
+1. **checks** that the model trains on the GPU and reports it
+   (``model.device_``), that a model saved on the GPU loads on the CPU with
+   the same endmembers (bitwise) and unmixes the same scan to within 1e-4 of
+   the GPU's fractions, and that a lazy reapply on the GPU gives the loadings
+   of an in-memory one;
+2. **times** training (``s.decomposition(algorithm="ae")``, default options)
+   and reapplying the model to the same scan, for a 64 x 64 x 200 EELS scan
+   (``datasets.eels_chequerboard``), a 256 x 256 x 1024 scan in memory and a
+   lazy scan of 4 GiB generated block by block (``scale.py``'s scans; trained
+   on its sample, unmixed chunk by chunk).
+
+Without CUDA it runs the same checks and timings on the CPU (the fallback,
+``--quick`` for small scans: under a minute on 2 cores), so that the script
+itself is known to work before a GPU is lent. Each timing is the second of
+two runs (the first warms up CUDA's kernels and caches); the table says which
+device ran it.
+
+Usage::
+
+    python benchmarks/gpu.py            # on the CUDA machine
+    python benchmarks/gpu.py --quick    # small scans, any machine
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+import scale
+
+GiB = 2**30
+
+
+def _scans(quick: bool) -> list[tuple[str, object]]:
+    """(label, signal factory) of the scans timed."""
+    from hs_aeunmix import datasets
+
+    if quick:
+        lazy_side = 128  # 64 MiB
+        return [
+            (
+                "EELS 32 x 32 x 200",
+                lambda: datasets.eels_chequerboard(3, shape=(32, 32))[0],
+            ),
+            ("64 x 64 x 1024 in memory", lambda: scale._memory_scan((64, 64))),
+            (
+                f"lazy {lazy_side} x {lazy_side} x 1024",
+                lambda: scale._lazy_scan((lazy_side, lazy_side), 64),
+            ),
+        ]
+    lazy_side = int(np.sqrt(4 * GiB / (4 * scale.N_CHANNELS)))  # 1024: 4 GiB
+    return [
+        ("EELS 64 x 64 x 200", lambda: datasets.eels_chequerboard(3)[0]),
+        ("256 x 256 x 1024 in memory", lambda: scale._memory_scan((256, 256))),
+        (
+            f"lazy {lazy_side} x {lazy_side} x 1024 (4 GiB)",
+            lambda: scale._lazy_scan((lazy_side, lazy_side), 256),
+        ),
+    ]
+
+
+def _train(signal):
+    return signal.decomposition(
+        algorithm="ae",
+        output_dimension=3,
+        return_info=True,
+        random_state=0,
+        print_info=False,
+        show_progressbar=False,
+    )
+
+
+def _reapply(signal, path: Path) -> None:
+    signal.decomposition(
+        algorithm="ae", model=path, print_info=False, show_progressbar=False
+    )
+
+
+def _timed(function, *args) -> tuple[object, float]:
+    start = time.perf_counter()
+    result = function(*args)
+    if _cuda():
+        import torch
+
+        torch.cuda.synchronize()
+    return result, time.perf_counter() - start
+
+
+def _cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def checks(folder: Path) -> list[tuple[str, bool, str]]:
+    """(check, passed, detail) of the device checks."""
+    import hs_aeunmix
+    from hs_aeunmix import datasets
+
+    signal = datasets.eels_chequerboard(3, shape=(24, 24), random_state=1)[0]
+    model = _train(signal.deepcopy())
+    expected = "cuda" if _cuda() else "cpu"
+    results = [
+        (
+            f'device="auto" trains on {expected}',
+            model.device_.type == expected,
+            str(model.device_),
+        )
+    ]
+    path = folder / "model.aeunmix"
+    model.save(path)
+    on_cpu = hs_aeunmix.load_model(path, device="cpu")
+    same = np.array_equal(on_cpu.components_, model.components_)
+    results.append(("saved, loaded on the CPU: same endmembers", same, "bitwise"))
+    spectra = signal.data.reshape(-1, signal.data.shape[-1]).astype(np.float64)
+    difference = float(
+        np.max(np.abs(on_cpu.transform(spectra) - model.transform(spectra)))
+    )
+    results.append(
+        (
+            "same fractions on the CPU",
+            difference < 1e-4,
+            f"largest difference {difference:.1e}",
+        )
+    )
+    in_memory = signal.deepcopy()
+    in_memory.decomposition(
+        algorithm="ae", model=model, print_info=False, show_progressbar=False
+    )
+    lazy = signal.deepcopy().as_lazy()
+    lazy.decomposition(
+        algorithm="ae", model=model, print_info=False, show_progressbar=False
+    )
+    difference = float(
+        np.max(
+            np.abs(
+                np.asarray(lazy.learning_results.loadings)
+                - in_memory.learning_results.loadings
+            )
+        )
+    )
+    results.append(
+        (
+            "lazy reapply = in-memory reapply",
+            difference < 1e-5,
+            f"largest difference {difference:.1e}",
+        )
+    )
+    return results
+
+
+def timings(quick: bool, folder: Path) -> list[dict]:
+    """Training and reapplying each scan, the second of two runs."""
+    rows = []
+    for label, make in _scans(quick):
+        for _ in range(2):
+            signal = make()
+            model, train_seconds = _timed(_train, signal)
+        path = folder / "timed.aeunmix"
+        model.save(path)
+        for _ in range(2):
+            signal = make()
+            _, apply_seconds = _timed(_reapply, signal, path)
+        rows.append(
+            {
+                "scan": label,
+                "device": str(model.device_),
+                "train": train_seconds,
+                "reapply": apply_seconds,
+            }
+        )
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small scans")
+    args = parser.parse_args(argv)
+    import hyperspy.api as hs
+    import torch
+
+    hs.preferences.General.show_progressbar = False
+    warnings.simplefilter("ignore")
+    name = torch.cuda.get_device_name() if _cuda() else "no CUDA: CPU fallback"
+    print(f"torch {torch.__version__}, {name}\n")
+    with tempfile.TemporaryDirectory() as folder:
+        results = checks(Path(folder))
+        print("| check | passed | detail |\n| --- | --- | --- |")
+        for check, passed, detail in results:
+            print(f"| {check} | {'yes' if passed else 'NO'} | {detail} |")
+        print(
+            "\n| scan | device | train (s) | reapply (s) |\n| --- | --- | --- | --- |"
+        )
+        for row in timings(args.quick, Path(folder)):
+            print(
+                f"| {row['scan']} | {row['device']} | {row['train']:.2f} | "
+                f"{row['reapply']:.3f} |"
+            )
+    return 0 if all(passed for _, passed, _ in results) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
