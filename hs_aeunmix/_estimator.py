@@ -1001,42 +1001,50 @@ class AEUnmix(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
             navigation_mask=navigation_mask,
         )
 
-    def _encodings_of_valid(self, X: np.ndarray) -> np.ndarray:
-        """The encoder's fractions of validated spectra (before any spatial prior)."""
-        scaled = torch.from_numpy((X / self.data_scale_).astype(np.float32))
-        fractions = np.empty((X.shape[0], self.components_.shape[0]))
+    def _scaled(self, X: np.ndarray) -> torch.Tensor:
+        """Validated spectra in the network's units."""
         if self.module_.training:
             self.module_.eval()
+        return torch.from_numpy((X / self.data_scale_).astype(np.float32))
+
+    def _encodings(self, scaled: torch.Tensor) -> np.ndarray:
+        """The encoder's fractions of scaled spectra (before any spatial prior)."""
+        fractions = np.empty((len(scaled), self.components_.shape[0]))
         with torch.no_grad():
-            for rows in _inference_batches(X.shape[0]):
+            for rows in _inference_batches(len(scaled)):
                 batch = _padded(scaled[rows]).to(self.device_)
                 fractions[rows] = (
                     self.module_.encode(batch)[: len(fractions[rows])].cpu().numpy()
                 )
         return fractions
 
-    def _fractions_of_valid(
-        self, X: np.ndarray, *, image_shape=None, navigation_mask=None
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """:meth:`fractions` of spectra already validated (live unmixing)."""
-        scaled = torch.from_numpy((X / self.data_scale_).astype(np.float32))
-        fractions = self._encodings_of_valid(X)
+    def _per_pixel(
+        self, quantity, scaled: torch.Tensor, fractions: np.ndarray
+    ) -> np.ndarray:
+        """``quantity(spectra, abundances)[:, 0]`` of each pixel (intensity, shift)."""
+        values = np.empty(len(scaled))
         with torch.no_grad():
-            if self.spatial:
-                shape, mask = check_geometry(X.shape[0], image_shape, navigation_mask)
-                fractions = self._refined(fractions, shape, mask)
-            intensity = np.empty(X.shape[0])
-            for rows in _inference_batches(X.shape[0]):
+            for rows in _inference_batches(len(scaled)):
                 batch = _padded(scaled[rows]).to(self.device_)
                 abundances = _padded(
                     torch.from_numpy(fractions[rows].astype(np.float32))
                 ).to(self.device_)
-                intensity[rows] = (
-                    self.module_.intensity(batch, abundances)[: len(intensity[rows]), 0]
-                    .cpu()
-                    .numpy()
+                values[rows] = (
+                    quantity(batch, abundances)[: len(values[rows]), 0].cpu().numpy()
                 )
-        return fractions, intensity
+        return values
+
+    def _fractions_of_valid(
+        self, X: np.ndarray, *, image_shape=None, navigation_mask=None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`fractions` of spectra already validated (live unmixing)."""
+        scaled = self._scaled(X)
+        fractions = self._encodings(scaled)
+        if self.spatial:
+            shape, mask = check_geometry(X.shape[0], image_shape, navigation_mask)
+            with torch.no_grad():
+                fractions = self._refined(fractions, shape, mask)
+        return fractions, self._per_pixel(self.module_.intensity, scaled, fractions)
 
     def uncertainty(self, X, *, image_shape=None, navigation_mask=None) -> np.ndarray:
         """Standard deviation of each pixel's fractions (see :meth:`fractions`).
@@ -1107,27 +1115,14 @@ class AEUnmix(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         X = self._validated_for_inference(X)
         if self.module_.max_shift is None:
             return np.zeros(X.shape[0])
-        return self._shifts_of_valid(X, self._encodings_of_valid(X))
+        scaled = self._scaled(X)
+        return self._per_pixel(self.module_.shifts, scaled, self._encodings(scaled))
 
     def _shifts_of_valid(self, X: np.ndarray, fractions: np.ndarray) -> np.ndarray:
         """:meth:`shifts` of validated spectra whose encodings are in hand."""
-        result = np.zeros(X.shape[0])
         if self.module_.max_shift is None:
-            return result
-        scaled = torch.from_numpy((X / self.data_scale_).astype(np.float32))
-        self.module_.eval()
-        with torch.no_grad():
-            for rows in _inference_batches(X.shape[0]):
-                batch = _padded(scaled[rows]).to(self.device_)
-                abundances = _padded(
-                    torch.from_numpy(fractions[rows].astype(np.float32))
-                ).to(self.device_)
-                result[rows] = (
-                    self.module_.shifts(batch, abundances)[: len(result[rows]), 0]
-                    .cpu()
-                    .numpy()
-                )
-        return result
+            return np.zeros(X.shape[0])
+        return self._per_pixel(self.module_.shifts, self._scaled(X), fractions)
 
     def background(self, X, *, image_shape=None, navigation_mask=None) -> np.ndarray:
         """Each pixel's background coefficients on ``baseline_components_``.
