@@ -36,6 +36,7 @@ import multiprocessing
 import sys
 import warnings
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 
@@ -133,18 +134,13 @@ def record(task) -> dict:
     }
 
 
-def _tied(losses: list[np.ndarray], z: float = 2.0, tolerance: float = 0.0):
+def _tied(losses: list[np.ndarray], tolerance: float = 0.0) -> np.ndarray:
     """The package's paired test, optionally widened by a relative tolerance."""
-    best = losses[int(np.argmin([values.mean() for values in losses]))]
-    kept = []
-    for values in losses:
-        differences = values - best
-        error = differences.std(ddof=1) / np.sqrt(len(differences))
-        kept.append(
-            differences.mean() <= z * error
-            or differences.mean() <= tolerance * best.mean()
-        )
-    return np.array(kept)
+    from hs_aeunmix._selection import tied
+
+    kept = tied([SimpleNamespace(losses=v, fit=float(v.mean())) for v in losses])
+    means = np.array([values.mean() for values in losses])
+    return kept | (means - means.min() <= tolerance * means.min())
 
 
 def _smallest(candidates: list[dict], kept) -> int:
