@@ -661,6 +661,20 @@ def fit_state(
     spread = (
         float(intensities.std() / intensities.mean()) if intensities.mean() > 0 else 0.0
     )
+    # Measured as a later scan will be (AEUnmix.intensity_ratio) and on the
+    # held-out pixels too, so that the training scan itself measures 1.
+    reference = _intensity.measure(
+        module,
+        np.concatenate(
+            [
+                sample,
+                prepared.validation[_intensity.sample_rows(len(prepared.validation))],
+            ]
+            if len(prepared.validation)
+            else [sample]
+        ),
+        device,
+    )
     state = FittedState(
         module_state=cpu_state(module),
         n_channels=X.shape[1],
@@ -669,9 +683,7 @@ def fit_state(
         init=chosen.start,
         loss=loss,
         intensity_spread=spread,
-        intensity_reference=float(intensities.mean())
-        if intensities.mean() > 0
-        else 1.0,
+        intensity_reference=reference,
         history=chosen.history,
         signal_calibration=signal_calibration,
         trained_on=str(device),
