@@ -37,7 +37,12 @@ from hs_aeunmix._baseline import (
     polynomial_basis,
     without_background,
 )
-from hs_aeunmix._initialisation import Initialisation, candidate_starts, with_fixed
+from hs_aeunmix._initialisation import (
+    GIVEN,
+    Initialisation,
+    candidate_starts,
+    with_fixed,
+)
 from hs_aeunmix._losses import endmember_penalty, get_loss, get_pixel_loss
 from hs_aeunmix._networks import UnmixingAutoencoder
 from hs_aeunmix._screening import Screening, screen
@@ -548,7 +553,7 @@ def fit_state(
         if isinstance(estimator.init, np.ndarray):
             starts = [
                 Initialisation(
-                    np.clip(estimator.init / prepared.data_scale, 0, None), "given"
+                    np.clip(estimator.init / prepared.data_scale, 0, None), GIVEN
                 )
             ]
         else:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -30,7 +31,6 @@ from hs_aeunmix._vca import vertex_component_analysis
 
 _logger = logging.getLogger(__name__)
 
-INITIALISATIONS = ("auto", "vca", "spa", "ica", "random")
 # The starts of init="auto" (see hs_aeunmix._selection for the choice).
 AUTO_STARTS = ("ica", "spa", "vca")
 
@@ -45,7 +45,8 @@ class Initialisation:
         (n_components, n_channels), non-negative, in the units of the data
         they were computed from.
     method : str
-        ``"vca"``, ``"spa"``, ``"ica"``, ``"random"`` or ``"given"``.
+        A key of :data:`STARTS`, or :data:`GIVEN` for endmembers given
+        by the user.
     """
 
     endmembers: np.ndarray
@@ -249,6 +250,91 @@ def spa_on_denoised(denoised: Denoised, n_components: int) -> np.ndarray:
     return denoised.rows(successive_projections(points, n_components, weights))
 
 
+class _StartFinder:
+    """The starts of one training set, sharing its principal axes and denoising.
+
+    Each start method is a method of this class named in :data:`STARTS`.
+    """
+
+    def __init__(
+        self,
+        spectra: np.ndarray,
+        n_components: int,
+        seed: int,
+        baseline_basis: np.ndarray | None,
+    ):
+        self.spectra = spectra
+        self.n_components = n_components
+        self.seed = seed
+        self.baseline_basis = baseline_basis
+        self._moments: Moments | None = None
+        self._denoised: Denoised | None = None
+
+    def shared_moments(self) -> Moments | None:
+        if not uses_moments(self.spectra):
+            return None  # small: principal_axes takes an exact SVD
+        if self._moments is None:
+            self._moments = moments(self.spectra, self.baseline_basis)
+        return self._moments
+
+    def shared_denoising(self) -> Denoised:
+        if self._denoised is None:
+            self._denoised = denoised(
+                self.spectra,
+                self.n_components,
+                remove=self.baseline_basis,
+                from_moments=self.shared_moments(),
+            )
+        return self._denoised
+
+    def random(self) -> np.ndarray:
+        rows = np.random.default_rng(self.seed).choice(
+            self.spectra.shape[0], self.n_components, replace=False
+        )
+        endmembers = self.spectra[rows].astype(np.float64)
+        if self.baseline_basis is not None:
+            endmembers -= (endmembers @ self.baseline_basis) @ self.baseline_basis.T
+        return endmembers
+
+    def ica(self) -> np.ndarray:
+        endmembers = None
+        if self.n_components > 1:
+            endmembers = ica_endmembers(
+                self.spectra,
+                self.n_components,
+                self.seed,
+                background=self.baseline_basis,
+                from_moments=self.shared_moments(),
+            )
+        if endmembers is None:
+            raise ValueError(
+                "init='ica': the independent components are not admissible "
+                "as endmembers (no positive weights make their abundances "
+                "sum to one). Use init='auto', 'vca' or 'spa'."
+            )
+        return endmembers
+
+    def spa(self) -> np.ndarray:
+        return spa_on_denoised(self.shared_denoising(), self.n_components)
+
+    def vca(self) -> np.ndarray:
+        return vca_on_denoised(self.shared_denoising(), self.n_components, self.seed)
+
+
+#: Every named start and the method of :class:`_StartFinder` that finds it.
+#: The options (:data:`INITIALISATIONS`) and the model file's schema are
+#: derived from this table: a new start is one entry here.
+STARTS: dict[str, Callable[[_StartFinder], np.ndarray]] = {
+    "vca": _StartFinder.vca,
+    "spa": _StartFinder.spa,
+    "ica": _StartFinder.ica,
+    "random": _StartFinder.random,
+}
+INITIALISATIONS = ("auto", *STARTS)
+# A fitted model's start when endmembers were given instead (init=array).
+GIVEN = "given"
+
+
 def candidate_starts(
     spectra: np.ndarray,
     n_components: int,
@@ -268,56 +354,11 @@ def candidate_starts(
     the spectra (see :mod:`hs_aeunmix._subspace`).
     """
     names = AUTO_STARTS if method == "auto" else (method,)
-    shared: dict[str, object] = {}
-
-    def sums() -> Moments | None:
-        if not uses_moments(spectra):
-            return None  # small: principal_axes takes an exact SVD
-        if "moments" not in shared:
-            shared["moments"] = moments(spectra, baseline_basis)
-        return shared["moments"]
-
-    def denoised_spectra() -> Denoised:
-        if "denoised" not in shared:
-            shared["denoised"] = denoised(
-                spectra, n_components, remove=baseline_basis, from_moments=sums()
-            )
-        return shared["denoised"]
-
-    def start(name: str) -> np.ndarray:
-        if name == "random":
-            rows = np.random.default_rng(seed).choice(
-                spectra.shape[0], n_components, replace=False
-            )
-            endmembers = spectra[rows].astype(np.float64)
-            if baseline_basis is not None:
-                endmembers -= (endmembers @ baseline_basis) @ baseline_basis.T
-            return endmembers
-        if name == "ica":
-            endmembers = None
-            if n_components > 1:
-                endmembers = ica_endmembers(
-                    spectra,
-                    n_components,
-                    seed,
-                    background=baseline_basis,
-                    from_moments=sums(),
-                )
-            if endmembers is None:
-                raise ValueError(
-                    "init='ica': the independent components are not admissible "
-                    "as endmembers (no positive weights make their abundances "
-                    "sum to one). Use init='auto', 'vca' or 'spa'."
-                )
-            return endmembers
-        if name == "spa":
-            return spa_on_denoised(denoised_spectra(), n_components)
-        return vca_on_denoised(denoised_spectra(), n_components, seed)
-
+    finder = _StartFinder(spectra, n_components, seed, baseline_basis)
     starts: list[Initialisation] = []
     for name in names:
         try:
-            endmembers = start(name)
+            endmembers = STARTS[name](finder)
         except ValueError as error:
             # A start the data do not allow (an inadmissible ICA solution,
             # too few channels for FastICA): "auto" goes on without it.

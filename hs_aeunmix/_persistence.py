@@ -49,6 +49,7 @@ import torch
 
 from hs_aeunmix._axes import SignalCalibration
 from hs_aeunmix._files import write_bytes_atomically
+from hs_aeunmix._initialisation import GIVEN, STARTS
 from hs_aeunmix._losses import LOSSES
 from hs_aeunmix._routing import LEARNING_RESULTS_ATTRIBUTE
 from hs_aeunmix._state import FittedState
@@ -225,7 +226,7 @@ HEADER_SCHEMA = {
             "type": "object",
             "required": ["init", "loss", "intensity_spread", "intensity_reference"],
             "properties": {
-                "init": {"enum": ["ica", "vca", "spa", "random", "given"]},
+                "init": {"enum": [*STARTS, GIVEN]},
                 "loss": {"enum": list(LOSSES)},
                 "intensity_spread": {"type": "number", "minimum": 0},
                 "intensity_reference": _SCALE,

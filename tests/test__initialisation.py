@@ -131,3 +131,20 @@ def test_random_start_is_seeded_pixels():
     assert all(
         any(np.array_equal(row, pixel) for pixel in spectra) for row in first.endmembers
     )
+
+
+@pytest.mark.parametrize("method", list(initialisation.STARTS))
+def test_every_named_start_gives_non_negative_endmembers(chequerboard, method):
+    (start,) = initialisation.candidate_starts(chequerboard.spectra, 3, method, seed=0)
+    assert start.method == method
+    assert start.endmembers.shape == (3, chequerboard.spectra.shape[1])
+    assert (start.endmembers >= 0).all()
+
+
+def test_the_options_are_the_table_of_starts():
+    from hs_aeunmix import AEUnmix
+
+    assert ("auto", *initialisation.STARTS) == initialisation.INITIALISATIONS
+    assert set(initialisation.AUTO_STARTS) <= set(initialisation.STARTS)
+    allowed = AEUnmix._parameter_constraints["init"][0]
+    assert allowed.options == set(initialisation.INITIALISATIONS)

@@ -26,6 +26,7 @@ from conftest import (
 import hs_aeunmix
 from hs_aeunmix import AEUnmix, ModelFileError, load_model
 from hs_aeunmix import _persistence as persistence
+from hs_aeunmix._initialisation import STARTS
 from hs_aeunmix._state import FittedState
 
 
@@ -1225,3 +1226,12 @@ def test_round_trip_is_exact_with_many_channels(tmp_path):
     model.fit(spectra)
     reloaded = load_model(model.save(tmp_path / "wide.aeunmix"))
     np.testing.assert_array_equal(reloaded.transform(spectra), model.transform(spectra))
+
+
+@pytest.mark.parametrize("init", [*STARTS, "given"])
+def test_a_model_from_every_start_saves_and_loads(small_mixture, tmp_path, init):
+    """The schema's start names come from the table of starts: none is missed."""
+    given = small_mixture.endmembers if init == "given" else init
+    model = AEUnmix(3, **{**FAST, "init": given}).fit(small_mixture.spectra)
+    loaded = load_model(model.save(tmp_path / "model"))
+    assert loaded.init_ == model.init_ == init
