@@ -50,7 +50,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import functools
 import logging
 import os
 import sys
@@ -58,22 +57,16 @@ import time
 import traceback
 import warnings
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, replace
-from pathlib import Path
 
+from hs_aeunmix import _jobs
 from hs_aeunmix._files import (
-    atomic_path,
-    check_free_space,
     ensure_writable_folder,
-    longest_name,
-    staged_files,
 )
 from hs_aeunmix_cli import (
     EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_REFUSED,
     EXIT_SOME_FAILED,
-    FIGURE_DPI,
     PROG,
     WATCH_PATTERN,
 )
@@ -90,251 +83,27 @@ _THREAD_VARIABLES = (
     "NUMEXPR_NUM_THREADS",
     "NUMBA_NUM_THREADS",
 )
-_RESULT_SUFFIX = "_ae.hspy"
-# Room kept for a scan's two figures and its table beyond its arrays: a
-# 120-dpi PNG of a few panels is well under a megabyte.
-_FIGURES_BYTES = 4_000_000
-# HDF5's own structures and attributes on top of the arrays' bytes.
-_FILE_OVERHEAD = 1.1
 
 
-class Refusal(Exception):
-    """The command will not run as given (nothing was read or written)."""
-
-
-# --------------------------------------------------------- planning outputs
-@dataclass(frozen=True)
-class Job:
-    """One input of a run and the files it writes."""
-
-    source: Path | None  # None: the built-in demo data
-    stem: str
-    results: Path
-    endmembers: Path
-    abundances: Path
-    model: Path | None  # written by demo and train only
-    uncertainty: Path
-    table: Path
-    # apply --skip-existing: the output folder holds all its results already.
-    skip: bool = False
-
-    @property
-    def outputs(self) -> list[Path]:
-        files = [
-            self.results,
-            self.model,
-            self.endmembers,
-            self.abundances,
-            self.uncertainty,
-            self.table,
-        ]
-        return [path for path in files if path is not None]
-
-    @property
-    def complete(self) -> bool:
-        """Whether every file a run always writes for this job exists.
-
-        The uncertainty maps are left out: a lazy scan has none.
-        """
-        return all(path.is_file() for path in self.outputs if path != self.uncertainty)
-
-    @property
-    def name(self) -> str:
-        return str(self.source) if self.source is not None else self.stem
-
-
-def _job(source: Path | None, stem: str, folder: Path, with_model: bool) -> Job:
-    return Job(
-        source=source,
-        stem=stem,
-        results=folder / f"{stem}{_RESULT_SUFFIX}",
-        endmembers=folder / f"{stem}_endmembers.png",
-        abundances=folder / f"{stem}_abundances.png",
-        model=folder / f"{stem}.aeunmix" if with_model else None,
-        uncertainty=folder / f"{stem}_uncertainty.hspy",
-        table=folder / f"{stem}_endmembers.csv",
-    )
-
-
-def plan_jobs(
-    sources: Sequence[Path],
-    folder: Path,
-    *,
-    with_model: bool,
-    series_model: bool = False,
-    other_inputs: Sequence[Path] = (),
-    overwrite: bool = False,
-    skip_existing: bool = False,
-) -> list[Job]:
-    """The jobs of a run, after every check that can be made before working.
-
-    Parameters
-    ----------
-    sources : sequence of pathlib.Path
-        The scans, which must exist.
-    folder : pathlib.Path
-        The output folder (it need not exist).
-    with_model : bool
-        Whether each job also writes a model file.
-    series_model : bool
-        Whether the first job writes the model of the whole series,
-        ``<first stem>_series.aeunmix`` (``train --series``).
-    other_inputs : sequence of pathlib.Path
-        Further inputs that no output may replace (the model of ``apply``).
-    overwrite : bool
-        Whether existing results may be replaced.
-    skip_existing : bool
-        Mark the jobs whose results all exist already ``skip`` instead of
-        refusing them (those with a part of their results are refused).
-
-    Returns
-    -------
-    list of Job
-
-    Raises
-    ------
-    Refusal
-        A scan is missing or given twice, two scans would write files of
-        the same name, an output name is too long for the file system, a
-        broken symbolic link stands at an output, an output would replace
-        an input, or an output exists and neither ``overwrite`` nor (for a
-        job whose results are complete) ``skip_existing`` is set.
-    """
-    missing = [path for path in sources if not path.exists()]
-    if missing:
-        raise Refusal(
-            ("no such file: " if len(missing) == 1 else "no such files: ")
-            + ", ".join(map(str, missing))
-        )
-    jobs = [_job(path, path.stem, folder, with_model) for path in sources]
-    if series_model and jobs:
-        jobs[0] = replace(jobs[0], model=folder / f"{jobs[0].stem}_series.aeunmix")
-    _check_distinct(jobs, folder)
-    _check_names(jobs, folder)
-    _check_inputs_kept([*sources, *other_inputs], jobs)
-    if skip_existing and not overwrite:
-        jobs = [replace(job, skip=True) if job.complete else job for job in jobs]
-    _check_existing(jobs, folder, overwrite, skip_existing)
-    return jobs
-
-
-def _same_file(first: Path, second: Path) -> bool:
-    try:
-        return os.path.samefile(first, second)
-    except OSError:
-        return False
-
-
-def _check_distinct(jobs: Sequence[Job], folder: Path) -> None:
-    owners: dict[str, Job] = {}
-    for job in jobs:
-        for path in job.outputs:
-            # Case-insensitive: Scan.hspy and scan.hspy collide on Windows
-            # and macOS.
-            other = owners.setdefault(path.name.casefold(), job)
-            if other is job:
-                continue
-            if _same_file(other.source, job.source):
-                raise Refusal(f"{job.source} is given twice ({other.source}).")
-            raise Refusal(
-                f"{other.source} and {job.source} would both write {path.name} in "
-                f"{folder}: results are named after their input's file name. "
-                "Unmix them in separate runs with different -o folders, or "
-                "rename one."
-            )
-
-
-def _check_names(jobs: Sequence[Job], folder: Path) -> None:
-    """Refuse output names the file system cannot hold, before any work.
-
-    Results are named after their scan, plus up to 17 bytes
-    (``_uncertainty.hspy``): a scan whose name nearly fills the limit
-    would otherwise fail only once it is unmixed.
-    """
-    limit = longest_name(folder)
-    for job in jobs:
-        for path in job.outputs:
-            size = len(os.fsencode(path.name))
-            if size > limit:
-                raise Refusal(
-                    f"the results of {job.name} would be named {path.name} "
-                    f"({size} bytes), longer than the {limit} bytes a file name "
-                    f"may have in {folder}; give the scan a shorter file name."
-                )
-
-
-def _check_links(jobs: Sequence[Job]) -> None:
-    """Refuse outputs where a symbolic link points nowhere.
-
-    ``exists()`` is False for such a link, so the other checks pass it;
-    the final rename would then fail (without ``--overwrite``) or replace
-    the link itself, which its owner meant to point somewhere.
-    """
-    for job in jobs:
-        for path in job.outputs:
-            if path.is_symlink() and not path.exists():
-                raise Refusal(
-                    f"{path} is a broken symbolic link; remove it or choose "
-                    "another -o folder."
-                )
-
-
-def _check_inputs_kept(inputs: Sequence[Path], jobs: Sequence[Job]) -> None:
-    for job in jobs:
-        for path in job.outputs:
-            if not path.exists():
-                continue
-            for source in inputs:
-                if _same_file(path, source):
-                    raise Refusal(
-                        f"{path} is an input of this run and would be overwritten "
-                        f"by the results of {job.name}; choose another -o folder."
-                    )
-
-
-def _check_existing(
-    jobs: Sequence[Job], folder: Path, overwrite: bool, skip_existing: bool = False
-) -> None:
-    """Refuse outputs that exist (unless ``overwrite``), skipped jobs' aside."""
-    _check_links(jobs)
-    existing = [
-        path for job in jobs if not job.skip for path in job.outputs if path.exists()
-    ]
-    folders = [path for path in existing if path.is_dir()]
-    if folders:
-        raise Refusal(f"{folders[0]} is a folder; a result file cannot replace it.")
-    if existing and not overwrite:
-        shown = ", ".join(path.name for path in existing[:3])
-        more = f" and {len(existing) - 3} more" if len(existing) > 3 else ""
-        if skip_existing:
-            raise Refusal(
-                f"{folder} already holds a part of the results of this run "
-                f"({shown}{more}): --skip-existing skips only scans whose results "
-                "are all there; pass --overwrite to replace them, or remove them."
-            )
-        raise Refusal(
-            f"{folder} already holds results of this run ({shown}{more}); pass "
-            "--overwrite to replace them, or choose another -o folder."
-        )
-
-
-def _plan(args: argparse.Namespace) -> list[Job]:
+def _plan(args: argparse.Namespace) -> list[_jobs.Job]:
     """Check what a command will write, and its output folder, before any work."""
     if args.command == "demo":
-        jobs = [_job(None, "eels_chequerboard", args.output, True)]
+        jobs = [_jobs.job_for(None, "eels_chequerboard", args.output, True)]
         # The demo's files come from built-in data: typing the command again
         # replaces them (only a folder in their place is refused).
-        _check_existing(jobs, args.output, overwrite=True)
+        _jobs.check_existing(jobs, args.output, overwrite=True)
     elif args.command == "train":
         start, end = args.signal_range or (None, None)
         if start is not None and not start < end:
-            raise Refusal(f"--signal-range {start:g} {end:g}: START must be below END.")
+            raise _jobs.Refusal(
+                f"--signal-range {start:g} {end:g}: START must be below END."
+            )
         if len(args.files) > 1 and not args.series:
-            raise Refusal(
+            raise _jobs.Refusal(
                 f"{len(args.files)} files given to train: add --series to train "
                 "one model on all of them, or train them one at a time."
             )
-        jobs = plan_jobs(
+        jobs = _jobs.plan_jobs(
             args.files,
             args.output,
             with_model=not args.series,
@@ -343,8 +112,8 @@ def _plan(args: argparse.Namespace) -> list[Job]:
         )
     else:
         if not args.model.exists():
-            raise Refusal(f"no model file at {args.model}")
-        jobs = plan_jobs(
+            raise _jobs.Refusal(f"no model file at {args.model}")
+        jobs = _jobs.plan_jobs(
             args.files,
             args.output,
             with_model=False,
@@ -374,152 +143,9 @@ def _estimator_options(args: argparse.Namespace) -> dict:
     }
 
 
-def _describe(signal, stem: str) -> str:
-    return (
-        f"{signal.metadata.General.title or stem}: "
-        f"{signal.axes_manager.navigation_shape} pixels x "
-        f"{signal.axes_manager.signal_size} channels"
-    )
-
-
-def _write(path: Path, overwrite: bool, write) -> None:
-    """``write(temporary)``, then the temporary file replaces ``path``.
-
-    An error names ``path``, not the temporary file the writer saw.
-    """
-    try:
-        with atomic_path(path, overwrite=overwrite) as temporary:
-            write(temporary)
-    except OSError as error:
-        if error.filename is not None and Path(error.filename) == path:
-            raise
-        raise OSError(error.errno, error.strerror or str(error), str(path)) from error
-
-
-def _stage(staged, path: Path, write) -> None:
-    """``write`` the temporary file that will replace ``path`` (:func:`staged_files`).
-
-    An error names ``path``, also where a writer (h5py) puts the temporary
-    file's name in its message rather than in ``filename``.
-    """
-    temporary = staged.add(path)
-    try:
-        write(temporary)
-    except OSError as error:
-        if error.filename is not None and Path(error.filename) in (path, temporary):
-            raise  # staged_files names ``path`` instead of ``temporary``
-        text = (error.strerror or str(error)).replace(str(temporary), str(path))
-        text = text.replace(temporary.name, path.name)
-        raise OSError(error.errno, text, str(path)) from error
-
-
-def _estimated_bytes(signal, model) -> int:
-    """About how many bytes a scan's files take, from the arrays they hold.
-
-    The results file holds the data (counted uncompressed: an upper bound)
-    and the learning results, the model's file among them; the uncertainty
-    maps are the size of the loadings; a trained model's own file is
-    smaller than the learning results that store it.
-    """
-    learning = 0
-    for value in vars(signal.learning_results).values():
-        size = len(value) if isinstance(value, bytes) else getattr(value, "nbytes", 0)
-        learning += size if isinstance(size, int) else 0
-    loadings = getattr(signal.learning_results.loadings, "nbytes", 0)
-    arrays = getattr(signal.data, "nbytes", 0) + learning + loadings
-    if model is not None:
-        arrays += learning
-    return int(arrays * _FILE_OVERHEAD) + _FIGURES_BYTES
-
-
-def _write_results(
-    signal, job: Job, *, overwrite: bool, model=None, reference=None
-) -> list[Path]:
-    """Write the results file, the model, the figures and the tables of ``job``.
-
-    The uncertainty maps (:func:`hs_aeunmix.get_uncertainty`) need the scan
-    in memory: for a lazy scan they are not written (and not listed). The
-    files are put in place together once all are written, the results file
-    last (:func:`hs_aeunmix._files.staged_files`): an error, or a process
-    killed meanwhile, leaves none of them. A disk without room for them is
-    refused before the first is written.
-
-    Raises
-    ------
-    OSError
-        The disk lacks room (``errno.ENOSPC``, naming the results file and
-        both sizes), or a writer failed; nothing of ``job`` was written.
-    """
-    from hyperspy.defaults_parser import preferences
-
-    from hs_aeunmix._estimator import load_model
-    from hs_aeunmix._figures import abundance_figure, endmember_figure
-    from hs_aeunmix._hyperspy import get_uncertainty
-    from hs_aeunmix._hyperspy_internals import is_lazy
-
-    # The .hspy writer draws a bar while it computes lazy data unless told
-    # not to: it does not read HyperSpy's preference (--no-progressbar).
-    bars = bool(preferences.General.show_progressbar)
-    check_free_space(job.results, _estimated_bytes(signal, model))
-    with staged_files(overwrite=overwrite) as staged:
-        if model is not None and job.model is not None:
-            _stage(staged, job.model, model.save)
-        figures = {
-            job.endmembers: endmember_figure(
-                signal.get_decomposition_factors(), reference
-            ),
-            job.abundances: abundance_figure(signal.get_decomposition_loadings()),
-        }
-        for path, figure in figures.items():
-            _stage(staged, path, functools.partial(figure.savefig, dpi=FIGURE_DPI))
-        # The model that unmixed this scan: the one just trained, or the one
-        # its learning results carry (apply: a rescaled or fine-tuned copy).
-        applied = model if model is not None else load_model(signal)
-        _stage(
-            staged,
-            job.table,
-            functools.partial(_write_endmember_table, applied.describe_endmembers()),
-        )
-        if not is_lazy(signal):
-            sigma = get_uncertainty(signal, applied)
-            # The temporary file exists already: HyperSpy must replace it.
-            _stage(
-                staged,
-                job.uncertainty,
-                lambda path: sigma.save(path, overwrite=True, show_progressbar=bars),
-            )
-        # Put in place last: a results file stands for a scan whose files
-        # are all there (apply --skip-existing).
-        _stage(
-            staged,
-            job.results,
-            lambda path: signal.save(path, overwrite=True, show_progressbar=bars),
-        )
-    # In the order the help and the reports have always listed them.
-    order = [job.results, job.model, job.endmembers, job.abundances, job.table]
-    return [path for path in [*order, job.uncertainty] if path in staged.targets]
-
-
-def _write_endmember_table(descriptions, path: Path) -> None:
-    """One row per endmember: what it shows, its support, spread and warnings."""
-    import csv
-
-    with open(path, "w", newline="", encoding="utf-8") as stream:
-        writer = csv.writer(stream)
-        writer.writerow(["endmember", "summary", "support", "spread_rad", "warnings"])
-        for description in descriptions:
-            writer.writerow(
-                [
-                    description.index,
-                    description.summary,
-                    "" if description.support is None else description.support,
-                    "" if description.spread is None else f"{description.spread:.4f}",
-                    "; ".join(warning.message for warning in description.warnings),
-                ]
-            )
-
-
-def _train_and_save(signal, n_components: int, args, job: Job, truth=None) -> None:
+def _train_and_save(
+    signal, n_components: int, args, job: _jobs.Job, truth=None
+) -> None:
     """Train on ``signal``; write results, model and figures; print a summary."""
     import numpy as np
 
@@ -540,7 +166,7 @@ def _train_and_save(signal, n_components: int, args, job: Job, truth=None) -> No
     history = model.history_
     best = history.best_epoch
     lines = [
-        f"data            {_describe(signal, job.stem)}",
+        f"data            {_jobs.describe_signal(signal, job.stem)}",
         f"endmembers      {n_components}",
         f"training        {seconds:.2f} s, {history.n_epochs} epochs "
         + (f"(best {best + 1})" if best >= 0 else "(the initial endmembers kept)")
@@ -570,7 +196,7 @@ def _train_and_save(signal, n_components: int, args, job: Job, truth=None) -> No
         ]
         reference = np.full_like(factors, np.nan)
         reference[order] = truth.endmembers
-    written = _write_results(
+    written = _jobs.write_results(
         signal, job, overwrite=args.overwrite, model=model, reference=reference
     )
     lines += [f"wrote           {path}" for path in written]
@@ -584,49 +210,12 @@ def _train_and_save(signal, n_components: int, args, job: Job, truth=None) -> No
 
 
 @contextlib.contextmanager
-def _hyperspy_quiet(verbose: bool) -> Iterator[None]:
-    """Silence HyperSpy's log while it reads a file: its errors are reported once."""
-    hyperspy_logger = logging.getLogger("hyperspy")
-    level = hyperspy_logger.level
-    if not verbose:
-        hyperspy_logger.setLevel(logging.CRITICAL)
-    try:
-        yield
-    finally:
-        hyperspy_logger.setLevel(level)
-
-
-@contextlib.contextmanager
 def _hyperspy_progressbars(show: bool) -> Iterator[None]:
     """HyperSpy's bars (loading, lazy unmixing, saving) follow --no-progressbar."""
     from hs_aeunmix._hyperspy_internals import progressbars_shown
 
     with progressbars_shown(show):
         yield
-
-
-def _load_single_signal(path: Path, *, lazy: bool = False, verbose: bool = False):
-    import hyperspy.api as hs
-
-    try:
-        with _hyperspy_quiet(verbose):
-            signal = hs.load(path, lazy=lazy)
-    except Exception as error:  # HyperSpy's readers raise many kinds
-        raise OSError(f"cannot read {path}: {_one_line(error)}") from error
-    if isinstance(signal, list):
-        raise ValueError(
-            f"{path} holds {len(signal)} signals; save the spectrum image on its "
-            "own and try again."
-        )
-    return signal
-
-
-def _close(signal) -> None:
-    """Release the file a lazy signal reads from."""
-    close = getattr(signal, "close_file", None)
-    if getattr(signal, "_lazy", False) and close is not None:
-        with contextlib.suppress(Exception):
-            close()
 
 
 def _crop(signal, signal_range):
@@ -638,7 +227,7 @@ def _crop(signal, signal_range):
     low, high = float(axis.low_value), float(axis.high_value)
     units = f" {axis.units}" if isinstance(axis.units, str) and axis.units else ""
     if end <= low or start > high:
-        raise Refusal(
+        raise _jobs.Refusal(
             f"--signal-range {start:g} {end:g} lies outside the signal axis "
             f"({low:g} to {high:g}{units})."
         )
@@ -646,14 +235,14 @@ def _crop(signal, signal_range):
         (start if start > low else None) : (end if end <= high else None)
     ]
     if cropped.axes_manager.signal_size < 2:
-        raise Refusal(
+        raise _jobs.Refusal(
             f"--signal-range {start:g} {end:g} holds "
             f"{cropped.axes_manager.signal_size} channel(s) of the signal axis."
         )
     return cropped
 
 
-def run_demo(args: argparse.Namespace, jobs: Sequence[Job]) -> int:
+def run_demo(args: argparse.Namespace, jobs: Sequence[_jobs.Job]) -> int:
     from hs_aeunmix.datasets import eels_chequerboard
 
     signal, truth = eels_chequerboard(3, random_state=args.seed)
@@ -668,26 +257,28 @@ def run_demo(args: argparse.Namespace, jobs: Sequence[Job]) -> int:
     return EXIT_OK
 
 
-def run_train(args: argparse.Namespace, jobs: Sequence[Job]) -> int:
+def run_train(args: argparse.Namespace, jobs: Sequence[_jobs.Job]) -> int:
     if args.series:
         return _train_series(args, jobs)
-    signal = _load_single_signal(args.files[0], lazy=args.lazy, verbose=args.verbose)
+    signal = _jobs.load_single_signal(
+        args.files[0], lazy=args.lazy, verbose=args.verbose
+    )
     try:
         _train_and_save(
             _crop(signal, args.signal_range), args.n_components, args, jobs[0]
         )
     finally:
-        _close(signal)
+        _jobs.close_signal(signal)
     return EXIT_OK
 
 
-def _train_series(args: argparse.Namespace, jobs: Sequence[Job]) -> int:
+def _train_series(args: argparse.Namespace, jobs: Sequence[_jobs.Job]) -> int:
     """One model for all the scans (:func:`hs_aeunmix.decompose_series`)."""
     from hs_aeunmix._joint import decompose_series
 
     signals = [
         _crop(
-            _load_single_signal(job.source, lazy=args.lazy, verbose=args.verbose),
+            _jobs.load_single_signal(job.source, lazy=args.lazy, verbose=args.verbose),
             args.signal_range,
         )
         for job in jobs
@@ -699,19 +290,19 @@ def _train_series(args: argparse.Namespace, jobs: Sequence[Job]) -> int:
             f"trained one model on {len(signals)} scans in "
             f"{time.perf_counter() - start:.2f} s, device {fit.model.device_}\n{fit}"
         )
-        _write(jobs[0].model, args.overwrite, fit.model.save)
+        _jobs.write_file(jobs[0].model, args.overwrite, fit.model.save)
         print(f"wrote           {jobs[0].model}")
         for scan, job in zip(fit.scans, jobs, strict=True):
             # Each scan's results carry the model in the scan's own frame.
-            written = _write_results(scan.signal, job, overwrite=args.overwrite)
+            written = _jobs.write_results(scan.signal, job, overwrite=args.overwrite)
             print("\n".join(f"wrote           {path}" for path in written))
     finally:
         for signal in signals:
-            _close(signal)
+            _jobs.close_signal(signal)
     return EXIT_OK
 
 
-def run_apply(args: argparse.Namespace, jobs: Sequence[Job]) -> int:
+def run_apply(args: argparse.Namespace, jobs: Sequence[_jobs.Job]) -> int:
     """Unmix every scan with the model; a scan that fails does not stop the rest.
 
     With ``--workers N`` the scans are unmixed on a local dask cluster of N
@@ -761,7 +352,7 @@ def run_apply(args: argparse.Namespace, jobs: Sequence[Job]) -> int:
     return EXIT_OK
 
 
-def run_watch(args: argparse.Namespace, jobs: Sequence[Job] = ()) -> int:
+def run_watch(args: argparse.Namespace, jobs: Sequence[_jobs.Job] = ()) -> int:
     """Unmix each scan that appears in ``args.folder`` (:mod:`hs_aeunmix._watch`).
 
     Each file's outcome is printed as ``apply`` prints it; a summary line
@@ -781,23 +372,23 @@ def run_watch(args: argparse.Namespace, jobs: Sequence[Job] = ()) -> int:
         "--spatial/--no-spatial": args.spatial,
     }
     if args.series is not None and args.n_components is None:
-        raise Refusal(
+        raise _jobs.Refusal(
             f"--series {args.series} needs -n/--n-components K, the number of "
             "endmembers of the model to train."
         )
     if args.series is None:
         if args.n_components is not None:
-            raise Refusal(
+            raise _jobs.Refusal(
                 "-n/--n-components is for --series; the --model has its own endmembers."
             )
         given = [flag for flag, value in training.items() if value is not None]
         if given:
-            raise Refusal(
+            raise _jobs.Refusal(
                 f"{', '.join(given)}: training options are for --series; the "
                 "--model is applied as it is."
             )
         if not args.model.exists():
-            raise Refusal(f"no model file at {args.model}")
+            raise _jobs.Refusal(f"no model file at {args.model}")
     patterns = args.pattern or [WATCH_PATTERN]
 
     def report(result) -> None:
@@ -873,7 +464,7 @@ def _cluster_client(workers: int | None, scheduler: str | None) -> Iterator:
     try:
         from distributed import Client, LocalCluster
     except ImportError:
-        raise Refusal(
+        raise _jobs.Refusal(
             "--workers and --scheduler need dask.distributed: "
             'pip install "hs-aeunmix[cluster]"'
         ) from None
@@ -1001,20 +592,6 @@ def _visible_deprecation() -> type[Warning]:
     return VisibleDeprecationWarning
 
 
-def _one_line(error: BaseException) -> str:
-    """An error's message on one line, with the file an OSError concerns."""
-    if isinstance(error, MemoryError):
-        return (
-            "not enough memory; read the scan chunk by chunk (--lazy) or crop "
-            "it (train --signal-range)"
-        )
-    if isinstance(error, OSError) and error.strerror and error.filename:
-        text = f"{error.filename}: {error.strerror}"
-    else:
-        text = str(error) or type(error).__name__
-    return " ".join(text.split())
-
-
 def run(args: argparse.Namespace) -> int:
     """Run a parsed command (see :func:`hs_aeunmix_cli.main`); the exit status."""
     runner = {
@@ -1041,7 +618,7 @@ def run(args: argparse.Namespace) -> int:
         )
         return EXIT_INTERRUPTED
     except Exception as error:  # one line, never a traceback
-        print(f"{PROG}: {_one_line(error)}", file=sys.stderr)
+        print(f"{PROG}: {_jobs.one_line(error)}", file=sys.stderr)
         if args.verbose:
             traceback.print_exc()
         return EXIT_REFUSED

@@ -20,6 +20,8 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 SLICES = ("first", "all")
+# Resolution of the figures written beside results (command line, series).
+FIGURE_DPI = 120
 
 
 def endmember_figure(
@@ -246,7 +248,9 @@ def _image_figure(
 
 def _in_memory(signal):
     """``signal``, computed if lazy (factors and loadings are small)."""
-    if getattr(signal, "_lazy", False):
+    from hs_aeunmix._hyperspy_internals import is_lazy
+
+    if is_lazy(signal):
         signal = signal.deepcopy()
         signal.compute(show_progressbar=False)
     return signal

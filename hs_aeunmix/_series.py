@@ -27,7 +27,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from hs_aeunmix import _cli
+from hs_aeunmix import _jobs
 from hs_aeunmix._files import ensure_writable_folder
 
 _logger = logging.getLogger(__name__)
@@ -66,7 +66,7 @@ class ScanReport:
 
 def unmix_scan(
     model_bytes: bytes,
-    job: _cli.Job,
+    job: _jobs.Job,
     *,
     lazy: bool,
     overwrite: bool,
@@ -92,27 +92,27 @@ def unmix_scan(
     try:
         with progressbars_shown(show_progressbar):
             model = load_model(model_bytes, device=device)
-            signal = _cli._load_single_signal(job.source, lazy=lazy)
+            signal = _jobs.load_single_signal(job.source, lazy=lazy)
             start = time.perf_counter()
             signal.decomposition(algorithm="ae", model=model, print_info=False)
             seconds = time.perf_counter() - start
-            written = _cli._write_results(signal, job, overwrite=overwrite)
-            summary = _cli._describe(signal, job.stem)
+            written = _jobs.write_results(signal, job, overwrite=overwrite)
+            summary = _jobs.describe_signal(signal, job.stem)
     except Exception as error:  # reported, never raised: the series goes on
-        message = _cli._one_line(error)
+        message = _jobs.one_line(error)
         if str(job.source) not in message:
             message = f"{job.source}: {message}"
         if lazy and isinstance(error, NotImplementedError):
             message += " (load the scan whole: without lazy / --lazy)"
         return ScanReport(job.source, (), 0.0, message, failed=True)
     finally:
-        _cli._close(signal)
+        _jobs.close_signal(signal)
     return ScanReport(job.source, tuple(written), seconds, summary)
 
 
 def unmix_series(
     model_bytes: bytes,
-    jobs: Sequence[_cli.Job],
+    jobs: Sequence[_jobs.Job],
     *,
     lazy: bool,
     overwrite: bool,
@@ -167,7 +167,7 @@ def unmix_series(
         yield report
 
 
-def _skipped_report(job: _cli.Job) -> ScanReport:
+def _skipped_report(job: _jobs.Job) -> ScanReport:
     return ScanReport(
         job.source,
         (),
@@ -177,7 +177,7 @@ def _skipped_report(job: _cli.Job) -> ScanReport:
     )
 
 
-def _lost_report(job: _cli.Job, error: Exception) -> ScanReport:
+def _lost_report(job: _jobs.Job, error: Exception) -> ScanReport:
     """The report of a scan whose task the cluster gave up."""
     if type(error).__name__ == "KilledWorker":
         # The scheduler has already run it again on other workers (its
@@ -189,7 +189,7 @@ def _lost_report(job: _cli.Job, error: Exception) -> ScanReport:
             "written for it. Unmix it again alone, or on workers with more memory"
         )
     else:
-        message = f"{job.source}: its dask task failed: {_cli._one_line(error)}"
+        message = f"{job.source}: its dask task failed: {_jobs.one_line(error)}"
     return ScanReport(job.source, (), 0.0, message, failed=True)
 
 
@@ -310,7 +310,7 @@ def apply_series(
     folder = Path(output)
     model_inputs = _files_read(model)
     try:
-        jobs = _cli.plan_jobs(
+        jobs = _jobs.plan_jobs(
             sources,
             folder,
             with_model=False,
@@ -318,7 +318,7 @@ def apply_series(
             overwrite=overwrite,
             skip_existing=skip_existing,
         )
-    except _cli.Refusal as refusal:
+    except _jobs.Refusal as refusal:
         raise ValueError(str(refusal)) from None
     ensure_writable_folder(folder)
     data = model_file_bytes(model)

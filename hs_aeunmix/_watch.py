@@ -4,7 +4,7 @@ On a microscope PC the acquisition software writes scan after scan into one
 folder. :func:`watch_folder` looks at that folder every ``interval`` seconds
 and unmixes each new scan with a trained model, exactly as ``hs-aeunmix
 apply MODEL SCAN -o OUTPUT`` does (:func:`hs_aeunmix._series.unmix_scan`
-with the jobs of :func:`hs_aeunmix._cli.plan_jobs`): same files, same
+with the jobs of :func:`hs_aeunmix._jobs.plan_jobs`): same files, same
 names, same atomic writes.
 
 Training on the first scans (``series=N``)
@@ -52,7 +52,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hs_aeunmix import _cli, _joint, _series
+from hs_aeunmix import _jobs, _joint, _series
 from hs_aeunmix._files import ensure_writable_folder
 from hs_aeunmix._watch_files import (
     _Folder,
@@ -512,7 +512,7 @@ class _Collected:
     """A finished scan that waits, loaded, for the series to be trained on."""
 
     signature: _Signature
-    job: _cli.Job
+    job: _jobs.Job
     overwrite: bool
     signal: object
     units: str | None
@@ -574,7 +574,7 @@ class _Watcher:
                 if held.signature == signature:
                     continue  # waits for the series
                 self._drop(path)  # changed: to settle again
-            if any(_cli._same_file(path, other) for other in self.protected):
+            if any(_jobs.same_file(path, other) for other in self.protected):
                 continue  # the model itself, a results file in the folder
             if self.folder.settled(path, signature, now):
                 ready.append((path, signature))
@@ -637,7 +637,7 @@ class _Watcher:
             seconds=report.seconds,
         )
 
-    def _plan(self, path: Path, signature: _Signature) -> tuple[_cli.Job, bool] | None:
+    def _plan(self, path: Path, signature: _Signature) -> tuple[_jobs.Job, bool] | None:
         """The job of a file and whether it may overwrite; None if recorded instead.
 
         A file whose outputs would replace an input or another file's
@@ -651,7 +651,7 @@ class _Watcher:
         own = entry is not None and entry.get("outcome") == DONE
         overwrite = self.overwrite or own
         try:
-            [job] = _cli.plan_jobs(
+            [job] = _jobs.plan_jobs(
                 [path],
                 self.output,
                 with_model=False,
@@ -659,7 +659,7 @@ class _Watcher:
                 overwrite=True,  # existing results are judged below
             )
             self._check_owner(job, path)
-        except _cli.Refusal as refusal:
+        except _jobs.Refusal as refusal:
             self._record(path, signature, FAILED, f"{path}: {refusal}")
             return None
         existing = [output for output in job.outputs if output.exists()]
@@ -676,7 +676,7 @@ class _Watcher:
             return None
         return job, overwrite
 
-    def _check_owner(self, job: _cli.Job, path: Path) -> None:
+    def _check_owner(self, job: _jobs.Job, path: Path) -> None:
         """Refuse results that another file of the same name wrote (or will)."""
         key = _key(path)
         stem = job.stem.casefold()
@@ -686,13 +686,13 @@ class _Watcher:
                 and entry.get("outcome") == DONE
                 and str(entry.get("stem", "")).casefold() == stem
             ):
-                raise _cli.Refusal(
+                raise _jobs.Refusal(
                     f"{other} already wrote {job.results.name} in {self.output}: "
                     "results are named after their input's file name; rename one"
                 )
         for other, held in self.collected.items():
             if other != path and held.job.stem.casefold() == stem:
-                raise _cli.Refusal(
+                raise _jobs.Refusal(
                     f"{other}, of the series, will write {job.results.name} in "
                     f"{self.output}: results are named after their input's file "
                     "name; rename one"
@@ -700,7 +700,7 @@ class _Watcher:
 
     # --------------------------------------------------------------- series
     def _collect(
-        self, path: Path, signature: _Signature, job: _cli.Job, overwrite: bool
+        self, path: Path, signature: _Signature, job: _jobs.Job, overwrite: bool
     ) -> None:
         """Load a finished file for the series; train once it has them all.
 
@@ -713,7 +713,7 @@ class _Watcher:
 
         signal = None
         try:
-            signal = _cli._load_single_signal(path, lazy=self.lazy)
+            signal = _jobs.load_single_signal(path, lazy=self.lazy)
             check_signal(signal, reapplying=False)
             units = SignalCalibration.from_signal(signal).units
             for other, held in self.collected.items():
@@ -725,14 +725,14 @@ class _Watcher:
                     )
                 break
         except Exception as error:  # reported and recorded: the series waits
-            _cli._close(signal)
-            message = _cli._one_line(error)
+            _jobs.close_signal(signal)
+            message = _jobs.one_line(error)
             if str(path) not in message:
                 message = f"{path}: {message}"
             self._record(path, signature, FAILED, message)
             return
         except BaseException:
-            _cli._close(signal)
+            _jobs.close_signal(signal)
             raise
         self.collected[path] = _Collected(signature, job, overwrite, signal, units)
         if len(self.collected) >= self.series.n_files:
@@ -742,7 +742,7 @@ class _Watcher:
         """Forget a file the series waited with (it changed or went away)."""
         held = self.collected.pop(path, None)
         if held is not None:
-            _cli._close(held.signal)
+            _jobs.close_signal(held.signal)
 
     def close(self) -> None:
         """Release the files the series waited with; count those still missing."""
@@ -791,17 +791,17 @@ class _Watcher:
                 names = ", ".join(path.name for path, _ in items)
                 raise RuntimeError(
                     f"training the series' model on {names} failed: "
-                    f"{_cli._one_line(error)}"
+                    f"{_jobs.one_line(error)}"
                 ) from error
             history = getattr(fit.model, "history_", None)
             if getattr(history, "interrupted", False):
                 raise KeyboardInterrupt
             seconds = time.perf_counter() - start
             written = [
-                _cli._write_results(scan.signal, held.job, overwrite=held.overwrite)
+                _jobs.write_results(scan.signal, held.job, overwrite=held.overwrite)
                 for scan, (_, held) in zip(fit.scans, items, strict=True)
             ]
-            _cli._write(plan.model, self.overwrite, fit.model.save)
+            _jobs.write_file(plan.model, self.overwrite, fit.model.save)
             self.model_bytes = plan.model.read_bytes()
         except BaseException:  # Ctrl-C too: no series half written
             _remove_written(before)
@@ -822,7 +822,7 @@ class _Watcher:
                 path,
                 held.signature,
                 DONE,
-                _cli._describe(scan.signal, held.job.stem),
+                _jobs.describe_signal(scan.signal, held.job.stem),
                 written=files,
                 seconds=seconds,
                 series=True,

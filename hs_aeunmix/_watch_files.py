@@ -28,7 +28,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from hs_aeunmix import _cli
+from hs_aeunmix import _jobs
 
 _logger = logging.getLogger(__name__)
 
@@ -223,7 +223,7 @@ def _signature(path: Path) -> _Signature | None:
 
 
 def _same_folder(first: Path, second: Path) -> bool:
-    if _cli._same_file(first, second):
+    if _jobs.same_file(first, second):
         return True
     return first.resolve() == second.resolve()
 

@@ -24,7 +24,7 @@ from conftest import (
 
 import hs_aeunmix
 import hs_aeunmix_cli as front
-from hs_aeunmix import AEUnmix, _cli, _files, load_model
+from hs_aeunmix import AEUnmix, _cli, _files, _jobs, load_model
 from hs_aeunmix_cli import main
 
 SCRIPT = Path(sys.executable).parent / "hs-aeunmix"
@@ -82,7 +82,7 @@ def no_work(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("work started although the command was refused")
 
-    monkeypatch.setattr(_cli, "_load_single_signal", refuse)
+    monkeypatch.setattr(_jobs, "load_single_signal", refuse)
     monkeypatch.setattr(_cli, "run_demo", refuse)
     import hs_aeunmix._estimator
 
@@ -775,7 +775,7 @@ def test_ctrl_c_outside_training_stops_cleanly(tmp_path, capfd, monkeypatch):
     def ctrl_c(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(_cli, "_load_single_signal", ctrl_c)
+    monkeypatch.setattr(_jobs, "load_single_signal", ctrl_c)
     output = tmp_path / "out"
     assert main(["train", str(source), "-n", "3", "-o", str(output)]) == 130
     _assert_one_error_line(capfd.readouterr(), "interrupted")

@@ -13,7 +13,7 @@ import pytest
 from conftest import make_mixture, to_signal, train_through_hyperspy
 
 import hs_aeunmix
-from hs_aeunmix import _cli, _series
+from hs_aeunmix import _jobs, _series
 from hs_aeunmix_cli import main
 
 N_SCANS = 4
@@ -178,7 +178,7 @@ def test_a_full_disk_fails_one_scan_and_the_series_goes_on(
     else:
         # The disk fills up while the first scan's files are written, after
         # its figures (the table comes later); freed for the second.
-        real_table = _cli._write_endmember_table
+        real_table = _jobs.write_endmember_table
         tables = []
 
         def full_disk(descriptions, path):
@@ -188,7 +188,7 @@ def test_a_full_disk_fails_one_scan_and_the_series_goes_on(
                 raise OSError(errno.ENOSPC, "No space left on device", str(path))
             real_table(descriptions, path)
 
-        monkeypatch.setattr(_cli, "_write_endmember_table", full_disk)
+        monkeypatch.setattr(_jobs, "write_endmember_table", full_disk)
     reports = hs_aeunmix.apply_series(
         model_file, scans[:2], tmp_path, lazy=True, show_progressbar=False
     )
@@ -250,14 +250,14 @@ def test_a_retried_scan_is_not_blocked_by_its_first_attempt(
     # written the results file, and the rerun failed on it ("already
     # exists", without overwrite).
     _, model_file, scans = series
-    [job] = _cli.plan_jobs([scans[0]], tmp_path, with_model=False)
+    [job] = _jobs.plan_jobs([scans[0]], tmp_path, with_model=False)
     data = model_file.read_bytes()
 
     def dies(descriptions, path):
         raise _WorkerDied
 
     with monkeypatch.context() as patch:
-        patch.setattr(_cli, "_write_endmember_table", dies)
+        patch.setattr(_jobs, "write_endmember_table", dies)
         with pytest.raises(_WorkerDied):
             _series.unmix_scan(data, job, lazy=False, overwrite=False)
     assert _names(tmp_path) == []

@@ -22,7 +22,7 @@ from conftest import (
 )
 
 import hs_aeunmix_cli as front
-from hs_aeunmix import _cli, _joint, _watch, _watch_files, _watch_ledger, load_model
+from hs_aeunmix import _jobs, _joint, _watch, _watch_files, _watch_ledger, load_model
 from hs_aeunmix._watch import watch_folder
 from hs_aeunmix._watch_ledger import LEDGER_NAME
 from hs_aeunmix_cli import main
@@ -404,7 +404,7 @@ def test_ctrl_c_while_writing_leaves_no_partial_results(
     def ctrl_c(*args, **kwargs):
         raise KeyboardInterrupt  # after the results file and the figures
 
-    monkeypatch.setattr(_cli, "_write_endmember_table", ctrl_c)
+    monkeypatch.setattr(_jobs, "write_endmember_table", ctrl_c)
     summary = watch_folder(folder, model_file, output, once=True, **QUICK)
     assert summary.interrupted
     assert summary.done == []

@@ -297,6 +297,16 @@ def test_import_hs_aeunmix_does_not_import_exspy():
     assert _run(code) == "False"
 
 
+def test_series_and_watched_folder_do_not_depend_on_the_command_line():
+    """The public apply_series and the watcher share the run's jobs (_jobs),
+    not the command line's private helpers."""
+    code = (
+        "import sys, hs_aeunmix._series, hs_aeunmix._watch; "
+        "print('hs_aeunmix._cli' in sys.modules, 'hs_aeunmix_cli' in sys.modules)"
+    )
+    assert _run(code) == "False False"
+
+
 def test_import_hs_aeunmix_imports_neither_torch_nor_sklearn():
     # The done-when of the light import: `python -X importtime -c "import
     # hs_aeunmix"` lists neither; the "ae" route and the public names still
