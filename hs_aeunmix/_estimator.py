@@ -39,7 +39,7 @@ from hs_aeunmix._fitting import (
     resolve_loss,
 )
 from hs_aeunmix._initialisation import INITIALISATIONS
-from hs_aeunmix._losses import LOSSES
+from hs_aeunmix._losses import LOSS_SPECS, LOSSES
 from hs_aeunmix._networks import (
     ABUNDANCE_CONSTRAINTS,
     ACTIVATIONS,
@@ -615,7 +615,7 @@ class AEUnmix(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         baseline_terms = resolve_terms(
             self.baseline, None if calibration is None else calibration.units
         )
-        if baseline_terms and resolve_loss(self.loss) == "poisson":
+        if baseline_terms and LOSS_SPECS[resolve_loss(self.loss)].rates:
             raise ValueError(
                 "The background of baseline= is fitted by least squares, which "
                 "the Poisson loss contradicts; use loss='mse' or baseline=None."
@@ -914,7 +914,7 @@ class AEUnmix(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
             fixed = torch.zeros(n_components, dtype=torch.bool, device="cpu")
             fixed[:n_fixed] = True
         if scale_rule is None:
-            scale_rule = "poisson" if self.loss == "poisson" else "least_squares"
+            scale_rule = LOSS_SPECS[resolve_loss(self.loss)].scale_rule
         return build_autoencoder(
             self._network_options(),
             endmembers=torch.from_numpy(np.asarray(endmembers, dtype=np.float32)),

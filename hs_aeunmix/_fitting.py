@@ -43,7 +43,12 @@ from hs_aeunmix._initialisation import (
     candidate_starts,
     with_fixed,
 )
-from hs_aeunmix._losses import endmember_penalty, get_loss, get_pixel_loss
+from hs_aeunmix._losses import (
+    LOSS_SPECS,
+    endmember_penalty,
+    get_loss,
+    get_pixel_loss,
+)
 from hs_aeunmix._networks import UnmixingAutoencoder
 from hs_aeunmix._screening import Screening, screen
 from hs_aeunmix._selection import CANDIDATE_EPOCHS, Candidate, choose, stability
@@ -409,7 +414,7 @@ def loss_floor(prepared: Prepared, n_components: int, loss: str, seed: int) -> f
         get_loss(loss, sad_weight=0.0)(
             torch.from_numpy(
                 np.clip(approximation, 1e-12, None)
-                if loss == "poisson"
+                if LOSS_SPECS[loss].rates
                 else approximation
             ),
             torch.from_numpy(spectra),
@@ -603,7 +608,7 @@ def fit_state(
                 prepared.train.shape[1],
                 n_components,
                 endmembers=initial.endmembers.astype(np.float32),
-                scale_rule="poisson" if loss == "poisson" else "least_squares",
+                scale_rule=LOSS_SPECS[loss].scale_rule,
                 n_fixed=0 if fixed is None else len(fixed),
                 **inputs,
             )

@@ -12,11 +12,10 @@ to one).
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 from torch.nn import functional
-
-LOSSES = ("mse", "sad", "mse_sad", "poisson")
 
 LossFunction = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 Penalty = Callable[[torch.Tensor], torch.Tensor]
@@ -71,23 +70,57 @@ def pixel_poisson_deviance(
     ).mean(dim=-1)
 
 
+@dataclass(frozen=True)
+class LossSpec:
+    """What a reconstruction loss needs from the rest of the pipeline.
+
+    Attributes
+    ----------
+    pixel_loss : callable
+        ``pixel_loss(sad_weight)``: the loss of each pixel, (n_pixels,).
+    rates : bool
+        The reconstruction is a rate that must be positive (a likelihood of
+        counts): a reconstruction is clipped above zero before the loss, a
+        per-pixel intensity is the maximum-likelihood one instead of the
+        least-squares one, and a background fitted by least squares
+        (``baseline=``) contradicts it.
+    """
+
+    pixel_loss: Callable[[float], LossFunction]
+    rates: bool = False
+
+    @property
+    def scale_rule(self) -> str:
+        """How a per-pixel intensity is fitted (:mod:`hs_aeunmix._networks`)."""
+        return "poisson" if self.rates else "least_squares"
+
+
+def _squared_error_with_angle(sad_weight: float) -> LossFunction:
+    return lambda reconstruction, target: (
+        pixel_squared_error(reconstruction, target)
+        + sad_weight * pixel_spectral_angle(reconstruction, target)
+    )
+
+
+#: Every reconstruction loss by name. ``loss``'s allowed values and the
+#: model file's schema are derived from this table: a new loss is one entry.
+LOSS_SPECS: dict[str, LossSpec] = {
+    "mse": LossSpec(lambda sad_weight: pixel_squared_error),
+    "sad": LossSpec(lambda sad_weight: pixel_spectral_angle),
+    "mse_sad": LossSpec(_squared_error_with_angle),
+    "poisson": LossSpec(lambda sad_weight: pixel_poisson_deviance, rates=True),
+}
+LOSSES = tuple(LOSS_SPECS)
+
+
 def get_pixel_loss(name: str, *, sad_weight: float) -> LossFunction:
     """The loss called ``name`` (one of :data:`LOSSES`) of each pixel, (n_pixels,).
 
     ``"mse_sad"`` is ``mse + sad_weight * sad``.
     """
-    if name == "mse":
-        return pixel_squared_error
-    if name == "sad":
-        return pixel_spectral_angle
-    if name == "mse_sad":
-        return lambda reconstruction, target: (
-            pixel_squared_error(reconstruction, target)
-            + sad_weight * pixel_spectral_angle(reconstruction, target)
-        )
-    if name == "poisson":
-        return pixel_poisson_deviance
-    raise ValueError(f"loss must be one of {LOSSES}")
+    if name not in LOSS_SPECS:
+        raise ValueError(f"loss must be one of {LOSSES}")
+    return LOSS_SPECS[name].pixel_loss(sad_weight)
 
 
 def get_loss(name: str, *, sad_weight: float) -> LossFunction:

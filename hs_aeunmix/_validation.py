@@ -41,9 +41,11 @@ def warn_if_negative(X: np.ndarray, loss: str) -> None:
     n_negative = int((X < 0).sum())
     if n_negative == 0:
         return
-    if loss == "poisson":
+    from hs_aeunmix._losses import LOSS_SPECS
+
+    if loss in LOSS_SPECS and LOSS_SPECS[loss].rates:
         raise ValueError(
-            f"loss='poisson' needs counts, but the data contain {n_negative} "
+            f"loss={loss!r} needs counts, but the data contain {n_negative} "
             f"negative values (minimum {X.min():.4g}). Use loss='mse' for data "
             "that were background-subtracted or dark-corrected."
         )

@@ -195,3 +195,24 @@ def test_spectral_angle_is_per_spectrum_scale_free_and_finite_everywhere():
         value.backward()
         assert torch.isfinite(value)
         assert torch.isfinite(spectra.grad).all()
+
+
+def test_every_loss_of_the_table_is_an_option_and_in_the_model_schema():
+    from hs_aeunmix import AEUnmix, _persistence
+    from hs_aeunmix._losses import LOSS_SPECS, LOSSES
+
+    assert tuple(LOSS_SPECS) == LOSSES
+    allowed = AEUnmix._parameter_constraints["loss"][0]
+    assert allowed.options == {"auto", *LOSSES}
+    assert "poisson" in LOSSES
+    fitted = _persistence.HEADER_SCHEMA["properties"]["fitted"]["properties"]
+    assert fitted["loss"]["enum"] == list(LOSSES)
+
+
+@pytest.mark.parametrize("name", ["mse", "sad", "mse_sad", "poisson"])
+def test_only_a_likelihood_of_counts_asks_for_positive_rates(name):
+    from hs_aeunmix._losses import LOSS_SPECS
+
+    rates = name == "poisson"
+    assert LOSS_SPECS[name].rates is rates
+    assert LOSS_SPECS[name].scale_rule == ("poisson" if rates else "least_squares")
