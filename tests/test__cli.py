@@ -15,7 +15,7 @@ from pathlib import Path
 import hyperspy.api as hs
 import numpy as np
 import pytest
-from conftest import (
+from _helpers import (
     last_line_of_python,
     make_mixture,
     to_signal,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import FAST, make_mixture
+from _helpers import FAST, make_mixture
 from sklearn.utils.estimator_checks import check_estimator
 
 from hs_aeunmix import AEUnmix

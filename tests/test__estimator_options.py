@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pytest
 import torch
-from conftest import make_mixture
+from _helpers import make_mixture
 
 from hs_aeunmix import AEUnmix, _training
 

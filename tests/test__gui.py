@@ -11,7 +11,7 @@ from types import SimpleNamespace
 
 import pytest
 import traits.api as t
-from conftest import make_mixture, to_signal
+from _helpers import make_mixture, to_signal
 from hyperspy.extensions import ALL_EXTENSIONS
 from hyperspy.ui_registry import UI_REGISTRY
 

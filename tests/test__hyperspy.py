@@ -11,7 +11,7 @@ import exspy
 import hyperspy.api as hs
 import numpy as np
 import pytest
-from conftest import FAST, make_mixture, to_signal, train_through_hyperspy
+from _helpers import FAST, make_mixture, to_signal, train_through_hyperspy
 
 import hs_aeunmix
 from hs_aeunmix import decompose, shift_map

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import make_mixture
+from _helpers import make_mixture
 
 from hs_aeunmix import _initialisation as initialisation
 from hs_aeunmix.metrics import mean_spectral_angle

@@ -7,7 +7,7 @@ import warnings
 
 import numpy as np
 import pytest
-from conftest import make_mixture
+from _helpers import make_mixture
 from scipy.optimize import brentq
 
 from hs_aeunmix import AEUnmix, _intensity

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import FAST
+from _helpers import FAST
 
 import hs_aeunmix
 from hs_aeunmix import _joint, datasets, metrics

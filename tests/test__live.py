@@ -9,7 +9,7 @@ import warnings
 
 import numpy as np
 import pytest
-from conftest import FAST, make_mixture, to_signal
+from _helpers import FAST, make_mixture, to_signal
 
 import hs_aeunmix
 from hs_aeunmix import AEUnmix, LiveUnmixer, ModelMismatchWarning, _live, replay_scan

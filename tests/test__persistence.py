@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import safetensors.torch
 import torch
-from conftest import (
+from _helpers import (
     FAST,
     last_line_of_python,
     make_mixture,
@@ -465,7 +465,7 @@ def _refused(path, match=None) -> str:
 @pytest.fixture(scope="module")
 def calibrated_file(tmp_path_factory, small_mixture):
     """A model trained through HyperSpy: its header has an axis calibration."""
-    from conftest import to_signal, train_through_hyperspy
+    from _helpers import to_signal, train_through_hyperspy
 
     model = train_through_hyperspy(to_signal(small_mixture), **FAST)
     return model.save(tmp_path_factory.mktemp("calibrated") / "calibrated.aeunmix")

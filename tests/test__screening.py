@@ -6,7 +6,7 @@ import warnings
 
 import numpy as np
 import pytest
-from conftest import make_mixture
+from _helpers import make_mixture
 
 from hs_aeunmix import AEUnmix, _screening, datasets, metrics
 from hs_aeunmix._screening import SPIKE_THRESHOLD, is_count_data, screen

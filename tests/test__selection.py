@@ -8,7 +8,7 @@ import warnings
 import numpy as np
 import pytest
 import torch
-from conftest import make_mixture
+from _helpers import make_mixture
 
 from hs_aeunmix import AEUnmix, ModelMismatchWarning, _estimator, _fitting
 from hs_aeunmix._adapters import RESIDUAL_WARNING_FACTOR, warn_if_explained_worse

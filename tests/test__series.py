@@ -10,7 +10,7 @@ from pathlib import Path
 import hyperspy.api as hs
 import numpy as np
 import pytest
-from conftest import make_mixture, to_signal, train_through_hyperspy
+from _helpers import make_mixture, to_signal, train_through_hyperspy
 
 import hs_aeunmix
 from hs_aeunmix import _jobs, _series

@@ -7,7 +7,7 @@ import warnings
 import numpy as np
 import pytest
 import torch
-from conftest import train_through_hyperspy
+from _helpers import train_through_hyperspy
 
 from hs_aeunmix import AEUnmix, datasets, load_model, metrics
 from hs_aeunmix._spatial import (

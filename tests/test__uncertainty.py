@@ -6,7 +6,7 @@ import warnings
 
 import numpy as np
 import pytest
-from conftest import FAST, make_mixture, to_signal
+from _helpers import FAST, make_mixture, to_signal
 
 from hs_aeunmix import AEUnmix, get_uncertainty, load_model, metrics
 from hs_aeunmix._uncertainty import (

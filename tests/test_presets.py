@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import make_mixture, to_signal
+from _helpers import make_mixture, to_signal
 
 from hs_aeunmix import AEUnmix, metrics
 from hs_aeunmix.presets import PRESETS, preset_options
