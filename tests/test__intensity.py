@@ -82,7 +82,13 @@ def test_sum_to_one_measures_the_intensity_not_the_proportions(intensity):
 
 
 def test_sum_to_one_reaches_the_fixed_point_of_a_scale_dependent_encoder():
-    encode = _proportional_encoder(offset=0.3)
+    calls = []
+    scale_dependent = _proportional_encoder(offset=0.3)
+
+    def encode(spectra):
+        calls.append(None)
+        return scale_dependent(spectra)
+
     spectra = _scan(5.0, 0.2)
     totals = spectra.sum(axis=1)
 
@@ -96,6 +102,26 @@ def test_sum_to_one_reaches_the_fixed_point_of_a_scale_dependent_encoder():
     assert measured == pytest.approx(expected, rel=1e-4)
     # Not the first guess: the search moved.
     assert abs(measured - totals.mean() / (0.5 * TOTALS.sum())) > 0.1
+    # Secant steps, not the linearly converging fixed-point iteration.
+    calls.clear()
+    _intensity.measure_intensity(
+        spectra, encode, TOTALS, 0.5 * TOTALS.sum(), sum_to_one=True
+    )
+    assert len(calls) <= 6
+
+
+@pytest.mark.parametrize("sum_to_one", [False, True])
+def test_totals_below_one_are_measured(sum_to_one):
+    """Scaled spectra and training totals are of order one, often below it."""
+    spectra, trained_total = _scan(0.02, 0.5), 0.5
+    assert spectra.sum(axis=1).mean() < 1
+    measured = _intensity.measure_intensity(
+        spectra, _proportional_encoder(), TOTALS, trained_total, sum_to_one=sum_to_one
+    )
+    # Without sum-to-one, the mean total over the training total; with it,
+    # the fixed point, which is the scan's intensity.
+    expected = spectra.sum(axis=1).mean() / trained_total if not sum_to_one else 0.02
+    assert measured == pytest.approx(expected, rel=1e-6)
 
 
 @pytest.mark.parametrize(
@@ -116,8 +142,13 @@ def test_no_positive_intensity_measures_one(spectra, trained_total):
 
 @pytest.mark.parametrize("ratio", [0.94, 1.06, 2.0])
 def test_a_ratio_beyond_five_percent_warns(ratio):
-    with pytest.warns(UserWarning, match=f"{ratio:.4g} times as intense"):
+    with pytest.warns(UserWarning, match="times as intense") as record:
         _intensity.report_intensity_ratio(ratio)
+    assert str(record[0].message) == (
+        f"This scan is {ratio:.4g} times as intense as the scan the model was "
+        "trained on (beam current, dwell time or gain); it is unmixed divided by "
+        "that factor and its endmembers are the model's times that factor."
+    )
 
 
 @pytest.mark.parametrize("ratio", [0.96, 1.0, 1.04])
@@ -173,9 +204,10 @@ def test_a_scan_at_another_dose_measures_the_dose(model, mixture, dose):
     )
 
 
-def test_a_per_pixel_intensity_measures_its_mean(scaled_model, mixture):
-    ratio = scaled_model.intensity_ratio(2.0 * mixture.spectra)
-    assert ratio == pytest.approx(2.0, rel=0.05)
+@pytest.mark.parametrize("dose", [0.4, 2.0])
+def test_a_per_pixel_intensity_measures_its_mean(scaled_model, mixture, dose):
+    ratio = scaled_model.intensity_ratio(dose * mixture.spectra)
+    assert ratio == pytest.approx(dose, rel=0.05)
 
 
 def test_a_module_that_sees_no_intensity_measures_one(scaled_model):
