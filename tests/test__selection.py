@@ -377,3 +377,50 @@ def test_mismatch_warning_clause_by_clause(model, warns):
         warn_if_explained_worse(model, np.zeros((4, 8)))
     mismatches = [w for w in caught if w.category is ModelMismatchWarning]
     assert len(mismatches) == int(warns)
+
+
+def test_simplex_volume_is_the_log_det_of_the_unit_sum_gram_at_any_scale():
+    rng = np.random.default_rng(5)
+    endmembers = rng.random((3, 12)) + 0.05
+    normalised = endmembers / endmembers.sum(axis=1, keepdims=True)
+    expected = np.linalg.slogdet(normalised @ normalised.T * 12)[1]
+    # Row sums far below and above one: the normalisation is a division.
+    for scales in ([1e-4, 1e-3, 1e-2], [1.0, 1.0, 1.0], [1e3, 10.0, 1e4]):
+        scaled = endmembers * np.array(scales)[:, None]
+        assert simplex_volume(scaled) == pytest.approx(expected, abs=1e-6)
+
+
+def test_stability_angles_are_scale_free_and_matched():
+    from hs_aeunmix._selection import _angles
+
+    first = ENDMEMBERS * 1e-3  # norms below one
+    second = _rotated(0.2)[[2, 0, 1]] * 1e3  # another order, norms above one
+    np.testing.assert_allclose(_angles(first, second), [0.2, 0.0, 0.0], atol=1e-6)
+
+
+def _with_losses(losses):
+    history = TrainingHistory(train_loss=[1.0], validation_loss=[1.0], best_epoch=0)
+    network = _Network(ENDMEMBERS, PURE)
+    return Candidate(network, history, "vca", np.asarray(losses, dtype=float))
+
+
+@pytest.mark.parametrize(
+    ("differences", "is_tied"),
+    [
+        # Two pixels: standard error (ddof=1) 1, mean 1 <= 2 x 1.
+        ([0.0, 2.0], True),
+        # Mean 0.2, standard error 0.0894 (ddof=1, n=6): 2.24 errors away,
+        # not tied; mean 0.15 with the same spread: 1.68 errors, tied.
+        ([0.0, 0.4, 0.0, 0.4, 0.0, 0.4], False),
+        ([-0.05, 0.35, -0.05, 0.35, -0.05, 0.35], True),
+        # Mean 0.1859: 2.21 errors with ddof=1 (0.0841), but 1.98 with
+        # ddof=2 (0.0940): the sample standard deviation decides.
+        ([0.0, 0.4, 0.0, 0.4, 0.0, 0.3155], False),
+    ],
+)
+def test_tied_within_two_standard_errors_of_the_paired_differences(
+    differences, is_tied
+):
+    best = np.full(len(differences), 1.0)
+    candidates = [_with_losses(best), _with_losses(best + np.array(differences))]
+    assert tied(candidates).tolist() == [True, is_tied]
