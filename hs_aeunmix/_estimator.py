@@ -17,7 +17,6 @@ from sklearn.base import (
 )
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
-from torch.overrides import TorchFunctionMode
 
 from hs_aeunmix import _intensity, _persistence
 from hs_aeunmix._axes import SignalCalibration
@@ -45,8 +44,12 @@ from hs_aeunmix._networks import (
     ACTIVATIONS,
     ENCODERS,
     NetworkOptions,
-    UnmixingAutoencoder,
-    build_autoencoder,
+)
+from hs_aeunmix._plan import (
+    FitPlan,
+    NetworkPlan,
+    TrainingPlan,
+    network_from_state,
 )
 from hs_aeunmix._screening import der_snr_noise
 from hs_aeunmix._selection import UNSTABLE_SPREAD, StabilityReport
@@ -98,18 +101,6 @@ def resolve_device(device: str | torch.device) -> torch.device:
             "device='auto' to fall back to the CPU."
         )
     return resolved
-
-
-class _SkipRandomInitialisation(TorchFunctionMode):
-    """Random initialisation of meta tensors is skipped (``_module_from_state``)."""
-
-    def __torch_function__(self, func, types, args=(), kwargs=None):
-        if func in _RANDOM_INITIALISATIONS and args and args[0].is_meta:
-            return args[0]
-        return func(*args, **(kwargs or {}))
-
-
-_RANDOM_INITIALISATIONS = (torch.Tensor.normal_, torch.Tensor.uniform_)
 
 
 class AEUnmix(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
@@ -310,6 +301,9 @@ class AEUnmix(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         The loss trained on (``loss`` resolved when ``"auto"``).
     intensity_spread_ : float
         Relative spread (sd / mean) of the training pixels' intensities.
+    pixel_scale_ : bool
+        Whether the network has a per-pixel intensity (what
+        ``pixel_scale="auto"`` chose).
     stability_ : StabilityReport or None
         Per endmember: the largest angle to the matching endmember of the
         other starts that fit as well (``spread``), the number of training
@@ -626,13 +620,11 @@ class AEUnmix(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         with _TRAINING_LOCK, torch.random.fork_rng(devices=devices):
             torch.manual_seed(seed)
             state, n_trained = fit_state(
-                self,
                 X,
-                self._build_module,
+                self._fit_plan(n_components),
                 device=device,
                 seed=seed,
                 previous=previous,
-                rebuild=self._module_from_state,
                 fixed=fixed,
                 geometry=geometry,
                 signal_calibration=calibration,
@@ -773,7 +765,7 @@ class AEUnmix(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         The network is built from the current hyperparameters and receives
         the state's weights, so the two always agree.
         """
-        module = self._module_from_state(state)
+        module = network_from_state(self._network_plan(), state)
         self.device_ = resolve_device(device)
         self.module_ = module.to(self.device_).eval()
         self.n_features_in_ = state.n_channels
@@ -781,6 +773,7 @@ class AEUnmix(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         self.components_ = self._endmembers_in_data_units()
         self.init_ = state.init
         self.loss_ = state.loss
+        self.pixel_scale_ = bool(module.has_pixel_scale)
         self.intensity_spread_ = float(state.intensity_spread)
         self.intensity_reference_ = float(state.intensity_reference)
         self.history_ = state.history
@@ -800,149 +793,50 @@ class AEUnmix(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         )
         return self
 
-    def _module_from_state(self, state: FittedState) -> UnmixingAutoencoder:
-        """A network built from the hyperparameters, holding ``state``'s weights.
-
-        The network is laid out on torch's meta device (no memory, no use of
-        the global random generator) and receives copies of the weights.
-        """
-        weights = state.module_state
-        projection = weights.get("input_projection")
-        if (projection is not None) != (
-            self.encoder == "dense" and self.input_components is not None
-        ) or (
-            self.pixel_scale != "auto"
-            and ("pixel_total" in weights) != bool(self.pixel_scale)
-        ):
-            raise ValueError(
-                "the weights do not match the options: pixel_scale and "
-                "input_components describe another input stage"
-            )
-        # Checked before anything is built: a crafted file listing thousands
-        # of hidden layers would otherwise build them all first.
-        hidden = {
-            name.split("hidden.")[1].split(".")[0]
-            for name in weights
-            if name.startswith(("encoder.hidden.", "encoder.reduction.hidden."))
-        }
-        if len(hidden) != len(self.hidden_layer_sizes):
-            raise ValueError(
-                f"the weights hold {len(hidden)} hidden layers, the options "
-                f"describe {len(self.hidden_layer_sizes)} (hidden_layer_sizes)"
-            )
-        fixed = weights.get("decoder.fixed_mask")
-        # Built on the "meta" device (nothing allocated: a crafted file
-        # declaring huge layers is refused for free); the random initial
-        # weights are skipped, since they are replaced below and drawing
-        # them on meta tensors imports torch._dynamo (80 MiB, a second).
-        with torch.device("meta"), _SkipRandomInitialisation():
-            module = self._build_module(
-                state.n_channels,
-                state.n_components,
-                pixel_total=1.0 if "pixel_total" in weights else None,
-                input_components=None if projection is None else projection.shape[1],
-                n_fixed=0 if fixed is None else int(fixed.sum()),
-                baseline_terms=state.baseline_terms,
-            )
-        expected = module.state_dict()
-        for name, tensor in state.module_state.items():
-            if name in expected and tensor.dtype != expected[name].dtype:
-                raise ValueError(
-                    f"the weights {name} are of type {tensor.dtype}, the network's "
-                    f"of type {expected[name].dtype}"
-                )
-        # Contiguous copies: a freshly trained state holds transposed views
-        # (decoder, input projection), a loaded one does not, and a matrix
-        # product's rounding depends on the layout. The same layout makes
-        # a saved and reloaded model encode exactly as the original.
-        weights = {
-            name: tensor.clone(memory_format=torch.contiguous_format)
-            for name, tensor in state.module_state.items()
-        }
-        try:
-            module.load_state_dict(weights, assign=True)
-        except RuntimeError as error:
-            detail = str(error).splitlines()[1:2]
-            raise ValueError(
-                "The fitted weights do not fit the network the current options "
-                "describe (changed n_components, encoder, abundance, "
-                "hidden_layer_sizes, kernel_sizes, n_filters, batch_norm or "
-                "spatial). Restore those options, or set warm_start=False to "
-                f"train a new network. {' '.join(detail).strip()}"
-            ) from error
-        return module
-
-    def _build_module(
-        self,
-        n_channels: int,
-        n_components: int,
-        *,
-        endmembers: np.ndarray | None = None,
-        input_mean=None,
-        input_scale=None,
-        input_projection=None,
-        pixel_total: float | None = None,
-        scale_rule: str | None = None,
-        n_fixed: int = 0,
-        baseline_basis: torch.Tensor | None = None,
-        baseline_terms: int = 0,
-        input_components: int | None = None,
-    ) -> UnmixingAutoencoder:
-        """The network the hyperparameters describe.
-
-        Without initial values (a network about to receive trained weights)
-        the endmembers are zeros, the input stage is neutral and placeholders
-        stand for the buffers the weights will fill: a projection on
-        ``input_components`` components,
-        ``n_fixed`` fixed endmembers, a background of ``baseline_terms``.
-        """
-        if endmembers is None:
-            endmembers = np.zeros((n_components, n_channels), dtype=np.float32)
-            if input_components is not None:
-                input_projection = torch.zeros((n_channels, input_components))
-            if baseline_terms:
-                baseline_basis = torch.zeros((n_channels, baseline_terms))
-        n_inputs = n_channels if input_projection is None else input_projection.shape[1]
-        if input_mean is None:
-            input_mean = torch.zeros(n_channels)
-        if input_scale is None:
-            input_scale = torch.ones(n_inputs)
-        fixed = None
-        if n_fixed:
-            # On the CPU even while a skeleton is laid out on the meta device:
-            # the decoder reads the mask when it is built.
-            fixed = torch.zeros(n_components, dtype=torch.bool, device="cpu")
-            fixed[:n_fixed] = True
-        if scale_rule is None:
-            scale_rule = LOSS_SPECS[resolve_loss(self.loss)].scale_rule
-        return build_autoencoder(
-            self._network_options(),
-            endmembers=torch.from_numpy(np.asarray(endmembers, dtype=np.float32)),
-            input_mean=input_mean,
-            input_scale=input_scale,
-            input_projection=input_projection,
-            pixel_total=pixel_total,
-            scale_rule=scale_rule,
-            fixed_endmembers=fixed,
-            baseline_basis=baseline_basis,
+    def _network_plan(self) -> NetworkPlan:
+        """The network the hyperparameters describe (see :mod:`hs_aeunmix._plan`)."""
+        return NetworkPlan(
+            options=NetworkOptions(
+                encoder=self.encoder,
+                abundance=self.abundance,
+                hidden_layer_sizes=tuple(self.hidden_layer_sizes),
+                activation=self.activation,
+                negative_slope=float(self.negative_slope),
+                batch_norm=bool(self.batch_norm),
+                dropout=float(self.dropout),
+                kernel_sizes=tuple(self.kernel_sizes),
+                n_filters=self.n_filters,
+                conv_dropout=float(self.conv_dropout),
+                input_noise=float(self.input_noise),
+                gaussian_dropout=float(self.gaussian_dropout),
+                spatial=bool(self.spatial),
+            ),
             max_shift=self.max_shift,
+            input_components=self.input_components,
+            pixel_scale=self.pixel_scale,
         )
 
-    def _network_options(self) -> NetworkOptions:
-        return NetworkOptions(
-            encoder=self.encoder,
-            abundance=self.abundance,
-            hidden_layer_sizes=tuple(self.hidden_layer_sizes),
-            activation=self.activation,
-            negative_slope=float(self.negative_slope),
-            batch_norm=bool(self.batch_norm),
-            dropout=float(self.dropout),
-            kernel_sizes=tuple(self.kernel_sizes),
-            n_filters=self.n_filters,
-            conv_dropout=float(self.conv_dropout),
-            input_noise=float(self.input_noise),
-            gaussian_dropout=float(self.gaussian_dropout),
-            spatial=bool(self.spatial),
+    def _fit_plan(self, n_components: int) -> FitPlan:
+        """What :func:`~hs_aeunmix._fitting.fit_state` is asked to do (validated)."""
+        return FitPlan(
+            n_components=n_components,
+            init=self.init,
+            loss=resolve_loss(self.loss),
+            validation_fraction=self.validation_fraction,
+            spatial_weight=self.spatial_weight,
+            network=self._network_plan(),
+            training=TrainingPlan(
+                batch_size=self.batch_size,
+                max_epochs=self.max_epochs,
+                learning_rate=self.learning_rate,
+                endmember_learning_rate=self.endmember_learning_rate,
+                patience=self.patience,
+                show_progressbar=self.show_progressbar,
+                sad_weight=self.sad_weight,
+                volume_weight=self.volume_weight,
+                l21_weight=self.endmember_l21_weight,
+                min_volume_weight=self.min_volume_weight,
+            ),
         )
 
     # ------------------------------------------------------------ transform

@@ -16,16 +16,15 @@
    and report how stable each endmember is across them.
 5. **Spatial layer** (``spatial=True``): fitted on the whole scan.
 
-The result is a :class:`~hs_aeunmix._state.FittedState`; nothing here sets
-attributes of the estimator.
+What to do comes as one :class:`~hs_aeunmix._plan.FitPlan` (values, not
+the estimator); the result is a :class:`~hs_aeunmix._state.FittedState`.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -50,6 +49,12 @@ from hs_aeunmix._losses import (
     get_pixel_loss,
 )
 from hs_aeunmix._networks import UnmixingAutoencoder
+from hs_aeunmix._plan import (
+    FitPlan,
+    TrainingPlan,
+    build_network,
+    network_from_state,
+)
 from hs_aeunmix._screening import Screening, screen
 from hs_aeunmix._selection import CANDIDATE_EPOCHS, Candidate, choose, stability
 from hs_aeunmix._spatial import PixelImage, fit_neighbourhood
@@ -67,9 +72,6 @@ from hs_aeunmix._vca import (
     nonnegative_least_squares,
 )
 
-if TYPE_CHECKING:
-    from hs_aeunmix._estimator import AEUnmix
-
 _logger = logging.getLogger(__name__)
 
 # Training sample: at most this many spectra (a uniform random sample).
@@ -84,8 +86,6 @@ INFERENCE_BATCH_SIZE = 8192
 BLOCK_ROWS = 2048
 # Pixels used for the principal components the dense encoder reads.
 _PROJECTION_SAMPLE = 20000
-
-Builder = Callable[..., UnmixingAutoencoder]
 
 
 @dataclass(frozen=True)
@@ -345,7 +345,7 @@ def scaled_loadings(module: UnmixingAutoencoder, device: torch.device):
 
 def train_network(
     module: UnmixingAutoencoder,
-    estimator: AEUnmix,
+    plan: TrainingPlan,
     prepared: Prepared,
     loss: str,
     device: torch.device,
@@ -358,16 +358,16 @@ def train_network(
 ) -> TrainingHistory:
     """Train one network on the prepared data (in place); returns its history.
 
-    ``max_epochs`` defaults to the estimator's; ``description`` labels the
+    ``max_epochs`` defaults to the plan's; ``description`` labels the
     progress bar.
     """
     module.to(device)
     objective = pixel_objective(
-        get_loss(loss, sad_weight=estimator.sad_weight),
+        get_loss(loss, sad_weight=plan.sad_weight),
         endmember_penalty(
-            volume_weight=estimator.volume_weight,
-            l21_weight=estimator.endmember_l21_weight,
-            min_volume_weight=estimator.min_volume_weight,
+            volume_weight=plan.volume_weight,
+            l21_weight=plan.l21_weight,
+            min_volume_weight=plan.min_volume_weight,
             loss_floor=loss_floor,
         ),
     )
@@ -381,16 +381,16 @@ def train_network(
         objective,
         minibatch_stream(
             torch.from_numpy(prepared.train).to(device),
-            estimator.batch_size,
+            plan.batch_size,
             generator,
         ),
         validation,
-        max_epochs=estimator.max_epochs if max_epochs is None else max_epochs,
-        learning_rate=estimator.learning_rate,
-        endmember_learning_rate=estimator.endmember_learning_rate,
-        patience=estimator.patience,
+        max_epochs=plan.max_epochs if max_epochs is None else max_epochs,
+        learning_rate=plan.learning_rate,
+        endmember_learning_rate=plan.endmember_learning_rate,
+        patience=plan.patience,
         starting_weights_compete=resume,
-        show_progressbar=estimator.show_progressbar,
+        show_progressbar=plan.show_progressbar,
         description=description,
     )
 
@@ -488,14 +488,12 @@ def resolve_loss(loss: str) -> str:
 
 
 def fit_state(
-    estimator: AEUnmix,
     X: np.ndarray,
-    build: Builder,
+    plan: FitPlan,
     *,
     device: torch.device,
     seed: int,
     previous: FittedState | None,
-    rebuild: Callable[[FittedState], UnmixingAutoencoder],
     fixed: np.ndarray | None,
     geometry,
     signal_calibration,
@@ -503,22 +501,21 @@ def fit_state(
     test_baseline: bool = False,
     overwrite_input: bool = False,
 ) -> tuple[FittedState, int]:
-    """Train on ``X`` (validated) as ``estimator`` says; the state and training size.
+    """Train on ``X`` (validated) as ``plan`` says; the state and training size.
 
-    ``build(n_channels, n_components, endmembers=..., **inputs)`` makes a
-    network from the hyperparameters; ``rebuild(state)`` one holding a
-    fitted state's weights (``warm_start``); ``fixed`` holds known
-    endmembers in the data's units (first rows of the model's);
+    ``previous``: a fitted state to train on from (``warm_start``);
+    ``fixed`` holds known endmembers in the data's units (first rows of the
+    model's);
     ``baseline_terms`` a background model's terms, kept only when the data
     hold a background if ``test_baseline`` (see :mod:`hs_aeunmix._baseline`);
     ``overwrite_input``: ``X`` may be overwritten (see :func:`prepare`).
     """
     rng = np.random.default_rng(seed)
-    n_components = estimator.n_components
+    n_components = plan.n_components
     prepared = prepare(
         X,
         rng,
-        estimator.validation_fraction,
+        plan.validation_fraction,
         scale=previous.data_scale if previous else None,
         # A spatial layer is fitted on the whole of X afterwards.
         in_place=overwrite_input and geometry is None,
@@ -534,10 +531,10 @@ def fit_state(
     if baseline_terms:
         basis = polynomial_basis(X.shape[1], baseline_terms)
     if previous:
-        module = rebuild(previous)
+        module = network_from_state(plan.network, previous)
         history = train_network(
             module,
-            estimator,
+            plan.training,
             prepared,
             previous.loss,
             device,
@@ -553,24 +550,22 @@ def fit_state(
         )
         loss, report = previous.loss, previous.report
     else:
-        loss = resolve_loss(estimator.loss)
+        loss = plan.loss
         scaled_fixed = None if fixed is None else fixed / prepared.data_scale
-        if isinstance(estimator.init, np.ndarray):
+        if isinstance(plan.init, np.ndarray):
             starts = [
-                Initialisation(
-                    np.clip(estimator.init / prepared.data_scale, 0, None), GIVEN
-                )
+                Initialisation(np.clip(plan.init / prepared.data_scale, 0, None), GIVEN)
             ]
         else:
             starts = candidate_starts(
-                prepared.train, n_components, estimator.init, seed, baseline_basis=basis
+                prepared.train, n_components, plan.init, seed, baseline_basis=basis
             )
-        pixel_scale = estimator.pixel_scale
+        pixel_scale = plan.network.pixel_scale
         if pixel_scale == "auto":
             pixel_scale = bool(
                 basis is not None
                 or (
-                    estimator.endmember_l21_weight == 0
+                    plan.training.l21_weight == 0
                     and intensity_varies(
                         prepared.train, with_fixed(starts[0], scaled_fixed).endmembers
                     )
@@ -581,12 +576,14 @@ def fit_state(
             prepared.train,
             pixel_scale=pixel_scale,
             input_components=(
-                estimator.input_components if estimator.encoder == "dense" else None
+                plan.network.input_components
+                if plan.network.options.encoder == "dense"
+                else None
             ),
             baseline_basis=basis,
         )
         floor = loss_floor(prepared, n_components, loss, seed)
-        candidate_epochs = min(CANDIDATE_EPOCHS, estimator.max_epochs)
+        candidate_epochs = min(CANDIDATE_EPOCHS, plan.training.max_epochs)
         candidates = []
         for number, start in enumerate(starts, 1):
             initial = with_fixed(start, scaled_fixed)
@@ -604,7 +601,8 @@ def fit_state(
                     Candidate(same.module, same.history, initial.method, same.losses)
                 )
                 continue
-            module = build(
+            module = build_network(
+                plan.network,
                 prepared.train.shape[1],
                 n_components,
                 endmembers=initial.endmembers.astype(np.float32),
@@ -614,7 +612,7 @@ def fit_state(
             )
             history = train_network(
                 module,
-                estimator,
+                plan.training,
                 prepared,
                 loss,
                 device,
@@ -636,7 +634,7 @@ def fit_state(
                 break
         index = choose(candidates)
         chosen = candidates[index]
-        remaining = estimator.max_epochs - chosen.history.n_epochs
+        remaining = plan.training.max_epochs - chosen.history.n_epochs
         # After a Ctrl-C nothing more is trained (a second one then stops
         # the whole call).
         interrupted = any(candidate.history.interrupted for candidate in candidates)
@@ -644,7 +642,7 @@ def fit_state(
             chosen.history = chosen.history.followed_by(
                 train_network(
                     chosen.module,
-                    estimator,
+                    plan.training,
                     prepared,
                     loss,
                     device,
@@ -663,7 +661,7 @@ def fit_state(
         _remove_background(module, basis)
     if geometry is not None:
         _fit_neighbourhood(
-            module, X / prepared.data_scale, geometry, device, estimator.spatial_weight
+            module, X / prepared.data_scale, geometry, device, plan.spatial_weight
         )
     loadings = scaled_loadings(module, device)
     sample = prepared.train[_intensity.sample_rows(len(prepared.train))]

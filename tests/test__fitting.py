@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from _helpers import make_mixture
 
-from hs_aeunmix import AEUnmix, metrics
+from hs_aeunmix import AEUnmix, load_model, metrics
 from hs_aeunmix._fitting import (
     MAX_TRAINING_PIXELS,
     MAX_VALIDATION_PIXELS,
@@ -43,12 +43,17 @@ def test_intensity_test_tells_constant_from_varying(constant, varying):
     assert not intensity_varies(constant.spectra, rescaled)
 
 
-def test_auto_intensity_follows_the_data(constant, varying):
+def test_auto_intensity_follows_the_data(constant, varying, tmp_path):
     spectra, thickness = varying
     fixed = AEUnmix(3, **VERTEX).fit(constant.spectra)
     free = AEUnmix(3, **VERTEX).fit(spectra)
     assert not fixed.module_.has_pixel_scale
     assert free.module_.has_pixel_scale
+    # What "auto" chose is recorded, and kept by a model file.
+    assert (fixed.pixel_scale_, free.pixel_scale_) == (False, True)
+    assert fixed.pixel_scale == free.pixel_scale == "auto"
+    reloaded = load_model(free.save(tmp_path / "free"))
+    assert reloaded.pixel_scale_ is True
     # With free intensities, factors times loadings follow the thickness.
     _, intensity = free.fractions(spectra)
     assert np.corrcoef(intensity, thickness)[0, 1] > 0.99

@@ -297,6 +297,34 @@ def test_import_hs_aeunmix_does_not_import_exspy():
     assert _run(code) == "False"
 
 
+SOLVER_MODULES = (
+    "_fitting",
+    "_plan",
+    "_training",
+    "_selection",
+    "_initialisation",
+    "_losses",
+    "_networks",
+    "_state",
+)
+
+
+@pytest.mark.parametrize("module", SOLVER_MODULES)
+def test_the_solver_never_reaches_back_into_the_estimator(module):
+    """The fit pipeline takes values (FitPlan), not the estimator: no import of
+    _estimator at any level, type-checking blocks included."""
+    tree = ast.parse((ROOT / "hs_aeunmix" / f"{module}.py").read_text())
+    imported = {
+        node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
+    } | {
+        alias.name
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Import | ast.ImportFrom)
+        for alias in node.names
+    }
+    assert not {"hs_aeunmix._estimator", "_estimator", "AEUnmix"} & imported
+
+
 def test_series_and_watched_folder_do_not_depend_on_the_command_line():
     """The public apply_series and the watcher share the run's jobs (_jobs),
     not the command line's private helpers."""
