@@ -713,7 +713,7 @@ def test_axis_of_zero_width(calibrated_file, tmp_path):
         tmp_path / "flat_axis.aeunmix",
         edit_header=_setter("signal_calibration", "scale", value=0.0),
     )
-    _refused(path)
+    _refused(path, match="the axis calibration has a scale of zero")
 
 
 @pytest.mark.parametrize("where", ["model header", "safetensors header"])
@@ -1235,3 +1235,49 @@ def test_a_model_from_every_start_saves_and_loads(small_mixture, tmp_path, init)
     model = AEUnmix(3, **{**FAST, "init": given}).fit(small_mixture.spectra)
     loaded = load_model(model.save(tmp_path / "model"))
     assert loaded.init_ == model.init_ == init
+
+
+def test_deeply_nested_objects_in_the_header(calibrated_file, tmp_path):
+    nested = '{"a": ' * 20 + "1" + "}" * 20
+    path = _craft(
+        calibrated_file,
+        tmp_path / "nested_objects.aeunmix",
+        edit_text=lambda text: text.replace("{", f'{{"notes": {nested}, ', 1),
+    )
+    _refused(path, match="nested deeper")
+
+
+@pytest.mark.parametrize(
+    ("edit", "match"),
+    [
+        # The decoder holds 3 endmembers: a header saying 4 disagrees.
+        (_setter("n_components", value=4), "inconsistent"),
+        # A stability report must describe every endmember.
+        (_setter("stability", "support", value=[83, 122]), "inconsistent"),
+        # The best epoch is one of the epochs trained.
+        (_setter("training", "best_epoch", value=2), "inconsistent"),
+    ],
+    ids=["components", "stability", "best-epoch"],
+)
+def test_a_header_that_contradicts_itself(calibrated_file, tmp_path, edit, match):
+    path = _craft(calibrated_file, tmp_path / "contradiction.aeunmix", edit_header=edit)
+    _refused(path, match=match)
+
+
+def test_a_tensor_shape_must_be_whole_numbers(calibrated_file, tmp_path):
+    path = tmp_path / "fractional_shape.aeunmix"
+    path.write_bytes(
+        _with_outer_shape(calibrated_file.read_bytes(), "module.input_mean", [100.5])
+    )
+    _refused(path)
+
+
+def test_a_model_with_a_background_keeps_it(small_mixture, tmp_path):
+    spectra = small_mixture.spectra + np.linspace(300.0, 50.0, 100)
+    model = AEUnmix(3, **{**FAST, "baseline": 3}).fit(spectra)
+    assert model.baseline_components_.shape == (3, 100)
+    loaded = load_model(model.save(tmp_path / "background"))
+    np.testing.assert_array_equal(
+        loaded.baseline_components_, model.baseline_components_
+    )
+    np.testing.assert_array_equal(loaded.background(spectra), model.background(spectra))
