@@ -229,3 +229,76 @@ def test_ctrl_c_in_the_first_epoch_of_a_start_keeps_the_trained_start(monkeypatc
     assert len(epochs) == candidate_epochs + 1
     assert np.isfinite(report.objectives).all()
     model_bytes(model.get_params(deep=False), model._fitted_state())
+
+
+def test_data_scale_is_the_mean_spectrums_peak_over_blocks():
+    from hs_aeunmix._fitting import data_scale
+
+    rng = np.random.default_rng(2)
+    spectra = rng.random((50, 6)) * np.arange(1, 7)
+    expected = spectra.mean(axis=0).max()
+    assert data_scale([spectra]) == pytest.approx(expected)
+    assert data_scale([spectra[:7], spectra[7:30], spectra[30:]]) == pytest.approx(
+        expected
+    )
+    # A zero mean spectrum falls back to the largest absolute value.
+    signs = np.array([[1.0], [-1.0]])
+    assert data_scale([signs * np.arange(3.0)]) == 2.0
+    with pytest.raises(ValueError, match="The data are all zero"):
+        data_scale([np.zeros((4, 3))])
+
+
+@pytest.mark.parametrize("input_components", [None, 3])
+def test_network_inputs_standardise_the_normalised_spectra(
+    monkeypatch, input_components
+):
+    """Mean and spread of what the encoder reads, against numpy, in small blocks."""
+    import hs_aeunmix._fitting as fitting
+
+    rng = np.random.default_rng(3)
+    spectra = rng.random((45, 8)) * rng.uniform(0.5, 3.0, (45, 1)) + 0.1
+    monkeypatch.setattr(fitting, "BLOCK_ROWS", 7)  # several blocks of rows
+    inputs = fitting.network_inputs(
+        spectra, pixel_scale=True, input_components=input_components
+    )
+    totals = spectra.sum(axis=1)
+    normalised = spectra * (totals.mean() / totals)[:, None]
+    assert inputs["pixel_total"] == pytest.approx(totals.mean())
+    np.testing.assert_allclose(
+        inputs["input_mean"].numpy(), normalised.mean(axis=0), rtol=1e-5
+    )
+    centred = normalised - normalised.mean(axis=0)
+    if input_components is not None:
+        projection = inputs["input_projection"].numpy().astype(np.float64)
+        # The leading principal axes of the centred inputs.
+        _, _, axes = np.linalg.svd(centred, full_matrices=False)
+        np.testing.assert_allclose(
+            np.abs(axes[:input_components] @ projection), np.eye(3), atol=1e-4
+        )
+        centred = centred @ projection
+    np.testing.assert_allclose(
+        inputs["input_scale"].numpy(), centred.std(axis=0), rtol=1e-4
+    )
+
+
+def test_warm_start_keeps_the_first_fits_data_scale(constant):
+    model = AEUnmix(3, **{**QUICK, "max_epochs": 2, "warm_start": True})
+    model.fit(constant.spectra)
+    scale = model.data_scale_
+    model.fit(3.0 * constant.spectra)
+    assert model.data_scale_ == scale
+
+
+def test_given_endmembers_are_the_start(constant):
+    model = AEUnmix(3, **{**QUICK, "max_epochs": 1, "init": constant.endmembers})
+    model.fit(constant.spectra)
+    assert model.init_ == "given"
+    assert metrics.mean_spectral_angle(model.components_, constant.endmembers) < 0.05
+
+
+def test_the_poisson_loss_fits_intensities_by_likelihood(constant):
+    model = AEUnmix(3, **{**VERTEX, "loss": "poisson", "pixel_scale": True})
+    model.fit(constant.spectra)
+    assert model.module_.scale_rule == "poisson"
+    model = AEUnmix(3, **{**VERTEX, "pixel_scale": True}).fit(constant.spectra)
+    assert model.module_.scale_rule == "least_squares"
