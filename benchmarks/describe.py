@@ -38,7 +38,7 @@ import numpy as np
 
 from hs_aeunmix import datasets
 from hs_aeunmix._describe import describe_spectra
-from hs_aeunmix.datasets._family import _EELS_MATERIALS
+from hs_aeunmix.datasets._eels_materials import _EELS_MATERIALS
 from hs_aeunmix.datasets._stem_eels import COMPOUNDS, _edge_onsets
 
 REAL = Path(__file__).parents[1].parent / "shared" / "data" / "real"

@@ -12,7 +12,10 @@ from hyperspy.signals import Signal1D
 from hs_aeunmix.datasets import (
     GroundTruth,
     SceneDescription,
+    _artefacts,
+    _eels_materials,
     _family,
+    _scenes,
     describe_scene,
     random_scene,
     scene_family,
@@ -214,21 +217,23 @@ def test_the_eels_library_is_computable():
     # Every material over a window covering all its edges: the hydrogenic
     # subshell names, the L2,3 proxies and the parametric M4,5 edges.
     rng = np.random.default_rng(0)
-    for name in _family._EELS_MATERIALS:
-        (material,) = _family._draw_eels_materials(rng, [name], 3.0)
+    for name in _eels_materials._EELS_MATERIALS:
+        (material,) = _eels_materials._draw_eels_materials(rng, [name], 3.0)
         onsets = [edge.spec.onset for edge in material.edges]
         start = max(60.0, min(onsets) - 30.0)
         n_channels = int(max(onsets) + 100.0 - start)
-        shape = _family._eels_shapes((material,), start, 1.0, n_channels, 1.0)[0]
+        shape = _eels_materials._eels_shapes((material,), start, 1.0, n_channels, 1.0)[
+            0
+        ]
         assert np.isfinite(shape).all()
         assert shape.min() > 0
         # Each edge rises above what the core loss was just below its onset
         # (delayed M4,5 edges within 80 eV).
         energy = np.arange(start, start + n_channels, 0.1)
         background = dataclasses.replace(material, edge_to_background=0.0)
-        core_loss = _family._material_spectrum_fine(
+        core_loss = _eels_materials._material_spectrum_fine(
             material, energy, energy[-1]
-        ) - _family._material_spectrum_fine(background, energy, energy[-1])
+        ) - _eels_materials._material_spectrum_fine(background, energy, energy[-1])
         for onset in onsets:
             below = core_loss[np.searchsorted(energy, onset - 5)]
             above = core_loss[(energy >= onset) & (energy <= onset + 80)].max()
@@ -277,7 +282,7 @@ def test_the_family_keeps_the_pure_pixel_promise(development):
     for index in range(0, 60, 2):
         description, _, rng = _family._draw(index, "development", {})
         assert description == development[index]
-        abundances = _family._build_abundances(rng, description)
+        abundances = _scenes._build_abundances(rng, description)
         assert abundances.shape[:2] == description.shape
         _check_pure_pixel_promise(abundances, description)
 
@@ -340,7 +345,7 @@ def test_drift_shifts_the_spectra_by_sub_channel_amounts():
     drift = signal.original_metadata.synthetic_drift_channels
     assert drift.shape == description.shape
     np.testing.assert_allclose(np.abs(drift).max(), 1.2)
-    shifted = _family._shift_spectra(truth.noiseless, drift)
+    shifted = _artefacts._shift_spectra(truth.noiseless, drift)
     scale = truth.noiseless.max()
     assert np.abs(signal.data - shifted).max() / scale < 0.005
     assert np.abs(signal.data - truth.noiseless).max() / scale > 0.02
@@ -350,7 +355,7 @@ def test_shift_matches_linear_interpolation():
     rng = np.random.default_rng(0)
     cube = rng.random((3, 4, 50))
     shifts = rng.uniform(-2.5, 2.5, (3, 4))
-    shifted = _family._shift_spectra(cube, shifts)
+    shifted = _artefacts._shift_spectra(cube, shifts)
     channels = np.arange(50)
     for row in range(3):
         for column in range(4):

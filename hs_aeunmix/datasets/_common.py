@@ -94,3 +94,34 @@ def _smooth_random_field(
     field = ndimage.gaussian_filter(rng.standard_normal(shape), sigma, mode="reflect")
     spread = field.std()
     return (field - field.mean()) / spread if spread > 0 else np.zeros(shape)
+
+
+# Shared by the family's spectral libraries (EELS, Raman, generic).
+_MIN_SPECTRAL_ANGLE = 0.02
+_MAX_ATTEMPTS = 500
+_FWHM_TO_SIGMA = 1.0 / (2.0 * math.sqrt(2.0 * math.log(2.0)))
+
+
+@dataclass(frozen=True)
+class _Spectra:
+    """Endmembers and signal axis drawn for a scene."""
+
+    endmembers: np.ndarray
+    names: tuple[str, ...]
+    details: tuple[str, ...]
+    axis_name: str
+    axis_units: str
+    axis_offset: float
+    axis_scale: float
+    resolution: float | None
+
+
+def _log_uniform(rng: np.random.Generator, low: float, high: float) -> float:
+    return float(np.exp(rng.uniform(math.log(low), math.log(high))))
+
+
+def _min_spectral_angle(spectra: np.ndarray) -> float:
+    unit = spectra / np.linalg.norm(spectra, axis=1, keepdims=True)
+    cosines = np.clip(unit @ unit.T, -1.0, 1.0)
+    upper = np.triu_indices(spectra.shape[0], 1)
+    return float(np.arccos(cosines[upper]).min())

@@ -7,12 +7,19 @@ intensity map.
 
 from __future__ import annotations
 
+import logging
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy import ndimage, special
 
 from hs_aeunmix.datasets._common import _normalise_rows, _smooth_random_field
+
+if TYPE_CHECKING:
+    from hs_aeunmix.datasets._family import SceneDescription
+
+_logger = logging.getLogger(__name__)
 
 
 def _chequerboard_abundances(
@@ -264,3 +271,279 @@ def _cell_scene(
             ..., None
         ] * composition
     return _normalise_rows(abundances)
+
+
+# Abundances of the family's scenes (see hs_aeunmix.datasets._family).
+_PURE_THRESHOLD = 0.98
+_MIN_PURE_PIXELS = 9
+_MIN_DOMINANT_PIXELS = 16
+# Power applied to the cell-scene fractions when pure pixels are wanted.
+_CELL_SHARPENING = 40.0
+
+
+def _structure_scales(
+    structure: str,
+    pure: bool,
+    shape: tuple[int, int],
+    n: int,
+    max_fraction: float,
+    u_size: float,
+    u_edge: float,
+) -> tuple[float, float]:
+    """``(feature_size, edge_width)`` in pixels from two uniform numbers."""
+    ny, nx = shape
+    if structure == "blocks":
+        largest = int(np.clip(math.floor(math.sqrt(ny * nx / (2 * n))), 4, 16))
+        block = 4 + math.floor(u_size * (largest - 3))
+        block = min(block, largest)
+        if pure:
+            n_odd = (max(1, block - 3) + 1) // 2
+            filter_size = 1 + 2 * min(math.floor(u_edge * n_odd), n_odd - 1)
+        else:
+            n_odd = block // 2 + 1
+            filter_size = 3 + 2 * min(math.floor(u_edge * n_odd), n_odd - 1)
+        return float(block), float(filter_size)
+    if structure == "smooth":
+        correlation = 3.0 + 7.0 * u_size
+        width = 0.5 + 1.5 * u_edge if pure else 3.0 + 7.0 * u_edge
+        return correlation, width
+    if structure == "particles":
+        largest = max(3.5, min(10.0, min(shape) / 6))
+        radius = 3.5 + u_size * (largest - 3.5)
+        width = 0.3 + 0.6 * u_edge if pure else 1.0 + 3.0 * u_edge
+        return radius, width
+    if structure == "layers":
+        if pure:
+            largest = min(14.0, min(shape) / n)
+            thickness = min(largest, 4.0 + u_size * max(largest - 4.0, 0.0))
+            width = min(0.3 + 0.7 * u_edge, 0.15 * thickness)
+            return thickness, width
+        # _layered_abundances: thin layers about as diffuse as they are thick.
+        thickness = max(ny / (2 * n), 2.0)
+        purity = min(max_fraction, 0.95)
+        width = thickness / (2 * math.sqrt(2) * special.erfinv(purity))
+        return thickness, width
+    size = float(min(shape))
+    return size, max(size / 64, 0.5)
+
+
+def _blocks(
+    rng: np.random.Generator,
+    shape: tuple[int, int],
+    n: int,
+    block: int,
+    filter_size: int,
+    pure: bool,
+) -> np.ndarray:
+    abundances = _chequerboard_abundances(rng, shape, n, block, filter_size)
+    for _ in range(20):
+        if not _missing_endmembers(abundances, pure):
+            break
+        abundances = _chequerboard_abundances(rng, shape, n, block, filter_size)
+    return abundances
+
+
+def _smooth_fields(
+    rng: np.random.Generator,
+    shape: tuple[int, int],
+    n: int,
+    correlation: float,
+    width: float,
+) -> np.ndarray:
+    fields = np.stack(
+        [_smooth_random_field(rng, shape, correlation) for _ in range(n)], axis=-1
+    )
+    # A difference of two unit fields changes by about sqrt(2)/correlation
+    # per pixel; the softmax goes from 10 % to 90 % over a log-ratio of 4.4.
+    sharpness = 4.4 * correlation / (math.sqrt(2) * width)
+    logits = sharpness * fields
+    logits -= logits.max(axis=-1, keepdims=True)
+    return _normalise_rows(np.exp(logits))
+
+
+def _particles(
+    rng: np.random.Generator,
+    shape: tuple[int, int],
+    n: int,
+    radius: float,
+    width: float,
+) -> np.ndarray:
+    ny, nx = shape
+    rows, columns = np.mgrid[0:ny, 0:nx].astype(float)
+    matrix = int(rng.integers(n))
+    abundances = np.zeros((ny, nx, n))
+    abundances[..., matrix] = 1.0
+    others = [k for k in range(n) if k != matrix]
+    per_phase = 0.45 * ny * nx / (math.pi * radius**2) / len(others)
+    per_phase = int(np.clip(round(per_phase), 1, 6))
+    phases = [k for k in others for _ in range(int(rng.integers(1, per_phase + 1)))]
+    identity = np.eye(n)
+    for position in rng.permutation(len(phases)):
+        phase = phases[position]
+        semi_axes = (
+            radius * rng.uniform(0.8, 1.25),
+            max(radius * rng.uniform(0.6, 1.0), 3.0),
+        )
+        centre = (rng.uniform(0, ny - 1), rng.uniform(0, nx - 1))
+        distance = _ellipse_distance(
+            rows, columns, centre, semi_axes, rng.uniform(0, np.pi)
+        )
+        weight = _soft_region(distance, width)[..., None]
+        abundances = (1 - weight) * abundances + weight * identity[phase]
+    return _normalise_rows(abundances)
+
+
+def _interface_layers(
+    rng: np.random.Generator,
+    shape: tuple[int, int],
+    n: int,
+    thickness: float,
+    width: float,
+) -> np.ndarray:
+    ny, nx = shape
+    rows, columns = np.mgrid[0:ny, 0:nx].astype(float)
+    angle = rng.uniform(0, np.pi)
+    dy, dx = rows - (ny - 1) / 2, columns - (nx - 1) / 2
+    across = np.cos(angle) * dx + np.sin(angle) * dy
+    along = -np.sin(angle) * dx + np.cos(angle) * dy
+    start, extent = across.min(), across.max() - across.min()
+    n_layers = max(n, round(extent / thickness))
+    thicknesses = rng.uniform(0.75, 1.25, n_layers)
+    boundaries = start + np.cumsum(thicknesses * extent / thicknesses.sum())[:-1]
+    labels: list[int] = []
+    while len(labels) < n_layers:
+        order = list(rng.permutation(n))
+        if labels and order[0] == labels[-1]:
+            order[0], order[-1] = order[-1], order[0]
+        labels.extend(int(k) for k in order)
+    labels = labels[:n_layers]
+    # Rough interfaces: smooth displacement along each interface.
+    positions = np.rint(along - along.min()).astype(int)
+    roughness = ndimage.gaussian_filter1d(
+        rng.standard_normal((max(n_layers - 1, 1), positions.max() + 1)),
+        rng.uniform(3.0, 10.0),
+        axis=1,
+    )
+    roughness /= np.maximum(roughness.std(axis=1, keepdims=True), 1e-12)
+    amplitude = rng.uniform(0.0, 0.2) * thickness
+    below = [
+        0.5
+        * (
+            1
+            + special.erf(
+                (across - boundary - amplitude * roughness[i][positions])
+                / (math.sqrt(2) * width)
+            )
+        )
+        for i, boundary in enumerate(boundaries)
+    ]
+    abundances = np.zeros((ny, nx, n))
+    for layer, label in enumerate(labels):
+        upper = below[layer - 1] if layer > 0 else 1.0
+        lower = below[layer] if layer < n_layers - 1 else 0.0
+        abundances[..., label] += upper - lower
+    return _normalise_rows(np.maximum(abundances, 0.0) + 1e-300)
+
+
+def _missing_endmembers(abundances: np.ndarray, pure: bool) -> list[int]:
+    """Endmembers without the region the scene promises."""
+    n = abundances.shape[-1]
+    if pure:
+        pure_counts = (abundances > _PURE_THRESHOLD).sum(axis=(0, 1))
+        dominant_counts = (abundances > 0.5).sum(axis=(0, 1))
+        return [
+            k
+            for k in range(n)
+            if pure_counts[k] < _MIN_PURE_PIXELS
+            or dominant_counts[k] < _MIN_DOMINANT_PIXELS
+        ]
+    owners = abundances.argmax(axis=-1)
+    counts = np.bincount(owners.ravel(), minlength=n)
+    return [k for k in range(n) if counts[k] < _MIN_DOMINANT_PIXELS]
+
+
+def _plant(rng: np.random.Generator, abundances: np.ndarray, phase: int) -> np.ndarray:
+    """Blend a pure soft disk of ``phase`` where no other phase needs the room."""
+    ny, nx, n = abundances.shape
+    radius, width = 4.5, 0.4
+    owners = abundances.argmax(axis=-1)
+    counts = np.bincount(owners.ravel(), minlength=n)
+    spare = counts - (_MIN_DOMINANT_PIXELS + math.pi * (radius + 2) ** 2)
+    protected = (owners != phase) & (spare[owners] < 0)
+    rows, columns = np.mgrid[0:ny, 0:nx].astype(float)
+    margin = radius + 1
+    interior = (
+        (rows >= margin)
+        & (rows <= ny - 1 - margin)
+        & (columns >= margin)
+        & (columns <= nx - 1 - margin)
+    )
+    if protected.any():
+        distance = ndimage.distance_transform_edt(~protected)
+        candidates = interior & (distance >= radius + 2)
+        if not candidates.any():
+            candidates = interior & ~protected
+    else:
+        candidates = interior
+    if not candidates.any():
+        candidates = interior if interior.any() else np.ones((ny, nx), bool)
+    flat = np.flatnonzero(candidates)
+    row, column = divmod(int(flat[int(rng.integers(flat.size))]), nx)
+    distance = np.hypot(rows - row, columns - column) - radius
+    weight = _soft_region(distance, width)[..., None]
+    return (1 - weight) * abundances + weight * np.eye(n)[phase]
+
+
+def _contract(abundances: np.ndarray, max_fraction: float) -> np.ndarray:
+    uniform = 1.0 / abundances.shape[-1]
+    largest = float(abundances.max())
+    if largest <= max_fraction:
+        return abundances
+    factor = (max_fraction - uniform) / (largest - uniform)
+    return uniform + factor * (abundances - uniform)
+
+
+def _build_abundances(
+    rng: np.random.Generator, description: SceneDescription
+) -> np.ndarray:
+    shape, n = description.shape, description.n_endmembers
+    pure, structure = description.pure_pixels, description.structure
+    size, width = description.feature_size, description.edge_width
+    if structure == "blocks":
+        abundances = _blocks(rng, shape, n, int(size), int(width), pure)
+    elif structure == "smooth":
+        abundances = _smooth_fields(rng, shape, n, size, width)
+    elif structure == "particles":
+        abundances = _particles(rng, shape, n, size, width)
+    elif structure == "layers" and pure:
+        abundances = _interface_layers(rng, shape, n, size, width)
+    elif structure == "layers":
+        abundances = _layered_abundances(rng, shape, n, description.max_fraction)
+    else:
+        abundances = _cell_scene(rng, shape, n)
+        if pure:
+            # Compartments become pure in their main endmember (medium:
+            # water, cytoplasm: protein, nucleus: nucleic acid, droplets:
+            # lipid) while the membranes stay soft.
+            logits = _CELL_SHARPENING * np.log(np.maximum(abundances, 1e-300))
+            logits -= logits.max(axis=-1, keepdims=True)
+            abundances = _normalise_rows(np.exp(logits))
+    for _ in range(5):
+        missing = _missing_endmembers(abundances, pure)
+        if not missing:
+            break
+        for phase in missing:
+            abundances = _plant(rng, abundances, phase)
+        abundances = _normalise_rows(abundances)
+    if not pure:
+        abundances = _contract(abundances, description.max_fraction)
+    missing = _missing_endmembers(abundances, pure)
+    if missing:  # pragma: no cover - planting makes this unreachable
+        raise RuntimeError(
+            f"Scene {description.index} ({description.split}): endmembers "
+            f"{missing} lack the promised region."
+        )
+    if pure:
+        counts = (abundances > _PURE_THRESHOLD).sum(axis=(0, 1))
+        _logger.debug("Pure pixels per endmember: %s", counts.tolist())
+    return abundances
