@@ -18,7 +18,7 @@ from sklearn.base import (
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from hs_aeunmix import _intensity, _persistence
+from hs_aeunmix import _intensity, _model_sources, _persistence
 from hs_aeunmix._axes import SignalCalibration
 from hs_aeunmix._baseline import resolve_terms
 from hs_aeunmix._constraints import (
@@ -1341,7 +1341,7 @@ def load_model(source, *, device="auto") -> AEUnmix:
     """
     if isinstance(source, AEUnmix):
         return source
-    data, name = _persistence.read_source(source)
+    data, name = _model_sources.read_source(source)
     params, state = _persistence.read_model(data, name)
     unknown = sorted(set(params) - set(AEUnmix._get_param_names()))
     if unknown:
