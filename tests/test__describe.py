@@ -5,19 +5,18 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hs_aeunmix import _describe
+from hs_aeunmix import _edges
 from hs_aeunmix._describe import (
     Band,
-    Edge,
     EndmemberDescription,
     EndmemberWarning,
     axis_kind,
     describe_spectra,
     endmember_warnings,
     find_bands,
-    find_edges,
     short_description,
 )
+from hs_aeunmix._edges import Edge, find_edges
 
 exspy = pytest.importorskip("exspy")
 
@@ -97,17 +96,17 @@ def test_shifted_onset_is_named_from_the_database():
 
 def test_ambiguous_onset_has_low_confidence():
     # Cu L3 and Pr M5 are both tabulated at 931 eV.
-    onset = _describe.Onset(
+    onset = _edges.Onset(
         energy=931.0, jump=0.3, significance=50.0, exponent=3.0, gradual=False
     )
-    context = _describe._Context(800.0, (931.0,), frozenset(), frozenset())
-    edge = _describe._identify(onset, context)
+    context = _edges._Context(800.0, (931.0,), frozenset(), frozenset())
+    edge = _edges._identify(onset, context)
     assert edge.element == "Cu"
     assert edge.confidence <= 0.5
     # Ti L3 at 456 eV has no other Major edge within 10 eV.
-    clear = _describe._identify(
-        _describe.Onset(456.0, 0.3, 50.0, 3.0, False),
-        _describe._Context(400.0, (456.0,), frozenset(), frozenset()),
+    clear = _edges._identify(
+        _edges.Onset(456.0, 0.3, 50.0, 3.0, False),
+        _edges._Context(400.0, (456.0,), frozenset(), frozenset()),
     )
     assert clear.element == "Ti"
     assert clear.confidence > 0.7
