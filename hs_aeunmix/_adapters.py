@@ -28,6 +28,7 @@ from hs_aeunmix._axes import ChannelMapping, SignalCalibration
 from hs_aeunmix._describe import describe_model, short_description
 from hs_aeunmix._estimator import INFERENCE_BATCH_SIZE, AEUnmix
 from hs_aeunmix._fitting import MAX_TRAINING_PIXELS
+from hs_aeunmix._uncertainty import trust_note
 
 # Lazy scans: spectra looked at per chunk to measure the scan's intensity.
 _INTENSITY_SAMPLE_PER_CHUNK = 256
@@ -229,7 +230,11 @@ class TrainingRun:
         if report is None:
             return repr(self.estimator)
         described = short_description(describe_model(self.estimator))
-        return f"{self.estimator!r}\n{report}\nEndmembers: {described}"
+        unidentified = np.union1d(report.unstable, report.thin)
+        return (
+            f"{self.estimator!r}\n{report}\nEndmembers: {described}\n"
+            f"{trust_note(unidentified)}"
+        )
 
 
 class ScanRun:

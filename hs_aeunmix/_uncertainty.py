@@ -58,6 +58,23 @@ _BATCH = 2048
 _MIN_COUNTS = 1.0
 
 
+def trust_note(unidentified: np.ndarray) -> str:
+    """One line for ``print_info``: how far ``get_uncertainty`` can be trusted.
+
+    The standard deviations never see errors of the endmembers (module
+    docstring): they are a lower bound everywhere, and no error bar at all
+    for the ``unidentified`` endmembers (stability report).
+    """
+    line = (
+        "Uncertainty (get_uncertainty): a lower bound; it sees the noise and "
+        "the encoder's fit, not errors of the endmembers"
+    )
+    if len(unidentified):
+        listed = ", ".join(str(int(index)) for index in unidentified)
+        return f"{line}, and is no error bar for endmembers {listed}"
+    return line
+
+
 def sum_preserving_basis(n_components: int) -> np.ndarray:
     """Orthonormal columns spanning the vectors whose entries sum to zero."""
     centred = np.eye(n_components) - 1.0 / n_components

@@ -208,7 +208,13 @@ def test_print_info_is_short(spectrum_image, capsys):
     assert len(described) == 1
     assert described[0].startswith("Endmembers: 0: ")
     assert sum(line.startswith(("Identified", "Not identified")) for line in table) == 1
-    assert len(table) <= 2 + 3 + 3
+    # And how far the per-pixel uncertainty can be trusted: never more than
+    # a lower bound, and no error bar for the endmembers not identified.
+    (trust,) = [line for line in table if line.startswith("Uncertainty ")]
+    assert "a lower bound" in trust
+    unidentified = "Not identified" in printed
+    assert ("no error bar for endmembers" in trust) is unidentified
+    assert len(table) <= 2 + 3 + 4
     assert len(printed.splitlines()) <= 10 + len(table)
 
 

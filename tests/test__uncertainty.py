@@ -144,3 +144,14 @@ def test_get_uncertainty_is_shaped_like_the_loadings_and_reapplies(tmp_path):
     path = tmp_path / "model.aeunmix"
     load_model(signal).save(path)
     np.testing.assert_array_equal(get_uncertainty(signal, path).data, sigma.data)
+
+
+def test_trust_note_is_a_lower_bound_and_names_unidentified_endmembers():
+    from hs_aeunmix._uncertainty import trust_note
+
+    assert trust_note(np.array([], dtype=int)).endswith(
+        "not errors of the endmembers"
+    )
+    assert trust_note(np.array([0, 2])).endswith(
+        "and is no error bar for endmembers 0, 2"
+    )
