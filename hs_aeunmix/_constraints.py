@@ -3,7 +3,7 @@
 Every option of the package (estimator hyperparameters, dataset generators,
 VCA, presets) states its allowed values once, as a list of constraints in
 scikit-learn's vocabulary (``_parameter_constraints`` of an estimator, or
-:func:`validate_params` on a function). A bad value raises
+a table checked by :func:`check_option`). A bad value raises
 ``sklearn.utils._param_validation.InvalidParameterError`` (a ``ValueError``
 and a ``TypeError``) whose message names the option, what is allowed and
 what was given.
@@ -22,7 +22,6 @@ from sklearn.utils._param_validation import (
     InvalidParameterError,
     StrOptions,
     validate_parameter_constraints,
-    validate_params,
 )
 
 __all__ = [
@@ -37,7 +36,6 @@ __all__ = [
     "StrOptions",
     "check_option",
     "check_positive_integers",
-    "validate_params",
 ]
 
 
