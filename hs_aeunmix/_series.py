@@ -196,7 +196,8 @@ def _lost_report(job: _jobs.Job, error: Exception) -> ScanReport:
 def model_file_bytes(model) -> bytes:
     """The bytes of ``model``'s file (``model``: AEUnmix, path or results signal)."""
     from hs_aeunmix._estimator import AEUnmix
-    from hs_aeunmix._persistence import model_bytes, read_source
+    from hs_aeunmix._model_sources import read_source
+    from hs_aeunmix._persistence import model_bytes
 
     if isinstance(model, AEUnmix):
         if not hasattr(model, "module_"):
