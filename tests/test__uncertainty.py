@@ -149,9 +149,7 @@ def test_get_uncertainty_is_shaped_like_the_loadings_and_reapplies(tmp_path):
 def test_trust_note_is_a_lower_bound_and_names_unidentified_endmembers():
     from hs_aeunmix._uncertainty import trust_note
 
-    assert trust_note(np.array([], dtype=int)).endswith(
-        "not errors of the endmembers"
-    )
+    assert trust_note(np.array([], dtype=int)).endswith("not errors of the endmembers")
     assert trust_note(np.array([0, 2])).endswith(
         "and is no error bar for endmembers 0, 2"
     )
