@@ -1160,9 +1160,14 @@ class AEUnmix(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
 
         See :func:`hs_aeunmix.load_model`. Returns the path written.
         """
+        return _persistence.write_model_file(self._model_bytes(), path)
+
+    def _model_bytes(self) -> bytes:
+        """The bytes of this model's file: one serialisation for every place
+        a model is stored (a file, HyperSpy's learning results, a series)."""
         check_is_fitted(self, "module_")
-        return _persistence.write_model_file(
-            self.get_params(deep=False), self._fitted_state(), path
+        return _persistence.model_bytes(
+            self.get_params(deep=False), self._fitted_state()
         )
 
     def _validated_for_inference(self, X) -> np.ndarray:

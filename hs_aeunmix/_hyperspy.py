@@ -33,7 +33,6 @@ from hs_aeunmix._axes import (
     describe_difference,
 )
 from hs_aeunmix._estimator import AEUnmix, load_model
-from hs_aeunmix._persistence import model_bytes
 from hs_aeunmix._routing import ALGORITHM_NAME, LEARNING_RESULTS_ATTRIBUTE
 
 
@@ -302,10 +301,7 @@ def decompose_with(signal, adapter: TrainingRun | ScanRun, arguments: dict) -> A
     setattr(
         results,
         LEARNING_RESULTS_ATTRIBUTE,
-        np.frombuffer(
-            model_bytes(estimator.get_params(deep=False), estimator._fitted_state()),
-            dtype=np.uint8,
-        ),
+        np.frombuffer(estimator._model_bytes(), dtype=np.uint8),
     )
     return estimator
 

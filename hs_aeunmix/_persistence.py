@@ -419,10 +419,10 @@ def model_file_path(path) -> Path:
     return path
 
 
-def write_model_file(params: dict, state: FittedState, path) -> Path:
-    """Write a model file atomically; returns the path (:func:`model_file_path`)."""
+def write_model_file(data: bytes, path) -> Path:
+    """Write a model file's bytes atomically; the path (:func:`model_file_path`)."""
     path = model_file_path(path)
-    write_bytes_atomically(path, model_bytes(params, state))
+    write_bytes_atomically(path, data)
     _logger.info("Saved model to %s", path)
     return path
 

@@ -197,14 +197,13 @@ def model_file_bytes(model) -> bytes:
     """The bytes of ``model``'s file (``model``: AEUnmix, path or results signal)."""
     from hs_aeunmix._estimator import AEUnmix
     from hs_aeunmix._model_sources import read_source
-    from hs_aeunmix._persistence import model_bytes
 
     if isinstance(model, AEUnmix):
         if not hasattr(model, "module_"):
             raise ValueError(
                 "This AEUnmix is not fitted. Train it first, or pass a model file."
             )
-        return model_bytes(model.get_params(deep=False), model._fitted_state())
+        return model._model_bytes()
     return read_source(model)[0]
 
 
