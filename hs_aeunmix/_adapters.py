@@ -230,10 +230,9 @@ class TrainingRun:
         if report is None:
             return repr(self.estimator)
         described = short_description(describe_model(self.estimator))
-        unidentified = np.union1d(report.unstable, report.thin)
         return (
             f"{self.estimator!r}\n{report}\nEndmembers: {described}\n"
-            f"{trust_note(unidentified)}"
+            f"{trust_note(report.unidentified)}"
         )
 
 

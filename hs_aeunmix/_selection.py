@@ -165,9 +165,14 @@ class StabilityReport:
         return np.flatnonzero(self.support < self.min_support)
 
     @property
+    def unidentified(self) -> np.ndarray:
+        """Endmembers that are unstable or thinly supported, in order."""
+        return np.union1d(self.unstable, self.thin)
+
+    @property
     def identifiable(self) -> bool:
         """No endmember is unstable or thinly supported."""
-        return not (len(self.unstable) or len(self.thin))
+        return not len(self.unidentified)
 
     def as_dict(self) -> dict:
         """JSON-ready form (model files)."""
