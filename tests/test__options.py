@@ -17,18 +17,19 @@ def test_autoencoder_options_are_the_estimators_but_the_count():
 
 
 @pytest.mark.parametrize(
-    ("data", "message"),
+    ("kind", "data", "message"),
     [
-        (np.zeros((4, 4, 1)), "at least 2 channels, but this signal has 1 channel"),
-        (np.zeros((3, 5, 5)), "unmixes 1-D spectra"),
-        (np.zeros((1, 10)), "holds a single spectrum"),
+        (
+            "Signal1D",
+            np.zeros((4, 4, 1)),
+            "at least 2 channels, but this signal has 1 channel",
+        ),
+        ("Signal2D", np.zeros((3, 5, 5)), "unmixes 1-D spectra"),
+        ("Signal1D", np.zeros((1, 10)), "holds a single spectrum"),
     ],
 )
-def test_signals_that_are_not_spectra_on_a_scan_are_refused(data, message):
-    signal = (
-        hs.signals.Signal2D(data) if data.ndim == 3 and data.shape[-1] == 5 else None
-    )
-    signal = signal or hs.signals.Signal1D(data)
+def test_signals_that_are_not_spectra_on_a_scan_are_refused(kind, data, message):
+    signal = getattr(hs.signals, kind)(data)
     with pytest.raises(ValueError, match=message):
         _options.check_signal(signal, reapplying=False)
 
