@@ -609,7 +609,8 @@ class AEUnmix(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         baseline_terms = resolve_terms(
             self.baseline, None if calibration is None else calibration.units
         )
-        if baseline_terms and LOSS_SPECS[resolve_loss(self.loss)].rates:
+        plan = self._fit_plan(n_components)
+        if baseline_terms and LOSS_SPECS[plan.loss].rates:
             raise ValueError(
                 "The background of baseline= is fitted by least squares, which "
                 "the Poisson loss contradicts; use loss='mse' or baseline=None."
@@ -621,7 +622,7 @@ class AEUnmix(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
             torch.manual_seed(seed)
             state, n_trained = fit_state(
                 X,
-                self._fit_plan(n_components),
+                plan,
                 device=device,
                 seed=seed,
                 previous=previous,
