@@ -8,7 +8,8 @@ the abundance RMSE, and how many scenes the change made better or worse by
 more than 0.01 rad. A part is kept in the default only when switching it off
 makes the results worse across the generators. Parts that are module
 constants of the package (not user options) are switched with
-``family.py``'s ``patch`` mechanism.
+``family.py``'s ``patch`` mechanism. A row with a ``"method"`` key runs a
+peer of ``peers.PEERS`` instead (the plain autoencoder), on the same scenes.
 
 Rounds are cached apart (``results/<round>_<generator>.jsonl``, one line per
 scene and variant). Round 1 (``--round ablation_round1``) chose the start
@@ -50,6 +51,30 @@ VARIANTS: dict[str, dict] = {
     "no batch norm": {"batch_norm": False},
     "no per-pixel scale": {"pixel_scale": False},
     "twice the steps": {"max_epochs": 80},
+    # The plain autoencoder's settings through the options: what is left
+    # between the two is screening, the data's scale, the held-out split and
+    # the endmembers' parametrisation (projection against softplus).
+    "plain settings": {
+        "init": "random",
+        "input_components": None,
+        "batch_norm": False,
+        "pixel_scale": False,
+        "activation": "relu",
+        "learning_rate": 3e-3,
+        "endmember_learning_rate": 3e-3,
+        "batch_size": 4096,
+        "max_epochs": 24,
+        "patience": 1000,
+    },
+    "ReLU encoder": {"activation": "relu"},
+    "no screening": {
+        "patch": {
+            "hs_aeunmix._screening.SPIKE_THRESHOLD": 1e9,
+            "hs_aeunmix._screening.DEAD_FRACTION": 0.0,
+        }
+    },
+    # A peer, not a variant: the scenes it wins on say what the default lacks.
+    "plain AE (peer)": {"method": "plain AE"},
 }
 CURRENT_ROUND = "ablation"
 
@@ -59,8 +84,14 @@ def _worker(task):
 
     torch.set_num_threads(1)
     generator, index, label = task
+    options = dict(VARIANTS[label])
+    method = options.pop("method", "ae")
     record = family.run_one(
-        "development", index, "ae", VARIANTS[label], generator=generator
+        "development",
+        index,
+        method,
+        options if method == "ae" else None,
+        generator=generator,
     )
     record["variant"] = label
     return record
