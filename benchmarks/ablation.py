@@ -39,6 +39,20 @@ import family
 
 RESULTS = Path(__file__).parent / "results"
 
+# The plain autoencoder's training (benchmarks/peers.py) as options: 1200
+# steps of batches of 4096 spectra (a whole 64 x 64 scan), steps of 3e-3.
+PLAIN_SETTINGS = {
+    "input_components": None,
+    "batch_norm": False,
+    "pixel_scale": False,
+    "activation": "relu",
+    "learning_rate": 3e-3,
+    "endmember_learning_rate": 3e-3,
+    "batch_size": 4096,
+    "max_epochs": 24,
+    "patience": 1000,
+}
+
 # label -> options of s.decomposition (a "patch" key sets package constants).
 VARIANTS: dict[str, dict] = {
     "default": {},
@@ -51,21 +65,18 @@ VARIANTS: dict[str, dict] = {
     "no batch norm": {"batch_norm": False},
     "no per-pixel scale": {"pixel_scale": False},
     "twice the steps": {"max_epochs": 80},
-    # The plain autoencoder's settings through the options: what is left
-    # between the two is screening, the data's scale, the held-out split and
-    # the endmembers' parametrisation (projection against softplus).
-    "plain settings": {
-        "init": "random",
-        "input_components": None,
-        "batch_norm": False,
-        "pixel_scale": False,
-        "activation": "relu",
-        "learning_rate": 3e-3,
-        "endmember_learning_rate": 3e-3,
-        "batch_size": 4096,
-        "max_epochs": 24,
-        "patience": 1000,
+    "flat start": {"init": "flat"},
+    "flat start among the candidates": {
+        "patch": {
+            "hs_aeunmix._initialisation.AUTO_STARTS": ("ica", "spa", "vca", "flat")
+        }
     },
+    # The plain autoencoder's settings through the options: what is left
+    # between the two is screening, the data's scale, the held-out split, the
+    # endmembers' parametrisation (projection against softplus) and the start
+    # (random pixels, or featureless spectra like the plain autoencoder's).
+    "plain settings": {**PLAIN_SETTINGS, "init": "random"},
+    "plain settings, flat start": {**PLAIN_SETTINGS, "init": "flat"},
     "ReLU encoder": {"activation": "relu"},
     "no screening": {
         "patch": {

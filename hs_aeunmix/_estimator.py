@@ -200,7 +200,7 @@ class AEUnmix(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         every channel: far fewer weights for long spectra, and the noise
         outside the leading components never reaches it. None: every
         channel.
-    init : {"auto", "ica", "spa", "vca", "random"} or array
+    init : {"auto", "ica", "spa", "vca", "random", "flat"} or array
         Initial endmembers (an array: shape (n_components, n_channels)).
         ``"ica"``: SVD + FastICA (its spectra clipped at zero). ``"spa"``,
         ``"vca"``: the successive projection algorithm, vertex component
@@ -209,8 +209,12 @@ class AEUnmix(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         tell from the best one's, the one with the smallest endmember
         simplex is kept (see :mod:`hs_aeunmix._selection`); their agreement
         is ``stability_``.
-        ``"random"``: randomly chosen pixel spectra. An array: given spectra
-        in the data's units. ``init_`` says which was kept.
+        ``"random"``: randomly chosen pixel spectra. ``"flat"``:
+        featureless spectra at the data's mean level with a few per cent of
+        random ripple, so that training alone shapes them (better than
+        ``"auto"`` on STEM-EELS scenes whose phases share their edges, worse
+        on the other generators: see the README's ablation). An array:
+        given spectra in the data's units. ``init_`` says which was kept.
     hidden_layer_sizes : sequence of int
         Widths of the encoder's fully connected layers (may be empty).
     activation : {"leaky_relu", "relu"}
@@ -295,7 +299,7 @@ class AEUnmix(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     n_iter_ : int
         Epochs run.
     init_ : str
-        How training started: ``"ica"``, ``"vca"``, ``"random"`` or
+        How training started: a name of ``init`` other than ``"auto"``, or
         ``"given"``.
     loss_ : str
         The loss trained on (``loss`` resolved when ``"auto"``).

@@ -5,7 +5,8 @@ non-negative factorisations, so the starting endmembers decide much of the
 answer. The starts are found on the training spectra, denoised by projection
 on their leading principal components (single pixels are too noisy to start
 from): vertex component analysis (VCA), the successive projection algorithm
-(SPA), HyperSpy's SVD + FastICA, or random pixels. ``init="auto"`` trains
+(SPA), HyperSpy's SVD + FastICA, random pixels, or featureless ("flat")
+spectra that impose nothing of the data. ``init="auto"`` trains
 from several starts (:data:`AUTO_STARTS`) and lets
 :mod:`hs_aeunmix._selection` choose.
 """
@@ -296,6 +297,19 @@ class _StartFinder:
             endmembers -= (endmembers @ self.baseline_basis) @ self.baseline_basis.T
         return endmembers
 
+    def flat(self) -> np.ndarray:
+        # Featureless spectra at the data's mean level with a 6 % random
+        # ripple (softplus(0.5413 + 0.1 z) ~ 1 + 0.063 z): no pixel, axis or
+        # simplex of the data is imposed, so training alone decides the
+        # shapes. Nothing smooth is removed with a background model: the
+        # ripple has no smooth part to speak of.
+        rng = np.random.default_rng(self.seed)
+        ripple = 0.5413 + 0.1 * rng.standard_normal(
+            (self.n_components, self.spectra.shape[1])
+        )
+        level = float(np.abs(self.spectra).mean(dtype=np.float64))
+        return level * np.logaddexp(0.0, ripple)
+
     def ica(self) -> np.ndarray:
         endmembers = None
         if self.n_components > 1:
@@ -329,6 +343,7 @@ STARTS: dict[str, Callable[[_StartFinder], np.ndarray]] = {
     "spa": _StartFinder.spa,
     "ica": _StartFinder.ica,
     "random": _StartFinder.random,
+    "flat": _StartFinder.flat,
 }
 INITIALISATIONS = ("auto", *STARTS)
 # A fitted model's start when endmembers were given instead (init=array).

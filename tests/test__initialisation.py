@@ -133,6 +133,23 @@ def test_random_start_is_seeded_pixels():
     )
 
 
+def test_flat_start_is_featureless_at_the_data_level_and_seeded():
+    spectra = make_mixture(shape=(8, 8)).spectra
+    (first,) = initialisation.candidate_starts(spectra, 3, "flat", seed=4)
+    (again,) = initialisation.candidate_starts(spectra, 3, "flat", seed=4)
+    (other,) = initialisation.candidate_starts(spectra, 3, "flat", seed=5)
+    np.testing.assert_array_equal(first.endmembers, again.endmembers)
+    assert not np.array_equal(first.endmembers, other.endmembers)
+    ripple = first.endmembers / np.abs(spectra).mean()
+    # softplus(0.5413 + 0.1 z): one on average, a few per cent apart.
+    assert abs(ripple.mean() - 1.0) < 0.01
+    assert 0.04 < ripple.std() < 0.09
+    # No shape of the data: uncorrelated with the mean spectrum.
+    mean_spectrum = spectra.mean(axis=0)
+    for row in first.endmembers:
+        assert abs(np.corrcoef(row, mean_spectrum)[0, 1]) < 0.5
+
+
 @pytest.mark.parametrize("method", list(initialisation.STARTS))
 def test_every_named_start_gives_non_negative_endmembers(chequerboard, method):
     (start,) = initialisation.candidate_starts(chequerboard.spectra, 3, method, seed=0)
