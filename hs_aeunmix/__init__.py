@@ -16,14 +16,9 @@ endmembers, each scan's own maps, offset and intensity), and
 """
 
 from importlib import import_module
-from importlib.metadata import PackageNotFoundError, version
 
 from hs_aeunmix._routing import enable as _enable
-
-try:
-    __version__ = version("hs-aeunmix")
-except PackageNotFoundError:  # running from a source tree that is not installed
-    __version__ = "0+unknown"
+from hs_aeunmix._version import __version__ as __version__
 
 _enable()
 

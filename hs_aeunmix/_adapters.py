@@ -25,9 +25,9 @@ from sklearn.utils import check_random_state
 
 from hs_aeunmix import _intensity
 from hs_aeunmix._axes import ChannelMapping, SignalCalibration
-from hs_aeunmix._describe import describe_model, short_description
-from hs_aeunmix._estimator import INFERENCE_BATCH_SIZE, AEUnmix
-from hs_aeunmix._fitting import MAX_TRAINING_PIXELS
+from hs_aeunmix._describe import short_description
+from hs_aeunmix._estimator import AEUnmix
+from hs_aeunmix._fitting import INFERENCE_BATCH_SIZE, MAX_TRAINING_PIXELS
 from hs_aeunmix._uncertainty import trust_note
 
 # Lazy scans: spectra looked at per chunk to measure the scan's intensity.
@@ -229,7 +229,7 @@ class TrainingRun:
         report = getattr(self.estimator, "stability_", None)
         if report is None:
             return repr(self.estimator)
-        described = short_description(describe_model(self.estimator))
+        described = short_description(self.estimator.describe_endmembers())
         return (
             f"{self.estimator!r}\n{report}\nEndmembers: {described}\n"
             f"{trust_note(report.unidentified)}"
@@ -293,8 +293,8 @@ class ScanRun:
                 "(not a dark reference or an empty frame)."
             )
         # Never train or rescale the caller's model itself.
-        self.estimator = _intensity.model_for_scan(
-            self.model, sample, copy=self.fine_tune_options is not None
+        self.estimator = self.model._for_scan(
+            sample, copy=self.fine_tune_options is not None
         )
         self._adapted = True
         if self.fine_tune_options is None:

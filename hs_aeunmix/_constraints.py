@@ -34,6 +34,7 @@ __all__ = [
     "Number",
     "Real",
     "StrOptions",
+    "check_count",
     "check_option",
     "check_positive_integers",
 ]
@@ -80,3 +81,14 @@ FRACTION = Number(Real, 0, 1, closed="left")
 def check_option(name: str, value, constraints: list, caller: str) -> None:
     """Validate one option against its constraints (raises InvalidParameterError)."""
     validate_parameter_constraints({name: constraints}, {name: value}, caller)
+
+
+def check_count(name: str, value, caller: str, *, minimum: int = 1) -> int:
+    """An integer option of at least ``minimum`` (never a bool), as an int.
+
+    The one check of a count (endmembers, files, pixels, bins) outside the
+    declared constraints of an estimator, so that a count of the wrong type
+    or below its minimum raises the same error wherever it is given.
+    """
+    check_option(name, value, [Number(Integral, minimum, None, closed="left")], caller)
+    return int(value)

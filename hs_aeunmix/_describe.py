@@ -42,11 +42,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy.signal import find_peaks, peak_widths
-from sklearn.utils.validation import check_is_fitted
 
 from hs_aeunmix._baseline import (
     AUTO_DEGREE,
@@ -56,9 +54,6 @@ from hs_aeunmix._baseline import (
 )
 from hs_aeunmix._edges import Edge, _describe_eels
 from hs_aeunmix._screening import der_snr_noise
-
-if TYPE_CHECKING:
-    from hs_aeunmix._estimator import AEUnmix
 
 # Duplicates and collapse (see the module docstring).
 DUPLICATE_ANGLE = 0.01
@@ -446,61 +441,3 @@ def short_description(descriptions: Sequence[EndmemberDescription]) -> str:
         else:
             lines[-1] = joined
     return "\n".join(lines)
-
-
-def intensity_shares(model: AEUnmix, X, **geometry) -> np.ndarray:
-    """Each endmember's share of the intensity ``model`` reconstructs for ``X``.
-
-    Pixel ``p`` holds ``intensity_p * fraction_pk * components_[k]``, whose
-    total over the channels is ``intensity_p * fraction_pk`` times the
-    endmember's total; summed over the pixels and divided by the sum over
-    the endmembers.
-    """
-    fractions, intensity = model.fractions(X, **geometry)
-    totals = np.clip(model.components_, 0.0, None).sum(axis=1)
-    carried = (fractions * intensity[:, None]).sum(axis=0) * totals
-    whole = float(carried.sum())
-    return carried / whole if whole > 0 else np.zeros_like(carried)
-
-
-def describe_model(model: AEUnmix, X=None, **geometry) -> list[EndmemberDescription]:
-    """Describe a fitted model's endmembers (:meth:`AEUnmix.describe_endmembers`).
-
-    Parameters
-    ----------
-    model : AEUnmix
-        Fitted.
-    X : array-like of shape (n_pixels, n_channels), optional
-        Spectra (the training spectra, or a sample of them) that give each
-        endmember's share of the intensity.
-    **geometry
-        ``image_shape`` and ``navigation_mask``, for spatial models.
-
-    Returns
-    -------
-    list of EndmemberDescription
-    """
-    check_is_fitted(model, "components_")
-    spectra = np.asarray(model.components_, dtype=float)
-    calibration = model.signal_calibration_
-    axis = units = signal_type = None
-    if calibration is not None:
-        # Signal-masked channels were not trained: the components skip them.
-        values = calibration.values
-        if values.size != spectra.shape[1]:
-            values = values[calibration.trained_channels]
-        if values.size == spectra.shape[1]:
-            axis, units = values, calibration.units
-            signal_type = calibration.signal_type
-    report = model.stability_
-    shares = None if X is None else intensity_shares(model, X, **geometry)
-    return describe_spectra(
-        spectra,
-        axis,
-        units=units,
-        signal_type=signal_type,
-        support=None if report is None else report.support,
-        spread=None if report is None else report.spread,
-        max_fraction=None if report is None else report.max_fraction,
-        shares=shares,
-    )

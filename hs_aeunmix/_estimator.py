@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -31,12 +31,9 @@ from hs_aeunmix._constraints import (
     StrOptions,
     check_positive_integers,
 )
-from hs_aeunmix._fitting import (
-    INFERENCE_BATCH_SIZE,
-    cpu_state,
-    fit_state,
-    resolve_loss,
-)
+from hs_aeunmix._device import resolve_device
+from hs_aeunmix._fitting import cpu_state, fit_state, resolve_loss
+from hs_aeunmix._inference import InferenceMixin, _in_noise_units, _relative_norm
 from hs_aeunmix._initialisation import INITIALISATIONS
 from hs_aeunmix._losses import LOSS_SPECS, LOSSES
 from hs_aeunmix._networks import (
@@ -51,13 +48,13 @@ from hs_aeunmix._plan import (
     TrainingPlan,
     network_from_state,
 )
-from hs_aeunmix._screening import der_snr_noise
 from hs_aeunmix._selection import UNSTABLE_SPREAD, StabilityReport
-from hs_aeunmix._spatial import PixelImage, check_geometry
+from hs_aeunmix._spatial import check_geometry
 from hs_aeunmix._state import FittedState
 from hs_aeunmix._validation import (
     check_enough_pixels,
     check_finite,
+    check_fixed_endmembers,
     check_n_components,
     check_not_complex,
     warn_if_negative,
@@ -66,44 +63,15 @@ from hs_aeunmix._validation import (
 _logger = logging.getLogger(__name__)
 
 LOSS_CHOICES = ("auto", *LOSSES)
-# An endmember whose RMS value is below this fraction of the largest one's
-# has been driven to zero (l2,1 penalty) and is reported as inactive.
-_ACTIVE_FRACTION = 0.05
 # Seeded training forks and seeds torch's process-wide random generator:
 # trainings in threads of one process take turns, so each gives the result
 # it gives alone.
 _TRAINING_LOCK = threading.Lock()
 
 
-def resolve_device(device: str | torch.device) -> torch.device:
-    """``"auto"`` is CUDA, else Apple's MPS, else the CPU; other values go to torch."""
-    if device == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    try:
-        resolved = torch.device(device)
-    except (RuntimeError, TypeError) as error:
-        raise ValueError(
-            f"device={device!r} is not a device torch knows; use 'auto', 'cpu' "
-            "or 'cuda'."
-        ) from error
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(
-            "device='cuda' was requested but torch finds no CUDA device; use "
-            "device='auto' to fall back to the CPU."
-        )
-    if resolved.type == "mps" and not torch.backends.mps.is_available():
-        raise ValueError(
-            "device='mps' was requested but torch finds no Apple GPU (MPS); use "
-            "device='auto' to fall back to the CPU."
-        )
-    return resolved
-
-
-class AEUnmix(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+class AEUnmix(
+    InferenceMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
+):
     """Blind spectral unmixing with a physics-constrained autoencoder.
 
     Spectra ``X`` (n_pixels, n_channels) are modelled by the linear mixing
@@ -592,7 +560,7 @@ class AEUnmix(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         n_pixels, n_channels = X.shape
         n_components = check_n_components(self.n_components, n_channels)
         self._check_dependent_options(n_components, n_channels)
-        fixed = self._fixed_spectra(n_components, n_channels)
+        fixed = check_fixed_endmembers(self.fixed_endmembers, n_components, n_channels)
         warn_if_negative(X, self.loss)
         check_enough_pixels(n_pixels, n_components)
         geometry = (
@@ -710,38 +678,6 @@ class AEUnmix(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
             " from the fitted weights" if resume else "",
         )
 
-    def _known_spectra(self) -> np.ndarray:
-        """``fixed_endmembers`` as a 2-D float array (a signal's data)."""
-        if self.fixed_endmembers is None:
-            return np.zeros((0, 0))
-        spectra = getattr(self.fixed_endmembers, "data", self.fixed_endmembers)
-        return np.atleast_2d(np.asarray(spectra, dtype=np.float64))
-
-    def _fixed_spectra(self, n_components: int, n_channels: int) -> np.ndarray | None:
-        """The known endmembers as a (k, n_channels) array in data units, or None."""
-        if self.fixed_endmembers is None:
-            return None
-        spectra = self._known_spectra()
-        if spectra.ndim != 2 or spectra.shape[1] != n_channels:
-            raise ValueError(
-                f"fixed_endmembers has shape {np.shape(self.fixed_endmembers)}; "
-                f"known spectra must be (k, n_channels) with n_channels = "
-                f"{n_channels}, on the channels of the data."
-            )
-        if not 1 <= len(spectra) <= n_components:
-            raise ValueError(
-                f"fixed_endmembers holds {len(spectra)} spectra; between 1 and "
-                f"n_components = {n_components} can be fixed."
-            )
-        if not np.isfinite(spectra).all() or (spectra < 0).any():
-            raise ValueError(
-                "fixed_endmembers must be finite and non-negative: endmembers are "
-                "non-negative spectra."
-            )
-        if (spectra.sum(axis=1) <= 0).any():
-            raise ValueError("fixed_endmembers holds an all-zero spectrum.")
-        return spectra
-
     # -------------------------------------------------------- fitted state
     def _fitted_state(self) -> FittedState:
         """The fitted attributes as one value (see :mod:`hs_aeunmix._state`)."""
@@ -844,321 +780,12 @@ class AEUnmix(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
             ),
         )
 
-    # ------------------------------------------------------------ transform
-    def transform(self, X, *, image_shape=None, navigation_mask=None) -> np.ndarray:
-        """Abundances of spectra ``X`` under the trained encoder.
-
-        With ``pixel_scale`` the abundances are each pixel's fractions times
-        its intensity (see :meth:`fractions`), so that ``transform(X) @
-        components_`` reproduces ``X`` in its own units.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_pixels, n_channels)
-            Spectra on the channels the model was trained on.
-        image_shape, navigation_mask
-            The scan grid of the rows of ``X``, needed when ``spatial=True``
-            (see :meth:`fit`); ignored otherwise.
-
-        Returns
-        -------
-        numpy.ndarray of shape (n_pixels, n_components)
-        """
-        fractions, intensity = self.fractions(
-            X, image_shape=image_shape, navigation_mask=navigation_mask
-        )
-        return fractions * intensity[:, None]
-
-    def fractions(
-        self, X, *, image_shape=None, navigation_mask=None
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Each pixel's fractions and intensity: ``X ≈ intensity * (fractions @ E)``.
-
-        Fractions are non-negative and sum to one (with the default
-        ``abundance="sum_to_one"``): the share of the pixel's signal that
-        comes from each endmember, the endmembers being scaled to a common
-        total (the mean total of the training spectra). The intensity is
-        then the pixel's total relative to that mean (thickness,
-        illumination; 1 for a pixel as intense as the average training
-        pixel); it is 1 everywhere for models without ``pixel_scale``.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_pixels, n_channels)
-            Spectra on the channels the model was trained on.
-        image_shape, navigation_mask
-            The scan grid, needed when ``spatial=True``.
-
-        Returns
-        -------
-        fractions : numpy.ndarray of shape (n_pixels, n_components)
-        intensity : numpy.ndarray of shape (n_pixels,)
-        """
-        return self._fractions_of_valid(
-            self._validated_for_inference(X),
-            image_shape=image_shape,
-            navigation_mask=navigation_mask,
-        )
-
-    def _scaled(self, X: np.ndarray) -> torch.Tensor:
-        """Validated spectra in the network's units."""
-        if self.module_.training:
-            self.module_.eval()
-        return torch.from_numpy((X / self.data_scale_).astype(np.float32))
-
-    def _encodings(self, scaled: torch.Tensor) -> np.ndarray:
-        """The encoder's fractions of scaled spectra (before any spatial prior)."""
-        fractions = np.empty((len(scaled), self.components_.shape[0]))
-        with torch.no_grad():
-            for rows in _inference_batches(len(scaled)):
-                batch = _padded(scaled[rows]).to(self.device_)
-                fractions[rows] = (
-                    self.module_.encode(batch)[: len(fractions[rows])].cpu().numpy()
-                )
-        return fractions
-
-    def _per_pixel(
-        self, quantity, scaled: torch.Tensor, fractions: np.ndarray
-    ) -> np.ndarray:
-        """``quantity(spectra, abundances)[:, 0]`` of each pixel (intensity, shift)."""
-        values = np.empty(len(scaled))
-        with torch.no_grad():
-            for rows in _inference_batches(len(scaled)):
-                batch = _padded(scaled[rows]).to(self.device_)
-                abundances = _padded(
-                    torch.from_numpy(fractions[rows].astype(np.float32))
-                ).to(self.device_)
-                values[rows] = (
-                    quantity(batch, abundances)[: len(values[rows]), 0].cpu().numpy()
-                )
-        return values
-
-    def _fractions_of_valid(
-        self, X: np.ndarray, *, image_shape=None, navigation_mask=None
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """:meth:`fractions` of spectra already validated (live unmixing)."""
-        scaled = self._scaled(X)
-        fractions = self._encodings(scaled)
-        if self.spatial:
-            shape, mask = check_geometry(X.shape[0], image_shape, navigation_mask)
-            with torch.no_grad():
-                fractions = self._refined(fractions, shape, mask)
-        return fractions, self._per_pixel(self.module_.intensity, scaled, fractions)
-
-    def uncertainty(self, X, *, image_shape=None, navigation_mask=None) -> np.ndarray:
-        """Standard deviation of each pixel's fractions (see :meth:`fractions`).
-
-        A Laplace approximation around the fitted fractions, given the
-        endmembers and the noise of the data (Poisson for counts, else each
-        pixel's DER_SNR noise), widened where the model misfits a pixel
-        beyond its noise; it does not include errors of the endmembers
-        themselves (see ``stability_``). The method, its assumptions and
-        its measured calibration: :mod:`hs_aeunmix._uncertainty`. Costs
-        about one :meth:`transform` plus a small matrix inverse per pixel.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_pixels, n_channels)
-            Spectra on the model's channels, in the data's units (counts
-            stay counts: their noise is judged from them).
-        image_shape, navigation_mask
-            The scan grid, needed when ``spatial=True``.
-
-        Returns
-        -------
-        numpy.ndarray of shape (n_pixels, n_components)
-            NaN for pixels without signal.
-        """
-        from hs_aeunmix._uncertainty import standard_deviations
-
-        _, covariance = self._fractions_and_covariance(
-            X, image_shape=image_shape, navigation_mask=navigation_mask
-        )
-        return standard_deviations(covariance)
-
-    def _fractions_and_covariance(self, X, **geometry) -> tuple[np.ndarray, np.ndarray]:
-        """:meth:`fractions` and their covariance per pixel (:meth:`uncertainty`)."""
-        from hs_aeunmix._uncertainty import fraction_covariance
-
-        X = self._validated_for_inference(X)
-        fractions, intensity = self.fractions(X, **geometry)
-        has_background = len(self.baseline_components_) > 0
-        return fractions, fraction_covariance(
-            X,
-            fractions,
-            intensity,
-            self.components_,
-            background_basis=self.baseline_components_ if has_background else None,
-            background=self._background_of(X, fractions, intensity),
-            sum_to_one=self.abundance != "nonnegative",
-        )
-
-    def shifts(self, X) -> np.ndarray:
-        """Each pixel's offset along the spectral axis, in channels (``max_shift``).
-
-        The offset by which the pixel's mixture is shifted to reproduce it
-        (positive: towards higher channels), solved for each spectrum as
-        described in :mod:`hs_aeunmix._shift`; zeros for a model without
-        drift-aware decoding. Multiply by the axis step for energy or Raman
-        shift units (:func:`hs_aeunmix.shift_map` does, on a signal).
-
-        Parameters
-        ----------
-        X : array-like of shape (n_pixels, n_channels)
-            Spectra on the model's channels.
-
-        Returns
-        -------
-        numpy.ndarray of shape (n_pixels,)
-        """
-        X = self._validated_for_inference(X)
-        if self.module_.max_shift is None:
-            return np.zeros(X.shape[0])
-        scaled = self._scaled(X)
-        return self._per_pixel(self.module_.shifts, scaled, self._encodings(scaled))
-
-    def _shifts_of_valid(self, X: np.ndarray, fractions: np.ndarray) -> np.ndarray:
-        """:meth:`shifts` of validated spectra whose encodings are in hand."""
-        if self.module_.max_shift is None:
-            return np.zeros(X.shape[0])
-        return self._per_pixel(self.module_.shifts, self._scaled(X), fractions)
-
-    def background(self, X, *, image_shape=None, navigation_mask=None) -> np.ndarray:
-        """Each pixel's background coefficients on ``baseline_components_``.
-
-        ``transform(X) @ components_ + background(X) @ baseline_components_``
-        reproduces ``X``. Shape (n_pixels, n_terms); (n_pixels, 0) for models
-        without a background (``baseline``).
-        """
-        X = self._validated_for_inference(X)
-        fractions, intensity = self.fractions(
-            X, image_shape=image_shape, navigation_mask=navigation_mask
-        )
-        return self._background_of(X, fractions, intensity)
-
-    def _background_of(
-        self, X: np.ndarray, fractions: np.ndarray, intensity: np.ndarray
-    ) -> np.ndarray:
-        """:meth:`background` from validated spectra and their fractions."""
-        if not len(self.baseline_components_):
-            return np.zeros((len(X), 0))
-        mixture = (fractions * intensity[:, None]) @ self.components_
-        return (X - mixture) @ self.baseline_components_.T
-
-    def _mixture(self, X, **geometry) -> np.ndarray:
-        """``transform(X) @ components_``: the spectra without their background."""
-        fractions, intensity = self.fractions(X, **geometry)
-        return (fractions * intensity[:, None]) @ self.components_
-
     def fit_transform(
         self, X, y=None, *, image_shape=None, navigation_mask=None
     ) -> np.ndarray:
         """``fit`` then ``transform`` on the same spectra (and scan grid)."""
         geometry = {"image_shape": image_shape, "navigation_mask": navigation_mask}
         return self.fit(X, **geometry).transform(X, **geometry)
-
-    def _refined(self, fractions: np.ndarray, shape, mask) -> np.ndarray:
-        """Per-pixel fractions refined by the trained neighbourhood attention."""
-        image = PixelImage.from_rows(
-            fractions.astype(np.float32), shape, mask, self.device_
-        )
-        with torch.no_grad():
-            maps = self.module_.spatial(image.spectra.permute(2, 0, 1), image.valid)
-        return maps[:, image.valid].T.cpu().numpy().astype(np.float64)
-
-    def inverse_transform(self, X) -> np.ndarray:
-        """Spectra reconstructed from abundances ``X`` (n_pixels, n_components)."""
-        check_is_fitted(self, "components_")
-        return np.asarray(X, dtype=np.float64) @ self.components_
-
-    def relative_residual(self, X) -> float:
-        """How well the model reproduces spectra ``X``: ``‖X - X̂‖ / ‖X‖``.
-
-        ``X̂`` is the reconstruction ``transform(X) @ components_`` plus the
-        background, if any (per pixel: not for ``spatial=True`` models).
-
-        Parameters
-        ----------
-        X : array-like of shape (n_pixels, n_channels)
-            Spectra on the model's channels.
-
-        Returns
-        -------
-        float
-            0 for a perfect fit; about 1 or more for a model that does not
-            describe the spectra at all.
-        """
-        X = self._validated_for_inference(X)
-        return _relative_norm(self._misfit(X), X)
-
-    def residual_to_noise(self, X) -> float:
-        """The misfit on spectra ``X`` in units of their noise.
-
-        The RMS of ``X - X̂`` over the RMS noise of ``X`` estimated from each
-        spectrum's second differences (DER_SNR): about 1 when the model
-        explains everything but the noise, whatever the dose, and well above
-        1 when the spectra hold something the model cannot reproduce.
-        Reapplying a model warns when a scan's value is more than three times
-        the training scan's (``training_residual_``).
-
-        Parameters
-        ----------
-        X : array-like of shape (n_pixels, n_channels)
-            Spectra on the model's channels.
-
-        Returns
-        -------
-        float
-        """
-        X = self._validated_for_inference(X)
-        return _in_noise_units(self._misfit(X), X)
-
-    def _misfit(self, X: np.ndarray, mixture: np.ndarray | None = None) -> np.ndarray:
-        """``X`` minus its reconstruction (per pixel), background included.
-
-        ``mixture``: ``transform(X) @ components_`` when already computed.
-        """
-        if self.spatial:
-            raise ValueError(
-                "This model is spatial (each pixel needs its neighbours): "
-                "reconstruct the unmixed signal with s.get_decomposition_model() "
-                "instead."
-            )
-        # One encoding: the background is what the mixture leaves, projected
-        # on the background's basis (as background() computes it).
-        reconstruction = self._mixture(X) if mixture is None else mixture
-        basis = self.baseline_components_
-        if len(basis):
-            reconstruction = reconstruction + ((X - reconstruction) @ basis.T) @ basis
-        return X - reconstruction
-
-    def intensity_ratio(self, X) -> float:
-        """Overall intensity of spectra ``X`` relative to the training data.
-
-        A later scan of the same sample often differs from the training scan
-        by one factor (beam current, dwell time, detector gain). The ratio
-        is measured the same way on ``X`` and, at the end of ``fit``, on the
-        training spectra, and the two are divided, so that a scan at the
-        training dose gives 1 (see :func:`hs_aeunmix._intensity.measure`).
-        Up to 2048 evenly spaced spectra are used. With ``pixel_scale`` the
-        intensities absorb the ratio by themselves; models without it unmix
-        ``X / ratio`` (``s.decomposition(model=...)`` does this).
-
-        Parameters
-        ----------
-        X : array-like of shape (n_pixels, n_channels)
-            Spectra on the model's channels.
-
-        Returns
-        -------
-        float
-        """
-        X = self._validated_for_inference(X)
-        sample = X[_intensity.sample_rows(X.shape[0])] / self.data_scale_
-        return (
-            _intensity.measure(self.module_, sample, self.device_)
-            / self.intensity_reference_
-        )
 
     def save(self, path) -> Path:
         """Write the fitted model to one file (safetensors, no pickle).
@@ -1174,34 +801,6 @@ class AEUnmix(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         return _persistence.model_bytes(
             self.get_params(deep=False), self._fitted_state()
         )
-
-    def _validated_for_inference(self, X) -> np.ndarray:
-        check_is_fitted(self, "module_")
-        check_not_complex(X)
-        X = validate_data(
-            self,
-            X,
-            dtype=[np.float64, np.float32],
-            ensure_all_finite=False,
-            reset=False,
-        )
-        # Batch by batch: a whole-array check would allocate a mask as large
-        # as a big scan. The full count is only needed for the error message.
-        for start in range(0, X.shape[0], INFERENCE_BATCH_SIZE):
-            if not np.isfinite(X[start : start + INFERENCE_BATCH_SIZE]).all():
-                check_finite(X)
-        return X
-
-    @property
-    def _n_features_out(self) -> int:
-        return self.components_.shape[0]
-
-    @property
-    def active_components_(self) -> np.ndarray:
-        """Endmembers not driven to zero by ``endmember_l21_weight``."""
-        check_is_fitted(self, "components_")
-        level = np.sqrt((self.components_**2).mean(axis=1))
-        return level >= _ACTIVE_FRACTION * level.max()
 
     # -------------------------------------------------------------- helpers
     def _endmembers_in_data_units(self) -> np.ndarray:
@@ -1236,81 +835,6 @@ class AEUnmix(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
                 )
             if not np.isfinite(self.init).all():
                 raise ValueError("init contains NaN or inf values.")
-
-    def describe_endmembers(
-        self, X=None, *, image_shape=None, navigation_mask=None
-    ) -> list:
-        """What each endmember is, and which ones are duplicates or collapsed.
-
-        EELS endmembers (axis in eV or keV) name their ionisation edges from
-        eXSpy's edge database and their background's power-law exponent;
-        Raman endmembers (cm⁻¹) list their bands; every endmember gives the
-        pixels it dominates and its spread (``stability_``) and, with ``X``,
-        its share of the reconstructed intensity. The method and its
-        thresholds: :mod:`hs_aeunmix._describe`.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_pixels, n_channels), optional
-            Spectra (the training spectra or a sample of them) for the
-            intensity shares; without them the shares are None and collapse
-            is judged from ``stability_``.
-        image_shape, navigation_mask
-            The scan grid of ``X``, for ``spatial=True`` models.
-
-        Returns
-        -------
-        list of hs_aeunmix._describe.EndmemberDescription
-            One per endmember; ``summary`` is a line for people and
-            ``warnings`` flags duplicates and collapsed endmembers.
-        """
-        from hs_aeunmix._describe import describe_model
-
-        return describe_model(
-            self, X, image_shape=image_shape, navigation_mask=navigation_mask
-        )
-
-
-# Rows are encoded in batches padded to a multiple of this many rows:
-# matrix products give each row the same rounding whatever the batch it is
-# in only when the batches' sizes share the BLAS kernels' row blocking, and
-# a scan unmixed live, a few pixels at a time, must give exactly the maps of
-# the whole scan unmixed at once.
-ROW_BLOCK = 16
-
-
-def _inference_batches(n_rows: int) -> Iterator[slice]:
-    """Slices of at most ``INFERENCE_BATCH_SIZE`` rows (a multiple of ROW_BLOCK)."""
-    for start in range(0, n_rows, INFERENCE_BATCH_SIZE):
-        yield slice(start, min(start + INFERENCE_BATCH_SIZE, n_rows))
-
-
-def _padded(rows: torch.Tensor) -> torch.Tensor:
-    """``rows`` with its last row repeated up to a multiple of ROW_BLOCK rows."""
-    missing = -len(rows) % ROW_BLOCK
-    if not missing:
-        return rows
-    return torch.cat([rows, rows[-1:].expand(missing, -1)])
-
-
-def _relative_norm(misfit: np.ndarray, spectra: np.ndarray) -> float:
-    """``‖misfit‖ / ‖spectra‖`` (0 for all-zero spectra)."""
-    norm = float(np.linalg.norm(spectra))
-    return float(np.linalg.norm(misfit)) / norm if norm else 0.0
-
-
-def _in_noise_units(misfit: np.ndarray, spectra: np.ndarray) -> float:
-    """RMS of ``misfit`` over the RMS DER_SNR noise of ``spectra``."""
-    rms_misfit = float(np.sqrt(np.mean(misfit**2)))
-    # DER_SNR needs five channels.
-    noise = (
-        float(np.sqrt(np.mean(der_snr_noise(spectra) ** 2)))
-        if spectra.shape[1] > 4
-        else 0.0
-    )
-    # Noiseless spectra: the misfit relative to the signal instead.
-    floor = 1e-9 * float(np.sqrt(np.mean(spectra**2)))
-    return rms_misfit / max(noise, floor, np.finfo(float).tiny)
 
 
 def load_model(source, *, device="auto") -> AEUnmix:

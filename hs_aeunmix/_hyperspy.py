@@ -33,7 +33,7 @@ from hs_aeunmix._axes import (
     describe_difference,
 )
 from hs_aeunmix._estimator import AEUnmix, load_model
-from hs_aeunmix._routing import ALGORITHM_NAME, LEARNING_RESULTS_ATTRIBUTE
+from hs_aeunmix._names import ALGORITHM_NAME, LEARNING_RESULTS_ATTRIBUTE
 
 
 def decompose(

@@ -4,8 +4,10 @@ A later scan of the same sample often differs from the training scan by one
 factor (beam current, dwell time, detector gain). :func:`measure` measures a
 scan's intensity in a way that is calibrated against the training scan (the
 estimator stores the training scan's measurement as
-``intensity_reference_``), and :func:`model_for_scan` turns the ratio of the
-two into the model that unmixes the new scan, reporting it.
+``intensity_reference_``), and the estimator turns the ratio of the two
+into the model that unmixes the new scan
+(:meth:`~hs_aeunmix._inference.InferenceMixin._for_scan`), reporting it with
+:func:`report_intensity_ratio`.
 
 A model with a per-pixel intensity (``pixel_scale``) needs nothing more: its
 encoder sees spectra normalised to a common total, and each pixel's
@@ -21,16 +23,10 @@ from __future__ import annotations
 import logging
 import warnings
 from collections.abc import Callable
-from dataclasses import replace
-from typing import TYPE_CHECKING
 
 import numpy as np
-from sklearn.base import clone
 
 from hs_aeunmix._networks import SumToOne as _SUM_TO_ONE
-
-if TYPE_CHECKING:
-    from hs_aeunmix._estimator import AEUnmix
 
 _logger = logging.getLogger(__name__)
 
@@ -135,15 +131,6 @@ def measure(module, scaled_sample: np.ndarray, device) -> float:
     )
 
 
-def rescaled_copy(model: AEUnmix, ratio: float) -> AEUnmix:
-    """A copy of ``model`` whose internal scale includes the intensity ``ratio``."""
-    state = model._fitted_state()
-    copy = clone(model)
-    return copy._restore(
-        replace(state, data_scale=state.data_scale * ratio), device=model.device_
-    )
-
-
 def report_intensity_ratio(ratio: float) -> None:
     """Log the ratio; warn when it is beyond :data:`INTENSITY_RATIO_WARNING`."""
     message = (
@@ -155,23 +142,3 @@ def report_intensity_ratio(ratio: float) -> None:
         warnings.warn(message, UserWarning, stacklevel=3)
     else:
         _logger.info(message)
-
-
-def model_for_scan(model: AEUnmix, sample: np.ndarray, *, copy: bool) -> AEUnmix:
-    """The model that unmixes a scan, from a sample of its spectra.
-
-    ``sample`` holds spectra on the model's channels. The scan's intensity
-    ratio to the training scan is measured and reported; the result is
-    ``model`` itself when the ratio is one (within
-    :data:`INTENSITY_RATIO_TOLERANCE`) or absorbed by per-pixel intensities,
-    and ``copy`` is false, else a copy rescaled by the ratio: the caller's
-    model is never changed.
-    """
-    ratio = model.intensity_ratio(sample)
-    report_intensity_ratio(ratio)
-    if abs(ratio - 1.0) < INTENSITY_RATIO_TOLERANCE or model.module_.has_pixel_scale:
-        # Per-pixel intensities absorb the ratio themselves.
-        ratio = 1.0
-    if ratio == 1.0 and not copy:
-        return model
-    return rescaled_copy(model, ratio)

@@ -38,8 +38,10 @@ from hs_aeunmix._adapters import (
     ModelMismatchWarning,
     _Reservoir,
 )
-from hs_aeunmix._estimator import AEUnmix, _in_noise_units, load_model
+from hs_aeunmix._constraints import check_count
+from hs_aeunmix._estimator import AEUnmix, load_model
 from hs_aeunmix._hyperspy import scan_signal, shifts_in_axis_units
+from hs_aeunmix._inference import _in_noise_units
 
 _logger = logging.getLogger(__name__)
 
@@ -136,10 +138,7 @@ class LiveUnmixer:
                 "HyperSpy's order (x first), e.g. s.axes_manager.navigation_shape; "
                 f"got {navigation_shape!r}."
             )
-        if not isinstance(adapt_every, int | np.integer) or adapt_every < 1:
-            raise ValueError(
-                f"adapt_every must be a positive integer, got {adapt_every!r}."
-            )
+        check_count("adapt_every", adapt_every, "LiveUnmixer")
         self.scan_shape = tuple(int(size) for size in navigation_shape[::-1])
         scan_axes = _axis_dictionaries(navigation_axes, navigation_shape)
         self._model = model

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from hs_aeunmix._names import LEARNING_RESULTS_ATTRIBUTE
 from hs_aeunmix._persistence import (
     HDF5_SIGNATURE,
     MAX_MODEL_BYTES,
@@ -20,7 +21,6 @@ from hs_aeunmix._persistence import (
     declared_header_length,
     read_outer_header,
 )
-from hs_aeunmix._routing import LEARNING_RESULTS_ATTRIBUTE
 
 
 def _bytes_from_signal(signal, source: str) -> bytes:

@@ -53,6 +53,7 @@ from hs_aeunmix._initialisation import GIVEN, STARTS
 from hs_aeunmix._losses import LOSSES
 from hs_aeunmix._state import FittedState
 from hs_aeunmix._training import TrainingHistory
+from hs_aeunmix._version import __version__
 
 _logger = logging.getLogger(__name__)
 
@@ -311,12 +312,6 @@ def _json_value(name: str, value):
     return value
 
 
-def _package_version() -> str:
-    from hs_aeunmix import __version__
-
-    return __version__
-
-
 def _tensor_record(tensors: dict[str, torch.Tensor]) -> dict[str, dict]:
     """Type and shape of each tensor, as safetensors lists them in its header."""
     record = {}
@@ -353,7 +348,7 @@ def model_bytes(params: dict, state: FittedState) -> bytes:
     header = {
         "format": FORMAT_NAME,
         "format_version": FORMAT_VERSION,
-        "package_version": _package_version(),
+        "package_version": __version__,
         "torch_version": torch.__version__,
         "estimator": "AEUnmix",
         "hyperparameters": {
@@ -781,7 +776,7 @@ def read_model(data: bytes, source: str) -> tuple[dict, FittedState]:
         raise ModelFileError(
             f"{source} uses model format version {version}, written by "
             f"hs_aeunmix {header.get('package_version')}; this hs_aeunmix "
-            f"({_package_version()}) reads format versions up to "
+            f"({__version__}) reads format versions up to "
             f"{FORMAT_VERSION}. Upgrade hs_aeunmix to load it."
         )
     try:

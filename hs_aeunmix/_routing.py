@@ -20,10 +20,7 @@ from __future__ import annotations
 import sys
 import warnings
 
-ALGORITHM_NAME = "ae"
-# Where a signal's learning results keep the bytes of the model (so that
-# ``s.save`` keeps it).
-LEARNING_RESULTS_ATTRIBUTE = "aeunmix_model"
+from hs_aeunmix._names import ALGORITHM_NAME, LEARNING_RESULTS_ATTRIBUTE
 
 
 def routes_to_autoencoder(algorithm) -> bool:

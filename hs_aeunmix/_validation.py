@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import numbers
 import warnings
 
 import numpy as np
+
+from hs_aeunmix._constraints import InvalidParameterError, check_count
 
 
 def check_not_complex(X) -> None:
@@ -62,21 +63,17 @@ def warn_if_negative(X: np.ndarray, loss: str) -> None:
 def check_n_components(n_components, n_channels: int) -> int:
     """Validate the number of endmembers against the number of channels."""
     if n_components is None:
-        raise ValueError(
+        raise InvalidParameterError(
             "n_components (output_dimension in HyperSpy) must be given: it is the "
             "number of endmembers to extract."
         )
-    if isinstance(n_components, bool) or not isinstance(n_components, numbers.Integral):
-        raise TypeError(
-            f"n_components must be an integer, got {n_components!r} "
-            f"({type(n_components).__name__})."
-        )
-    if not 1 <= n_components <= n_channels:
-        raise ValueError(
+    n_components = check_count("n_components", n_components, "AEUnmix")
+    if n_components > n_channels:
+        raise InvalidParameterError(
             f"n_components={n_components} must be between 1 and the number of "
             f"spectral channels ({n_channels})."
         )
-    return int(n_components)
+    return n_components
 
 
 def minimum_pixels(n_components: int) -> int:
@@ -92,3 +89,32 @@ def check_enough_pixels(n_pixels: int, n_components: int) -> None:
             f"(pixels), got n_samples = {n_pixels}. Unmix a larger scan, or "
             "apply a model trained on another scan (transform)."
         )
+
+
+def check_fixed_endmembers(
+    fixed_endmembers, n_components: int, n_channels: int
+) -> np.ndarray | None:
+    """Known endmembers (an array or a signal's data) as (k, n_channels), or None."""
+    if fixed_endmembers is None:
+        return None
+    data = getattr(fixed_endmembers, "data", fixed_endmembers)
+    spectra = np.atleast_2d(np.asarray(data, dtype=np.float64))
+    if spectra.ndim != 2 or spectra.shape[1] != n_channels:
+        raise ValueError(
+            f"fixed_endmembers has shape {np.shape(fixed_endmembers)}; "
+            f"known spectra must be (k, n_channels) with n_channels = "
+            f"{n_channels}, on the channels of the data."
+        )
+    if not 1 <= len(spectra) <= n_components:
+        raise ValueError(
+            f"fixed_endmembers holds {len(spectra)} spectra; between 1 and "
+            f"n_components = {n_components} can be fixed."
+        )
+    if not np.isfinite(spectra).all() or (spectra < 0).any():
+        raise ValueError(
+            "fixed_endmembers must be finite and non-negative: endmembers are "
+            "non-negative spectra."
+        )
+    if (spectra.sum(axis=1) <= 0).any():
+        raise ValueError("fixed_endmembers holds an all-zero spectrum.")
+    return spectra

@@ -8,12 +8,11 @@ throughout, i.e. ``data`` has shape ``(n_pixels, n_channels)``.
 
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
 import scipy.linalg
 from scipy.optimize import nnls
 
+from hs_aeunmix._constraints import InvalidParameterError, check_count
 from hs_aeunmix._subspace import orientation
 
 __all__ = [
@@ -139,17 +138,12 @@ def vertex_component_analysis(
     data = _validate_spectra(data, "data")
     n_pixels, n_channels = data.shape
     max_endmembers = min(n_pixels, n_channels)
-    if isinstance(n_endmembers, bool) or not isinstance(n_endmembers, numbers.Integral):
-        raise TypeError(
-            f"n_endmembers must be an integer, got {n_endmembers!r} "
-            f"({type(n_endmembers).__name__})."
-        )
-    if not 1 <= n_endmembers <= max_endmembers:
-        raise ValueError(
+    n_endmembers = check_count("n_endmembers", n_endmembers, "vca")
+    if n_endmembers > max_endmembers:
+        raise InvalidParameterError(
             f"n_endmembers must be an integer between 1 and min(n_pixels, "
             f"n_channels) = {max_endmembers}, got {n_endmembers!r}."
         )
-    n_endmembers = int(n_endmembers)
     rng = np.random.default_rng(random_state)
     # Projections are computed in float64 so that float32 input gets the same
     # eigenvectors and SNR estimate; ``data`` itself is only read.

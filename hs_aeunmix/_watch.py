@@ -43,7 +43,6 @@ from __future__ import annotations
 
 import logging
 import math
-import numbers
 import os
 import threading
 import time
@@ -53,6 +52,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from hs_aeunmix import _jobs, _joint, _series
+from hs_aeunmix._constraints import check_count
 from hs_aeunmix._files import ensure_writable_folder
 from hs_aeunmix._watch_files import (
     _Folder,
@@ -67,6 +67,7 @@ from hs_aeunmix._watch_ledger import (
     Ledger,
     _key,
     _recorded_series_model,
+    _SeriesPlan,
 )
 
 _logger = logging.getLogger(__name__)
@@ -402,18 +403,8 @@ def _check_options(interval: float, settle: float, max_files: int | None) -> Non
         raise ValueError(f"interval={interval!r} must be a positive number of seconds")
     if not (math.isfinite(settle) and settle >= 0):
         raise ValueError(f"settle={settle!r} must be a number of seconds, 0 or more")
-    if max_files is not None and max_files < 1:
-        raise ValueError(f"max_files={max_files!r} must be at least 1")
-
-
-@dataclass(frozen=True)
-class _SeriesPlan:
-    """What a watch with ``series`` trains: on how many files, and how."""
-
-    n_files: int
-    n_components: int
-    options: dict
-    model: Path  # the model file to write, in the output folder
+    if max_files is not None:
+        check_count("max_files", max_files, "watch")
 
 
 def _series_plan(
@@ -441,10 +432,7 @@ def _series_plan(
                 "series=N needs n_components, the number of endmembers of the "
                 "model to train"
             )
-        if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-            raise ValueError(f"{name}={value!r} must be an integer")
-        if value < 1:
-            raise ValueError(f"{name}={value!r} must be at least 1")
+        check_count(name, value, "watch")
     if training_options is not None and not isinstance(training_options, Mapping):
         raise ValueError(
             f"training_options must be a mapping of options, got {training_options!r}"

@@ -29,13 +29,9 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from hs_aeunmix._files import write_bytes_atomically
 from hs_aeunmix._watch_files import _Signature
-
-if TYPE_CHECKING:
-    from hs_aeunmix._watch import _SeriesPlan
 
 #: Name of the ledger file in the output folder.
 LEDGER_NAME = ".hs_aeunmix_watch.json"
@@ -160,6 +156,16 @@ def _read_ledger(path: Path) -> tuple[dict[str, dict], dict | None]:
             "to start afresh (results already in the folder are then skipped)"
         ) from None
     return files, series
+
+
+@dataclass(frozen=True)
+class _SeriesPlan:
+    """What a watch with ``series`` trains: on how many files, and how."""
+
+    n_files: int
+    n_components: int
+    options: dict
+    model: Path  # the model file to write, in the output folder
 
 
 def _recorded_series_model(

@@ -33,6 +33,8 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from hs_aeunmix._constraints import check_count
+
 if TYPE_CHECKING:
     from hs_aeunmix.datasets import GroundTruth
 
@@ -738,8 +740,7 @@ def abundance_entropy(
     float
         Entropy in nats, between 0 and ``log(bins)``.
     """
-    if isinstance(bins, bool) or not isinstance(bins, int | np.integer) or bins < 1:
-        raise ValueError(f"bins must be a positive integer, got {bins!r}.")
+    check_count("bins", bins, "abundance_entropy")
     values = np.asarray(abundances, dtype=float).ravel()
     values = values[~np.isnan(values)]
     if values.size == 0:

@@ -97,3 +97,9 @@ def last_line_of_python(code: str, *arguments: str) -> str:
         timeout=120,
     )
     return result.stdout.strip().splitlines()[-1]
+
+
+def assert_on_simplex(abundances: np.ndarray) -> None:
+    """Every row of ``abundances`` (last axis) is non-negative and sums to one."""
+    assert abundances.min() >= 0
+    np.testing.assert_allclose(abundances.sum(axis=-1), 1.0, rtol=0, atol=1e-12)

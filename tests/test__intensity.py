@@ -217,7 +217,7 @@ def test_a_module_that_sees_no_intensity_measures_one(scaled_model):
 
 
 def test_rescaled_copy_unmixes_the_scaled_scan_as_the_model_the_scan(model, mixture):
-    copy = _intensity.rescaled_copy(model, 3.0)
+    copy = model._rescaled(3.0)
     assert copy is not model
     assert copy.data_scale_ == pytest.approx(3.0 * model.data_scale_)
     np.testing.assert_allclose(
@@ -233,7 +233,7 @@ def test_rescaled_copy_unmixes_the_scaled_scan_as_the_model_the_scan(model, mixt
 def test_a_scan_at_the_training_dose_gets_the_model(model, mixture, copy):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        result = _intensity.model_for_scan(model, 1.005 * mixture.spectra, copy=copy)
+        result = model._for_scan(1.005 * mixture.spectra, copy=copy)
     assert (result is model) is not copy
     assert result.data_scale_ == model.data_scale_
 
@@ -241,7 +241,7 @@ def test_a_scan_at_the_training_dose_gets_the_model(model, mixture, copy):
 def test_a_scan_at_another_dose_gets_a_rescaled_copy(model, mixture):
     scale = model.data_scale_
     with pytest.warns(UserWarning, match="times as intense"):
-        result = _intensity.model_for_scan(model, 2.0 * mixture.spectra, copy=False)
+        result = model._for_scan(2.0 * mixture.spectra, copy=False)
     assert result is not model
     assert result.data_scale_ == pytest.approx(2.0 * scale, rel=1e-3)
     assert model.data_scale_ == scale
@@ -249,7 +249,5 @@ def test_a_scan_at_another_dose_gets_a_rescaled_copy(model, mixture):
 
 def test_per_pixel_intensities_absorb_the_dose(scaled_model, mixture):
     with pytest.warns(UserWarning, match="times as intense"):
-        result = _intensity.model_for_scan(
-            scaled_model, 2.0 * mixture.spectra, copy=False
-        )
+        result = scaled_model._for_scan(2.0 * mixture.spectra, copy=False)
     assert result is scaled_model

@@ -10,10 +10,11 @@ import warnings
 import numpy as np
 import pytest
 from _helpers import FAST, make_mixture, to_signal
+from sklearn.utils._param_validation import InvalidParameterError
 
 import hs_aeunmix
 from hs_aeunmix import AEUnmix, LiveUnmixer, ModelMismatchWarning, _live, replay_scan
-from hs_aeunmix._estimator import ROW_BLOCK
+from hs_aeunmix._inference import ROW_BLOCK
 
 
 @pytest.fixture(scope="module")
@@ -255,5 +256,6 @@ def test_adapt_refines_in_the_background_without_blocking_push(scan, monkeypatch
 
 
 def test_adapt_every_must_be_positive(model):
-    with pytest.raises(ValueError, match="adapt_every must be a positive integer"):
+    message = r"'adapt_every' parameter of LiveUnmixer must be an int in the range"
+    with pytest.raises(InvalidParameterError, match=message):
         LiveUnmixer(model, (4, 4), adapt=True, adapt_every=0)

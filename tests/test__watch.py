@@ -20,6 +20,7 @@ from _helpers import (
     to_signal,
     train_through_hyperspy,
 )
+from sklearn.utils._param_validation import InvalidParameterError
 
 import hs_aeunmix_cli as front
 from hs_aeunmix import _jobs, _joint, _watch, _watch_files, _watch_ledger, load_model
@@ -838,7 +839,7 @@ def test_series_arguments_are_checked(tmp_path, model_file):
         watch_folder(folder, model_file, output, n_components=3)
     with pytest.raises(ValueError, match="training_options are for series"):
         watch_folder(folder, model_file, output, training_options={"max_epochs": 2})
-    with pytest.raises(ValueError, match="series=0 must be at least 1"):
+    with pytest.raises(InvalidParameterError, match="'series' parameter of watch"):
         watch_folder(folder, output=output, series=0, n_components=3)
     with pytest.raises(TypeError, match="Unknown option"):
         watch_folder(

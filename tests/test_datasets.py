@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _helpers import assert_on_simplex
 from hyperspy.signals import Signal1D
 
 from hs_aeunmix.datasets import (
@@ -42,11 +43,6 @@ def _value_at(signal, spectrum: np.ndarray, energy: float) -> float:
     return float(spectrum[np.argmin(np.abs(_energy(signal) - energy))])
 
 
-def _check_simplex(abundances: np.ndarray) -> None:
-    assert abundances.min() >= 0
-    np.testing.assert_allclose(abundances.sum(axis=-1), 1.0, rtol=0, atol=1e-12)
-
-
 # --------------------------------------------------------------------------
 # EELS chequerboard
 # --------------------------------------------------------------------------
@@ -80,7 +76,7 @@ def test_chequerboard_truth_is_consistent(chequerboard_three):
     assert truth.abundances.shape == (64, 64, 3)
     assert truth.intensity is None
     assert truth.artefacts is None
-    _check_simplex(truth.abundances)
+    assert_on_simplex(truth.abundances)
     np.testing.assert_array_equal(truth.noiseless, truth.abundances @ truth.endmembers)
 
 
@@ -121,7 +117,7 @@ def test_chequerboard_four_endmembers(chequerboard_four):
     assert energy.offset == pytest.approx(250.0)
     assert energy.axis[-1] == pytest.approx(1152.0)
     assert signal.axes_manager.navigation_axes[0].scale == pytest.approx(0.5)
-    _check_simplex(truth.abundances)
+    assert_on_simplex(truth.abundances)
     np.testing.assert_array_equal(truth.noiseless, truth.abundances @ truth.endmembers)
 
 
@@ -233,7 +229,7 @@ def test_no_pure_pixel_bounds_and_truth(no_pure_pixel_three):
     signal, truth = no_pure_pixel_three
     assert isinstance(signal, exspy_signals.EELSSpectrum)
     assert signal.data.shape == (64, 64, 200)
-    _check_simplex(truth.abundances)
+    assert_on_simplex(truth.abundances)
     assert truth.abundances.max() <= 0.7 + 1e-12
     assert truth.abundances.max() == pytest.approx(0.7)
     # Every endmember is a major component somewhere.
@@ -266,7 +262,7 @@ def test_no_pure_pixel_custom_bound(n_endmembers, max_fraction):
     )
     assert truth.abundances.shape == (32, 24, n_endmembers)
     assert truth.abundances.max() <= max_fraction + 1e-12
-    _check_simplex(truth.abundances)
+    assert_on_simplex(truth.abundances)
     np.testing.assert_array_equal(truth.intensity, 1.0)
 
 
@@ -359,7 +355,7 @@ def test_raman_bands_at_literature_positions():
 def test_raman_scenes_are_on_the_simplex(scene):
     signal, truth = raman_scene(5, shape=(32, 40), scene=scene, snr=None)
     assert truth.abundances.shape == (32, 40, 5)
-    _check_simplex(truth.abundances)
+    assert_on_simplex(truth.abundances)
     np.testing.assert_array_equal(truth.noiseless, truth.abundances @ truth.endmembers)
     np.testing.assert_array_equal(signal.data, truth.noiseless)
 

@@ -7,6 +7,7 @@ from collections import Counter
 
 import numpy as np
 import pytest
+from _helpers import assert_on_simplex
 from hyperspy.signals import Signal1D
 
 from hs_aeunmix.datasets import (
@@ -40,11 +41,6 @@ def held_out() -> list[SceneDescription]:
 @pytest.fixture(scope="module")
 def scene_zero():
     return random_scene(0)
-
-
-def _check_simplex(abundances: np.ndarray) -> None:
-    assert abundances.min() >= 0
-    np.testing.assert_allclose(abundances.sum(axis=-1), 1.0, rtol=0, atol=1e-12)
 
 
 def _expected_noiseless(truth: GroundTruth) -> np.ndarray:
@@ -180,7 +176,7 @@ def test_signal_and_truth_are_consistent(modality):
     assert truth.names == description.endmember_names
     assert truth.endmembers.shape == (description.n_endmembers, 150)
     assert truth.endmembers.min() >= 0
-    _check_simplex(truth.abundances)
+    assert_on_simplex(truth.abundances)
     assert truth.intensity is not None
     assert truth.intensity.min() >= 0.7 - 1e-12
     assert truth.intensity.max() <= 1.3
@@ -246,7 +242,7 @@ def test_the_eels_library_is_computable():
 
 
 def _check_pure_pixel_promise(abundances: np.ndarray, description) -> None:
-    _check_simplex(abundances)
+    assert_on_simplex(abundances)
     n = description.n_endmembers
     if description.pure_pixels:
         assert description.max_fraction == 1.0

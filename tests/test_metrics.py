@@ -7,6 +7,7 @@ import re
 
 import numpy as np
 import pytest
+from sklearn.utils._param_validation import InvalidParameterError
 
 from hs_aeunmix.datasets import GroundTruth
 from hs_aeunmix.metrics import (
@@ -441,7 +442,8 @@ def test_abundance_entropy_hand_computed():
         math.log(4)
     )
     assert abundance_entropy(np.full((2, 2, 2), 0.5)) == 0.0
-    with pytest.raises(ValueError, match="bins must be a positive integer"):
+    message = r"'bins' parameter of abundance_entropy must be an int in the range"
+    with pytest.raises(InvalidParameterError, match=message):
         abundance_entropy(maps, bins=0)
 
 

@@ -325,6 +325,93 @@ def test_the_solver_never_reaches_back_into_the_estimator(module):
     assert not {"hs_aeunmix._estimator", "_estimator", "AEUnmix"} & imported
 
 
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def internal_imports() -> dict[str, set[str]]:
+    """Each package module -> the package modules it imports, at any level
+    (functions and type-checking blocks included). ``from package import
+    submodule`` is an import of the submodule only."""
+    files = {_module_name(p): p for p in PACKAGE.rglob("*.py")}
+    graph = {}
+    for name, path in files.items():
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        imported = set()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                imported |= {a.name for a in node.names if a.name in files}
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    parents = package.split(".")[
+                        : len(package.split(".")) - node.level + 1
+                    ]
+                    base = ".".join([*parents, *([node.module] if node.module else [])])
+                submodules = {f"{base}.{a.name}" for a in node.names} & files.keys()
+                imported |= submodules
+                if base in files and len(submodules) < len(node.names):
+                    imported.add(base)
+        graph[name] = imported - {name}
+    return graph
+
+
+def test_no_import_cycle_in_the_package():
+    graph = internal_imports()
+    # A module is on a cycle when it can reach itself.
+    on_cycles = []
+    for start in graph:
+        seen, stack = set(), list(graph[start])
+        while stack:
+            module = stack.pop()
+            if module == start:
+                on_cycles.append(start)
+                break
+            if module not in seen:
+                seen.add(module)
+                stack.extend(graph[module])
+    assert on_cycles == []
+
+
+# Who may build on the estimator class: the HyperSpy route (glue, adapters,
+# option checks, docstring section, options panel) and the public functions
+# built on it (series, joint series, live unmixing, choosing n). The
+# package's __init__ reaches it by name, on first use; the command line, a
+# run's jobs and the watched folder only load model files (load_model).
+AEUNMIX_USERS = {
+    "hs_aeunmix._hyperspy",
+    "hs_aeunmix._adapters",
+    "hs_aeunmix._options",
+    "hs_aeunmix._docstrings",
+    "hs_aeunmix._gui",
+    "hs_aeunmix._series",
+    "hs_aeunmix._joint",
+    "hs_aeunmix._live",
+    "hs_aeunmix._model_selection",
+}
+
+
+def test_only_the_front_imports_the_estimator_class():
+    users = set()
+    for path in PACKAGE.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and any(
+                alias.name == "AEUnmix" for alias in node.names
+            ):
+                users.add(_module_name(path))
+    assert users - {"hs_aeunmix"} == AEUNMIX_USERS
+
+
+def test_no_module_is_over_900_lines():
+    long = {
+        _module_name(p): n
+        for p in PACKAGE.rglob("*.py")
+        if (n := len(p.read_text(encoding="utf-8").splitlines())) > 900
+    }
+    assert long == {}
+
+
 def test_series_and_watched_folder_do_not_depend_on_the_command_line():
     """The public apply_series and the watcher share the run's jobs (_jobs),
     not the command line's private helpers."""

@@ -9,15 +9,12 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import numpy as np
 from scipy import ndimage, special
 
 from hs_aeunmix.datasets._common import _normalise_rows, _smooth_random_field
-
-if TYPE_CHECKING:
-    from hs_aeunmix.datasets._family import SceneDescription
 
 _logger = logging.getLogger(__name__)
 
@@ -503,9 +500,22 @@ def _contract(abundances: np.ndarray, max_fraction: float) -> np.ndarray:
     return uniform + factor * (abundances - uniform)
 
 
-def _build_abundances(
-    rng: np.random.Generator, description: SceneDescription
-) -> np.ndarray:
+class _Layout(Protocol):
+    """What :func:`_build_abundances` reads of a scene's description
+    (:class:`~hs_aeunmix.datasets.SceneDescription`)."""
+
+    split: str
+    index: int
+    shape: tuple[int, int]
+    n_endmembers: int
+    structure: str
+    feature_size: float
+    edge_width: float
+    pure_pixels: bool
+    max_fraction: float
+
+
+def _build_abundances(rng: np.random.Generator, description: _Layout) -> np.ndarray:
     shape, n = description.shape, description.n_endmembers
     pure, structure = description.pure_pixels, description.structure
     size, width = description.feature_size, description.edge_width

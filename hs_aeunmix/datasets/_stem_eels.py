@@ -105,10 +105,8 @@ scattering, by the pixel's thickness departing from the mean.
 
 from __future__ import annotations
 
-import functools
 import math
-import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -116,211 +114,34 @@ import numpy as np
 from scipy import ndimage, signal, special
 
 from hs_aeunmix.datasets._common import GroundTruth, _smooth_random_field
+from hs_aeunmix.datasets._stem_eels_compounds import (
+    _EDGE_LABELS,
+    _STEP_EDGES,
+    COMPOUNDS,
+    Peaks,
+    _composition,
+    _Compound,
+    _edge_onsets,
+    _exspy,
+    _onset,
+)
+from hs_aeunmix.datasets._stem_eels_structures import (
+    STRUCTURES,
+    _abundances,
+    _coordinates,
+    _rotated,
+)
 
 Rng = np.random.Generator
 Shape = tuple[int, int]
 Params = dict[str, Any]
-Peaks = tuple[tuple[float, float, float], ...]
 
 _ENTROPY = 0x3A61_9C0E_55D2_47B1_8E06_F3C4_2B97_D15A
 _SPLITS = {"development": 0, "held_out": 1}
-STRUCTURES = ("interface", "precipitates", "layers", "grains", "core_shell", "gradient")
 _BEAM_ENERGIES = (60.0, 80.0, 100.0, 120.0, 200.0, 300.0)
 _MIN_START = 60.0  # eV; lower, the low-loss region, not a power law, rules.
 _DRIFT_STEP = 1 / 50  # channels
 _MIN_ANGLE = 0.02  # rad, between any two endmembers
-
-
-@dataclass(frozen=True)
-class _Compound:
-    name: str
-    formula: str
-    plasmon: float  # Drude plasmon energy, eV
-    # shell -> (chemical shift in eV, peaks as (offset from the shifted onset
-    # in eV, FWHM in eV, height in edge jumps)); a shell of the formula's
-    # elements that is not listed has no shift and no peaks.
-    edges: Mapping[str, tuple[float, Peaks]]
-
-
-def _c(name: str, formula: str, plasmon: float, **edges: Any) -> _Compound:
-    return _Compound(name, formula, plasmon, edges)
-
-
-# Peak positions and heights follow the published spectra in their main
-# features (which peaks exist, their order and rough splittings), not in
-# detail.
-# fmt: off
-COMPOUNDS: tuple[_Compound, ...] = (
-    _c("TiO2 (rutile)", "TiO2", 25.5,
-      Ti_L3=(0, ((1.8, 0.6, 4), (4.3, 1.6, 5), (7.2, 1.2, 3.5), (9.5, 2, 4))),
-      O_K=(-1, ((-0.2, 1, 1.6), (2.5, 1.3, 1.8), (8, 4, 1), (14, 5, 0.7)))),
-    _c("Ti2O3", "Ti2O3", 24.0,
-      Ti_L3=(-0.5, ((1, 1.5, 3.8), (3.2, 2, 3), (6.6, 1.8, 2.6), (8.7, 2.2, 2.2))),
-      O_K=(-0.5, ((0, 1.4, 1.2), (3, 2, 1), (9, 5, 1), (16, 6, 0.6)))),
-    _c("SrTiO3", "SrTiO3", 22.5,
-      Ti_L3=(0, ((1.9, 0.6, 4.2), (4.2, 1.3, 5.5), (7.3, 1.2, 3.6), (9.5, 2, 4.2))),
-      O_K=(-1, ((0, 1, 1.3), (2.8, 1.3, 1.4), (6, 3, 0.8), (11, 4, 1))),
-      Sr_M23=(0, ((0, 3, 0.5), (11, 3, 0.4)))),
-    _c("BaTiO3", "BaTiO3", 22.0,
-      Ti_L3=(0, ((1.8, 0.7, 3.9), (4, 1.5, 4.8), (7.2, 1.3, 3.4), (9.4, 2.1, 4))),
-      O_K=(-1, ((-0.2, 1.1, 1.2), (2.6, 1.4, 1), (7, 3, 0.9), (13, 5, 0.8))),
-      Ba_M45=(0, ((0.5, 1.8, 6), (15.5, 1.9, 7.5)))),
-    _c("LaMnO3", "LaMnO3", 21.0,
-      Mn_L3=(0, ((1.8, 2, 6.5), (12.3, 2.5, 3))),
-      O_K=(-1, ((-1.5, 1.2, 0.9), (4.5, 2.5, 0.8), (11, 4, 1))),
-      La_M45=(0, ((0.5, 1.6, 8), (17.5, 1.8, 9)))),
-    _c("MnO", "MnO", 21.0,
-      Mn_L3=(0, ((0.5, 1.2, 8), (2, 1.5, 2.5), (11.5, 2, 3.5))),
-      O_K=(0, ((-0.5, 1.2, 0.8), (6, 3, 1.1), (11, 5, 0.8)))),
-    _c("MnO2", "MnO2", 23.0,
-      Mn_L3=(0, ((3.5, 2, 6.5), (13.5, 2.5, 3.2))),
-      O_K=(-1, ((-0.5, 1.1, 1.5), (2.5, 1.3, 0.8), (10, 5, 1)))),
-    _c("Cr2O3", "Cr2O3", 24.0,
-      Cr_L3=(0, ((2, 1.2, 6), (4, 1.5, 2), (11.5, 2.2, 3))),
-      O_K=(-1, ((-0.5, 1.1, 1.2), (1.8, 1.3, 0.9), (9, 5, 1)))),
-    _c("Fe2O3 (hematite)", "Fe2O3", 22.5,
-      Fe_L3=(0, ((0.3, 1, 2), (1.9, 1.4, 6.5), (14.8, 2.4, 2.8))),
-      O_K=(-1, ((-1.5, 1, 1.3), (0.2, 1.2, 1), (8, 5, 1.1), (16, 5, 0.6)))),
-    _c("FeO (wustite)", "FeO", 22.0,
-      Fe_L3=(0, ((0.3, 1.4, 6.5), (2.3, 1.5, 2), (13.3, 2.4, 2.8))),
-      O_K=(0, ((-1, 1.5, 0.5), (6, 4, 1.2), (12, 5, 0.7)))),
-    _c("Fe3O4 (magnetite)", "Fe3O4", 22.5,
-      Fe_L3=(0, ((0.6, 1.4, 4.5), (1.9, 1.5, 4), (14.2, 2.6, 2.6))),
-      O_K=(-1, ((-1, 1.2, 1), (0.8, 1.3, 0.6), (8, 5, 1.1), (15, 5, 0.6)))),
-    _c("NiO", "NiO", 22.5,
-      Ni_L3=(-2, ((0.5, 1, 7), (2.5, 1.2, 1.8), (18.8, 2, 2.5))),
-      O_K=(0, ((0, 1, 1.2), (6, 3, 1), (10, 3, 0.9), (18, 6, 0.6)))),
-    _c("CoO", "CoO", 22.0,
-      Co_L3=(0, ((-0.5, 1.2, 6.5), (1.3, 1.3, 2), (15.5, 2.2, 2.8))),
-      O_K=(0, ((-0.3, 1.2, 0.9), (6, 4, 1), (13, 5, 0.6)))),
-    _c("CuO", "CuO", 22.0,
-      Cu_L3=(-1, ((0, 1, 9), (20, 1.3, 4))),
-      O_K=(-1, ((-1.5, 0.9, 1.6), (9, 5, 1)))),
-    _c("ZnO", "ZnO", 19.0,
-      Zn_L3=(0, ((10, 6, 0.8), (20, 8, 0.6))),
-      O_K=(0, ((3, 2, 0.9), (6, 2, 0.9), (9, 3, 1), (17, 6, 0.6)))),
-    _c("Al2O3 (corundum)", "Al2O3", 24.0,
-      O_K=(3, ((3.5, 2.5, 1.8), (10, 6, 1.1), (23, 8, 0.5))),
-      Al_L23=(5, ((0.6, 1.2, 1.5), (3.5, 1.5, 1.2), (21, 8, 0.7))),
-      Al_K=(6, ((1, 3, 1.3), (7, 5, 0.8)))),
-    _c("SiO2 (amorphous)", "SiO2", 22.5,
-      O_K=(3, ((3, 3, 1.9), (23, 10, 0.8))),
-      Si_L3=(6.5, ((0.5, 1, 1.5), (2.8, 1.2, 1.3), (9.5, 5, 1), (23.5, 10, 0.6))),
-      Si_K=(2, ((6, 3, 1.5),))),
-    _c("MgO", "MgO", 22.5,
-      O_K=(1, ((4, 2, 1.3), (7, 2, 1), (13, 4, 1.1), (25, 8, 0.7))),
-      Mg_K=(5, ((2, 3, 1.2), (11, 5, 0.8)))),
-    _c("CaO", "CaO", 20.5,
-      Ca_L3=(0, ((1.9, 0.5, 1), (3.3, 0.6, 5.5), (5.3, 0.5, 0.9), (6.7, 0.7, 4.5))),
-      O_K=(0, ((0, 1.2, 0.8), (5, 3, 1.2), (12, 5, 0.9)))),
-    _c("CeO2", "CeO2", 26.0,
-      O_K=(-1, ((-1, 1, 1.4), (2, 1.3, 1), (6, 3, 1), (12, 5, 0.7))),
-      Ce_M45=(0, ((0.5, 1.8, 6.5), (5.5, 2, 1.2), (18.5, 2, 7.5), (23.5, 2, 1.3)))),
-    _c("CaCO3 (calcite)", "CaCO3", 22.0,
-      C_K=(4, ((2.3, 0.8, 4), (13.5, 3, 1.6))),
-      Ca_L3=(0, ((2, 0.5, 1.2), (3.4, 0.6, 5), (5.4, 0.5, 1.1), (6.8, 0.7, 4.2))),
-      O_K=(0, ((0.7, 1, 1.6), (8, 4, 1.2), (18, 6, 0.8)))),
-    _c("h-BN", "BN", 26.5,
-      B_K=(0, ((3.8, 0.6, 5), (10, 3, 2))),
-      N_K=(0, ((0.3, 0.8, 4), (7.5, 3, 1.6), (15, 6, 0.7)))),
-    _c("TiN", "TiN", 24.5,
-      Ti_L3=(-1, ((2.5, 2.2, 3.5), (8.2, 2.6, 2.5))),
-      N_K=(-4, ((1.5, 1.5, 1.5), (4, 2, 1.2), (12, 5, 1)))),
-    _c("CrN", "CrN", 24.0,
-      Cr_L3=(0, ((1, 2, 5), (9.5, 2.5, 2.6))),
-      N_K=(-3, ((0, 1.5, 1.2), (3, 2, 1), (11, 5, 1)))),
-    _c("Si3N4", "Si3N4", 23.5,
-      N_K=(0, ((4, 4, 1.6), (14, 8, 0.9))),
-      Si_L3=(3.5, ((1.5, 2, 1), (9.5, 5, 0.8))),
-      Si_K=(1, ((6, 3, 1),))),
-    _c("GaN", "GaN", 19.5,
-      N_K=(0, ((0.5, 1.5, 1), (3.5, 2, 1.1), (6.5, 2.5, 1), (14, 6, 0.7))),
-      Ga_L3=(0, ((4, 4, 0.5),))),
-    _c("AlN", "AlN", 21.0,
-      N_K=(0, ((1, 2, 0.9), (4.5, 2.5, 1.4), (9, 3, 1), (17, 6, 0.6))),
-      Al_L23=(3, ((1, 1.5, 1.2), (4, 2, 1))),
-      Al_K=(5, ((2, 3, 1.1),))),
-    _c("amorphous C", "C", 24.0, C_K=(0.0, ((1.0, 1.5, 1.5), (8, 8, 1.2)))),
-    _c("graphite", "C", 27.0,
-      C_K=(0, ((1.5, 0.6, 3.5), (7.7, 0.4, 2), (9, 5, 1.5), (18, 6, 0.8)))),
-    _c("diamond", "C", 33.0,
-      C_K=(4.5, ((0.7, 0.5, 2.2), (3.5, 3, 1.6), (8.5, 3, 1.2), (13.5, 6, 0.9)))),
-    _c("SiC", "SiC", 22.0,
-      C_K=(0.5, ((5.5, 3, 1.4), (13.5, 6, 1))),
-      Si_L3=(2, ((2, 2, 0.9), (8, 4, 0.8))),
-      Si_K=(0, ((6, 3, 0.9),))),
-    _c("TiC", "TiC", 24.5,
-      C_K=(-1, ((0, 1.5, 1.1), (5, 2, 1), (13, 6, 0.9))),
-      Ti_L3=(-0.5, ((2.3, 2, 3), (8, 2.5, 2.2)))),
-    _c("B4C", "B4C", 25.0,
-      B_K=(0, ((4, 1.5, 1.5), (12, 6, 1))),
-      C_K=(0, ((1.5, 1.5, 0.8), (9, 5, 1.2)))),
-    _c("CaF2", "CaF2", 20.0,
-      Ca_L3=(0, ((1.6, 0.5, 0.8), (3.3, 0.6, 6), (5, 0.5, 0.6), (6.6, 0.7, 5))),
-      F_K=(0, ((5, 2, 1.4), (11, 4, 1.2), (21, 8, 0.6)))),
-    _c("Si", "Si", 16.7,
-      Si_L3=(0, ((0.6, 0.7, 0.6), (9, 5, 0.5))), Si_K=(0, ((3, 2, 0.6),))),
-    _c("Ti", "Ti", 17.6, Ti_L3=(-1.5, ((2.0, 2.5, 2.6), (8.0, 2.8, 1.8)))),
-    _c("Fe", "Fe", 23.0, Fe_L3=(0.0, ((0.8, 2.2, 5.5), (13.8, 2.6, 2.0)))),
-    _c("Co", "Co", 21.0, Co_L3=(0.0, ((0.0, 2.2, 5.5), (15.0, 2.6, 2.0)))),
-    _c("Ni", "Ni", 20.0, Ni_L3=(-2.0, ((0.0, 2.0, 5.0), (17.2, 2.4, 1.8)))),
-    _c("Cu", "Cu", 20.0, Cu_L3=(0.0, ((2, 3, 0.6), (7, 5, 0.5)))),
-)
-
-_ELEMENT_SHELLS = {
-    "B": ("B_K",), "C": ("C_K",), "N": ("N_K",), "O": ("O_K",), "F": ("F_K",),
-    "Mg": ("Mg_K",), "Al": ("Al_L23", "Al_K"), "Si": ("Si_L3", "Si_K"),
-    "Ca": ("Ca_L3",), "Ti": ("Ti_L3",), "Cr": ("Cr_L3",), "Mn": ("Mn_L3",),
-    "Fe": ("Fe_L3",), "Co": ("Co_L3",), "Ni": ("Ni_L3",), "Cu": ("Cu_L3",),
-    "Zn": ("Zn_L3",), "Ga": ("Ga_L3",), "Sr": ("Sr_M45", "Sr_M23", "Sr_L3"),
-    "Ba": ("Ba_M45",), "La": ("La_M45",), "Ce": ("Ce_M45",),
-}
-# fmt: on
-
-# Edges outside the hydrogenic model: shell -> (database subshell of the
-# onset, delay of the step centre after the onset in eV, step width in eV,
-# step height in O K jumps, as if O K were at this onset, scaled as E^-2).
-_STEP_EDGES = {
-    "Al_L23": ("L2,3", 5.0, 3.0, 3.0),
-    "Sr_M45": ("M5", 15.0, 10.0, 1.5),
-    "Sr_M23": ("M3", 1.0, 2.0, 0.3),
-    "Ba_M45": ("M5", 2.0, 2.0, 0.8),
-    "La_M45": ("M5", 2.0, 2.0, 0.8),
-    "Ce_M45": ("M5", 2.0, 2.0, 0.8),
-}
-_EDGE_LABELS = {"K": "K", "L3": "L2,3", "L23": "L2,3", "M45": "M4,5", "M23": "M2,3"}
-
-
-def _exspy() -> Any:
-    try:
-        import exspy
-    except ImportError as error:  # pragma: no cover - exspy is the eels extra
-        raise ImportError(
-            "The STEM-EELS scenes are built with exspy: pip install exspy"
-        ) from error
-    return exspy
-
-
-def _composition(formula: str) -> dict[str, int]:
-    return {el: int(k or 1) for el, k in re.findall(r"([A-Z][a-z]?)(\d*)", formula)}
-
-
-@functools.cache
-def _onset(shell: str) -> float:
-    """Tabulated onset (eV) of ``shell`` in eXSpy's element database."""
-    element, subshell = shell.split("_")
-    subshell = _STEP_EDGES[shell][0] if shell in _STEP_EDGES else subshell
-    energies = _exspy().material.elements[element].Atomic_properties.Binding_energies
-    return float(energies[subshell]["onset_energy (eV)"])
-
-
-def _edge_onsets(compound: _Compound) -> dict[str, float]:
-    """Onset of every edge of ``compound``, chemical shift included."""
-    return {
-        shell: _onset(shell) + compound.edges.get(shell, (0.0, ()))[0]
-        for element in _composition(compound.formula)
-        for shell in _ELEMENT_SHELLS[element]
-    }
 
 
 @dataclass(frozen=True)
@@ -729,217 +550,6 @@ def _draw_phases(
         if angles.min() >= _MIN_ANGLE:
             return phases, window, grid, bases
     raise RuntimeError("No set of phases with distinct spectra was found.")
-
-
-# --------------------------------------------------------------------------
-# Spatial structures, abundances (ny, nx, n) on the simplex
-# --------------------------------------------------------------------------
-
-
-def _coordinates(shape: Shape) -> tuple[np.ndarray, np.ndarray]:
-    yy, xx = np.mgrid[: shape[0], : shape[1]]
-    return yy.astype(float), xx.astype(float)
-
-
-def _rotated(shape: Shape, angle: float) -> tuple[np.ndarray, np.ndarray]:
-    """Coordinates across (u) and along (v) a direction, from the centre."""
-    yy, xx = _coordinates(shape)
-    yy, xx = yy - (shape[0] - 1) / 2, xx - (shape[1] - 1) / 2
-    c, s = math.cos(angle), math.sin(angle)
-    return yy * c + xx * s, xx * c - yy * s
-
-
-def _rough(rng: Rng, v: np.ndarray, amplitude: float) -> np.ndarray:
-    """Smooth random displacement (pixels) along the coordinate ``v``."""
-    knots = np.arange(math.floor(v.min()), math.ceil(v.max()) + 2)
-    profile = _smooth_random_field(rng, (knots.size,), rng.uniform(2.0, 6.0))
-    return amplitude * np.interp(v, knots, profile)
-
-
-def _spread_points(rng: Rng, n: int, shape: Shape, spacing: float) -> np.ndarray:
-    """``n`` points about ``spacing`` apart or more (less where crowded)."""
-    points: list[np.ndarray] = []
-    while len(points) < n:
-        for _ in range(200):
-            point = rng.uniform((0, 0), shape)
-            if all(np.hypot(*(point - q)) >= spacing for q in points):
-                points.append(point)
-                break
-        else:
-            spacing *= 0.8
-    return np.array(points)
-
-
-def _place(
-    rng: Rng, shape: Shape, radius: float, placed: list, gap: float
-) -> np.ndarray | None:
-    """A centre for a disc clear of the ``placed`` (centre, radius) discs."""
-    for _ in range(100):
-        centre = rng.uniform((radius, radius), (shape[0] - radius, shape[1] - radius))
-        if all(np.hypot(*(centre - c)) > radius + r + gap for c, r in placed):
-            placed.append((centre, radius))
-            return centre
-    return None
-
-
-def _disc(shape: Shape, centre: np.ndarray, radius: float, blur: float) -> np.ndarray:
-    """Fraction of each column inside a foil-spanning disc, edge blurred."""
-    yy, xx = _coordinates(shape)
-    return special.ndtr((radius - np.hypot(yy - centre[0], xx - centre[1])) / blur)
-
-
-def _with_roles(rng: Rng, by_role: np.ndarray) -> np.ndarray:
-    """Normalise, and give the structural roles to random endmembers."""
-    by_role = np.clip(by_role, 0.0, None)
-    by_role /= by_role.sum(-1, keepdims=True)
-    return by_role[..., np.argsort(rng.permutation(by_role.shape[-1]))]
-
-
-def _add_precipitates(rng: Rng, a: np.ndarray, roles: range, pure: bool) -> None:
-    """Embed discs of radius 1 to 4 pixels of each role into ``a``."""
-    placed: list = []
-    for role in roles:
-        mean_radius = rng.uniform(1.5 if pure else 1.0, 4.0)
-        largest = purest = 0
-        while largest < 20 or (pure and purest < 10):
-            radius = float(np.clip(mean_radius * rng.uniform(0.8, 1.2), 1.0, 4.0))
-            centre = _place(rng, a.shape[:2], radius, placed, 2.0)
-            if centre is None:
-                return
-            f = _disc(a.shape[:2], centre, radius, rng.uniform(0.2, 0.5))
-            a *= 1 - f[..., None]
-            a[..., role] += f
-            largest, purest = largest + (f > 0.5).sum(), purest + (f > 0.98).sum()
-
-
-def _interface(rng: Rng, shape: Shape, n: int, pure: bool) -> np.ndarray:
-    """A wavy, rough diffuse interface; a third phase segregated along it as
-    an interlayer; any others as precipitates."""
-    u, v = _rotated(shape, rng.uniform(0, 2 * math.pi))
-    size = math.sqrt(shape[0] * shape[1])
-    wave = (
-        rng.uniform(0, 0.08)
-        * size
-        * np.sin(
-            2 * math.pi * v / (rng.uniform(0.5, 1.5) * size)
-            + rng.uniform(0, 2 * math.pi)
-        )
-    )
-    d = u - rng.uniform(-0.15, 0.15) * size - wave - _rough(rng, v, rng.uniform(0, 1.5))
-    step = special.ndtr(d / rng.uniform(0.5, 2.0 if pure else 6.0))
-    a = np.zeros((*shape, n))
-    a[..., 0], a[..., 1] = 1 - step, step
-    if n >= 3:
-        half, blur = rng.uniform(2.5, 4.5), rng.uniform(0.3, 0.8)
-        layer = special.ndtr((d + half) / blur) - special.ndtr((d - half) / blur)
-        a *= 1 - layer[..., None]
-        a[..., 2] = layer
-    _add_precipitates(rng, a, range(3, n), pure)
-    return _with_roles(rng, a)
-
-
-def _precipitates(rng: Rng, shape: Shape, n: int, pure: bool) -> np.ndarray:
-    """A matrix holding small precipitates of every other phase."""
-    a = np.zeros((*shape, n))
-    a[..., 0] = 1.0
-    _add_precipitates(rng, a, range(1, n), pure)
-    return _with_roles(rng, a)
-
-
-def _layers(rng: Rng, shape: Shape, n: int, pure: bool) -> np.ndarray:
-    """A stack of one layer per phase, with rough diffuse interfaces."""
-    u, v = _rotated(shape, rng.uniform(-0.4, 0.4) + math.pi / 2 * rng.integers(2))
-    thickness = (np.ptp(u) + 1) * (0.6 / n + 0.4 * rng.dirichlet(np.ones(n)))
-    above = [np.ones(shape)]
-    for bound in u.min() - 0.5 + np.cumsum(thickness)[:-1]:
-        d = u - bound - _rough(rng, v, rng.uniform(0, 1.5))
-        above.append(special.ndtr(d / rng.uniform(0.3, 1.2 if pure else 3.0)))
-    above.append(np.zeros(shape))
-    return _with_roles(rng, np.stack([above[j] - above[j + 1] for j in range(n)], -1))
-
-
-def _grains(rng: Rng, shape: Shape, n: int, pure: bool) -> np.ndarray:
-    """Voronoi grains, possibly elongated, with blurred boundaries."""
-    n_seeds = n + int(rng.integers(0, 2 * n + 1))
-    seeds = _spread_points(
-        rng, n_seeds, shape, 0.6 * math.sqrt(shape[0] * shape[1] / n_seeds)
-    )
-    roles = np.concatenate([np.arange(n), rng.integers(0, n, n_seeds - n)])
-    stretch = math.exp(rng.uniform(-0.4, 0.4))
-    yy, xx = _coordinates(shape)
-    dy, dx = yy[..., None] - seeds[:, 0], xx[..., None] - seeds[:, 1]
-    labels = roles[np.hypot(dy * stretch, dx / stretch).argmin(-1)]
-    one_hot = (labels[..., None] == np.arange(n)).astype(float)
-    blur = rng.uniform(0.3, 0.8 if pure else 1.8)
-    return _with_roles(
-        rng, ndimage.gaussian_filter(one_hot, (blur, blur, 0), mode="nearest")
-    )
-
-
-def _core_shell(rng: Rng, shape: Shape, n: int, pure: bool) -> np.ndarray:
-    """Particles on a support: the other phases pair up as (core, shell)
-    types, an odd one out (or the only one) making bare particles."""
-    a = np.zeros((*shape, n))
-    a[..., 0] = 1.0
-    placed: list = []
-    for kind in (tuple(range(1, n)[i : i + 2]) for i in range(0, n - 1, 2)):
-        for _ in range(1 + int(rng.integers(2))):
-            core = max(3.0, rng.uniform(0.06, 0.12) * min(shape))
-            outer = core + (rng.uniform(3.0, 5.0) if len(kind) == 2 else 0.0)
-            centre = _place(rng, shape, outer, placed, 1.0)
-            if centre is None:
-                break
-            blur = rng.uniform(0.3, 0.7 if pure else 1.5)
-            particle, inner = (
-                _disc(shape, centre, outer, blur),
-                _disc(shape, centre, core, blur),
-            )
-            a *= 1 - particle[..., None]
-            a[..., kind[0]] += inner
-            a[..., kind[-1]] += particle - inner
-    return _with_roles(rng, a)
-
-
-def _gradient(rng: Rng, shape: Shape, n: int, pure: bool) -> np.ndarray:
-    """A smooth composition gradient between diffuse centres (never pure)."""
-    size = math.sqrt(shape[0] * shape[1])
-    centres = _spread_points(rng, n, shape, 0.6 * size / math.sqrt(n))
-    yy, xx = _coordinates(shape)
-    distance = np.hypot(yy[..., None] - centres[:, 0], xx[..., None] - centres[:, 1])
-    logits = -((distance / (rng.uniform(0.25, 0.5) * size)) ** 2)
-    logits += 0.3 * np.stack(
-        [_smooth_random_field(rng, shape, size / 6) for _ in range(n)], -1
-    )
-    return _with_roles(rng, np.exp(logits - logits.max(-1, keepdims=True)))
-
-
-_STRUCTURES = dict(
-    zip(
-        STRUCTURES,
-        (_interface, _precipitates, _layers, _grains, _core_shell, _gradient),
-        strict=True,
-    )
-)
-
-
-def _abundances(rng: Rng, p: Params) -> tuple[np.ndarray, float]:
-    """Abundances that meet the presence and purity rules, and max_fraction."""
-    n, pure = p["n_endmembers"], p["pure_pixels"]
-    for _ in range(50):
-        a = _STRUCTURES[p["structure"]](rng, p["shape"], n, pure)
-        present = np.bincount(a.argmax(-1).ravel(), minlength=n).min() >= 16
-        if present and (not pure or (a > 0.98).sum((0, 1)).min() >= 9):
-            break
-    else:
-        raise RuntimeError(f"No {p['structure']} abundances met the presence rules.")
-    if pure:
-        return a, 1.0
-    max_fraction = rng.uniform(max(0.5, 1 / n + 0.1), 0.9)
-    top = a.max(-1, keepdims=True)
-    # Mixing towards the uniform composition keeps the order of the phases
-    # in every pixel, so each stays the largest where it was.
-    mix = np.clip((top - max_fraction) / np.maximum(top - 1 / n, 1e-12), 0.0, 1.0)
-    return (1 - mix) * a + mix / n, float(max_fraction)
 
 
 # --------------------------------------------------------------------------
