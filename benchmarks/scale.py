@@ -103,7 +103,8 @@ def _memory_scan(shape: tuple[int, int]):
     data = np.empty((*shape, N_CHANNELS), np.float32)
     step = 64
     for r in range(0, shape[0], step):
-        data[r : r + step] = _block(slice(r, r + step), slice(0, shape[1]), r)
+        rows = slice(r, min(r + step, shape[0]))
+        data[rows] = _block(rows, slice(0, shape[1]), r)
     return hs.signals.Signal1D(data)
 
 

@@ -34,6 +34,7 @@ from hs_aeunmix._axes import (
 )
 from hs_aeunmix._estimator import AEUnmix, load_model
 from hs_aeunmix._names import ALGORITHM_NAME, LEARNING_RESULTS_ATTRIBUTE
+from hs_aeunmix._training import resolve_show_progressbar
 
 
 def decompose(
@@ -260,11 +261,19 @@ def run(signal, arguments: dict):
     model_source = options.pop("model", None)
     _options.check_signal(signal, reapplying=model_source is not None)
     _options.check_decomposition_arguments(arguments)
+    # show_progressbar also governs HyperSpy's own bars (those of a lazy
+    # scan, drawn whatever its preference), as in apply_series; applying a
+    # model trains nothing, so there it is no training option.
+    requested = options.get("show_progressbar")
+    if model_source is not None and not options.get("fine_tune", False):
+        options.pop("show_progressbar", None)
     if model_source is None:
         adapter = _training_run(signal, arguments, options)
+        requested = adapter.estimator.show_progressbar
     else:
         adapter = _scan_run(signal, arguments, options, model_source)
-    estimator = decompose_with(signal, adapter, arguments)
+    with internals.progressbars_shown(resolve_show_progressbar(requested)):
+        estimator = decompose_with(signal, adapter, arguments)
     return estimator if arguments.get("return_info", False) else None
 
 

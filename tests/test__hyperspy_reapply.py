@@ -318,6 +318,35 @@ def test_signal_mask_of_the_model_is_reused(mixture):
     )
 
 
+@pytest.mark.parametrize("show", [False, True])
+@pytest.mark.parametrize("reapply", [True, False])
+def test_lazy_scans_obey_show_progressbar(first_scan_model, capfd, show, reapply):
+    # HyperSpy's own bars of a lazy scan draw whatever its preference says;
+    # show_progressbar=False hides them too, when training and when applying
+    # a model (which trains nothing, so the option is no training option).
+    import hyperspy._signals.lazy as lazy_module
+    from hyperspy.defaults_parser import preferences
+
+    bar, preference = lazy_module.progressbar, preferences.General.show_progressbar
+    second = _small_eels(seed=1)[0].as_lazy()
+    options = (
+        {"model": first_scan_model}
+        if reapply
+        else {"output_dimension": 3, "max_epochs": 2, "init": "vca", "random_state": 0}
+    )
+    capfd.readouterr()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        second.decomposition(
+            algorithm="ae", show_progressbar=show, print_info=False, **options
+        )
+    printed = "".join(capfd.readouterr())
+    assert ("%|" in printed) is show
+    assert np.isfinite(second.learning_results.loadings).all()
+    assert lazy_module.progressbar is bar
+    assert preferences.General.show_progressbar is preference
+
+
 # ------------------------------------------------------------ bad calls
 @pytest.mark.parametrize(
     ("options", "error", "match"),
