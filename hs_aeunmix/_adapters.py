@@ -174,10 +174,13 @@ class TrainingRun:
         estimator: AEUnmix,
         calibration: SignalCalibration,
         grid: ScanGrid | None,
+        elements: tuple[str, ...] | None = None,
     ) -> None:
         self.estimator = estimator
         self.calibration = calibration
         self.grid = grid
+        # The specimen's elements (EELS), for naming the endmembers' edges.
+        self.elements = elements
         self._stream: _Reservoir | None = None
 
     def _geometry(self, n_rows: int) -> dict:
@@ -229,7 +232,9 @@ class TrainingRun:
         report = getattr(self.estimator, "stability_", None)
         if report is None:
             return repr(self.estimator)
-        described = short_description(self.estimator.describe_endmembers())
+        described = short_description(
+            self.estimator.describe_endmembers(elements=self.elements)
+        )
         return (
             f"{self.estimator!r}\n{report}\nEndmembers: {described}\n"
             f"{trust_note(report.unidentified)}"

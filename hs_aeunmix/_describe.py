@@ -52,7 +52,7 @@ from hs_aeunmix._baseline import (
     lowest_polynomial_below,
     polynomial_basis,
 )
-from hs_aeunmix._edges import Edge, _describe_eels
+from hs_aeunmix._edges import Edge, _describe_eels, known_elements
 from hs_aeunmix._screening import der_snr_noise
 
 # Duplicates and collapse (see the module docstring).
@@ -321,6 +321,7 @@ def describe_spectra(
     spread: np.ndarray | None = None,
     max_fraction: np.ndarray | None = None,
     shares: np.ndarray | None = None,
+    elements: Sequence[str] | None = None,
 ) -> list[EndmemberDescription]:
     """Describe endmember spectra on an axis; no fitted model needed.
 
@@ -336,6 +337,10 @@ def describe_spectra(
         Per endmember, from a stability report.
     shares : numpy.ndarray, optional
         Per endmember share of the intensity.
+    elements : sequence of str, optional
+        EELS: the elements the specimen holds (chemical symbols); only their
+        edges are named, other onsets are listed as unidentified. Without
+        it every element of eXSpy's database is a candidate.
 
     Returns
     -------
@@ -343,6 +348,7 @@ def describe_spectra(
         One per endmember, in order.
     """
     spectra = np.atleast_2d(np.asarray(spectra, dtype=float))
+    allowed = known_elements(elements)
     n = spectra.shape[0]
     kind = "generic" if axis is None else axis_kind(units, signal_type)
     warnings = endmember_warnings(
@@ -355,7 +361,7 @@ def describe_spectra(
             1000.0 if _bare(units) == "kev" else 1.0
         )
         order = np.argsort(energy)
-        eels = _describe_eels(list(spectra[:, order]), energy[order])
+        eels = _describe_eels(list(spectra[:, order]), energy[order], allowed)
     descriptions = []
     for k in range(n):
         edges, unknown, exponent = eels[k]

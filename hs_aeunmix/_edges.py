@@ -476,6 +476,8 @@ class _Context:
     onsets: tuple[float, ...]
     own: frozenset[str]
     sample: frozenset[str]
+    # The elements the user says the specimen holds: no other is named.
+    allowed: frozenset[str] | None = None
 
 
 def _missing_partner(entry: _TabulatedEdge, context: _Context) -> bool:
@@ -523,6 +525,8 @@ def _identify(onset: Onset, context: _Context) -> Edge | None:
     """The tabulated edge an onset most likely is; None when none is near."""
     best: dict[str, tuple[_TabulatedEdge, float]] = {}
     for entry in _edge_table():
+        if context.allowed is not None and entry.element not in context.allowed:
+            continue
         weight = _weight(entry, onset, context)
         if weight > best.get(entry.element, (None, 0.0))[1]:
             best[entry.element] = (entry, weight)
@@ -544,9 +548,10 @@ def _name_edges(
     start: float,
     own: frozenset[str] = frozenset(),
     sample: frozenset[str] = frozenset(),
+    allowed: frozenset[str] | None = None,
 ) -> tuple[tuple[Edge, ...], tuple[float, ...]]:
     """Edges named for the onsets (one per subshell), and the onsets left unnamed."""
-    context = _Context(start, tuple(o.energy for o in onsets), own, sample)
+    context = _Context(start, tuple(o.energy for o in onsets), own, sample, allowed)
     edges: dict[tuple[str, str], Edge] = {}
     unknown = []
     for onset in onsets:
@@ -555,10 +560,16 @@ def _name_edges(
             unknown.append(round(onset.energy, 2))
             continue
         key = (edge.element, edge.shell)
-        if key not in edges or edge.confidence > edges[key].confidence:
-            edges[key] = edge
+        if key in edges:
+            # One onset per subshell: the less confident is listed, not lost.
+            kept, edge = sorted(
+                (edges[key], edge), key=lambda e: e.confidence, reverse=True
+            )
+            unknown.append(edge.onset_eV)
+            edge = kept
+        edges[key] = edge
     ordered = tuple(sorted(edges.values(), key=lambda edge: edge.onset_eV))
-    return ordered, tuple(unknown)
+    return ordered, tuple(sorted(unknown))
 
 
 def _confident(edges: Sequence[Edge]) -> frozenset[str]:
@@ -572,27 +583,51 @@ def _confident(edges: Sequence[Edge]) -> frozenset[str]:
     )
 
 
+def known_elements(elements: Sequence[str] | None) -> frozenset[str] | None:
+    """``elements`` checked against eXSpy's database (None: any element)."""
+    if elements is None:
+        return None
+    if isinstance(elements, str):
+        elements = [elements]
+    given = [str(element) for element in elements]
+    tabulated = {entry.element for entry in _edge_table()}
+    unknown = sorted(set(given) - tabulated)
+    if unknown:
+        raise ValueError(
+            f"elements {unknown} have no edges in eXSpy's database; give chemical "
+            "symbols such as 'Fe' or 'La' (as in s.add_elements)."
+        )
+    return frozenset(given)
+
+
 def _describe_eels(
-    spectra: Sequence[np.ndarray], energy: np.ndarray
+    spectra: Sequence[np.ndarray],
+    energy: np.ndarray,
+    elements: frozenset[str] | None = None,
 ) -> list[tuple[tuple[Edge, ...], tuple[float, ...], float | None]]:
     """(edges, unnamed onsets, background exponent) of spectra of one sample.
 
     Two passes: the second favours the elements the first named with
-    confidence, in the same spectrum or in another.
+    confidence, in the same spectrum or in another. With ``elements`` (what
+    the specimen is known to hold, :func:`known_elements`) only their edges
+    are named; other onsets stay unnamed.
     """
     found = [find_onsets(spectrum, energy) for spectrum in spectra]
     start = float(energy[energy > 0][0]) if (energy > 0).any() else 0.0
-    first = [_confident(_name_edges(onsets, start)[0]) for onsets, _ in found]
+    first = [
+        _confident(_name_edges(onsets, start, allowed=elements)[0])
+        for onsets, _ in found
+    ]
     sample = frozenset().union(*first)
     described = []
     for (onsets, exponent), own in zip(found, first, strict=True):
-        edges, unknown = _name_edges(onsets, start, own, sample)
+        edges, unknown = _name_edges(onsets, start, own, sample, elements)
         described.append((edges, unknown, exponent))
     return described
 
 
 def find_edges(
-    spectrum: np.ndarray, energy: np.ndarray
+    spectrum: np.ndarray, energy: np.ndarray, elements: Sequence[str] | None = None
 ) -> tuple[tuple[Edge, ...], float | None]:
     """The ionisation edges of one EELS spectrum, and its background exponent.
 
@@ -601,6 +636,8 @@ def find_edges(
     spectrum : numpy.ndarray
     energy : numpy.ndarray
         Energy loss of each channel in eV, increasing.
+    elements : sequence of str, optional
+        The elements the specimen holds: only their edges are named.
 
     Returns
     -------
@@ -609,5 +646,7 @@ def find_edges(
     exponent : float or None
         See :func:`find_onsets`.
     """
-    ((edges, _, exponent),) = _describe_eels([np.asarray(spectrum, float)], energy)
+    ((edges, _, exponent),) = _describe_eels(
+        [np.asarray(spectrum, float)], energy, known_elements(elements)
+    )
     return edges, exponent

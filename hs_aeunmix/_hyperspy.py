@@ -335,7 +335,13 @@ def _training_run(signal, arguments: dict, options: dict) -> TrainingRun:
         if estimator.spatial
         else None
     )
-    return TrainingRun(estimator, calibration, grid)
+    return TrainingRun(estimator, calibration, grid, sample_elements(signal))
+
+
+def sample_elements(signal) -> tuple[str, ...] | None:
+    """The elements ``s.add_elements`` recorded for the specimen, or None."""
+    elements = signal.metadata.get_item("Sample.elements", None)
+    return None if elements is None or not len(elements) else tuple(elements)
 
 
 def _scan_run(signal, arguments: dict, options: dict, model_source) -> ScanRun:

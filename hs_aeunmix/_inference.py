@@ -378,7 +378,7 @@ class InferenceMixin:
         return level >= _ACTIVE_FRACTION * level.max()
 
     def describe_endmembers(
-        self, X=None, *, image_shape=None, navigation_mask=None
+        self, X=None, *, elements=None, image_shape=None, navigation_mask=None
     ) -> list:
         """What each endmember is, and which ones are duplicates or collapsed.
 
@@ -395,6 +395,10 @@ class InferenceMixin:
             Spectra (the training spectra or a sample of them) for the
             intensity shares; without them the shares are None and collapse
             is judged from ``stability_``.
+        elements : sequence of str, optional
+            EELS: the elements the specimen holds (``s.add_elements`` keeps
+            them in ``s.metadata.Sample.elements``); only their edges are
+            named. Without it any element of eXSpy's database may be.
         image_shape, navigation_mask
             The scan grid of ``X``, for ``spatial=True`` models.
 
@@ -435,6 +439,7 @@ class InferenceMixin:
             spread=None if report is None else report.spread,
             max_fraction=None if report is None else report.max_fraction,
             shares=shares,
+            elements=elements,
         )
 
     def _intensity_shares(self, X, **geometry) -> np.ndarray:

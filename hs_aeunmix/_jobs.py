@@ -338,7 +338,7 @@ def write_results(
 
     from hs_aeunmix._estimator import load_model
     from hs_aeunmix._figures import FIGURE_DPI, abundance_figure, endmember_figure
-    from hs_aeunmix._hyperspy import get_uncertainty
+    from hs_aeunmix._hyperspy import get_uncertainty, sample_elements
     from hs_aeunmix._hyperspy_internals import is_lazy
 
     # The .hspy writer draws a bar while it computes lazy data unless told
@@ -362,7 +362,10 @@ def write_results(
         _stage(
             staged,
             job.table,
-            functools.partial(write_endmember_table, applied.describe_endmembers()),
+            functools.partial(
+                write_endmember_table,
+                applied.describe_endmembers(elements=sample_elements(signal)),
+            ),
         )
         if not is_lazy(signal):
             sigma = get_uncertainty(signal, applied)

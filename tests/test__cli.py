@@ -176,6 +176,27 @@ def test_train_on_a_file(tmp_path, capsys):
     assert _folder(tmp_path) == ["out", "scan.hspy"]
 
 
+def test_endmember_table_names_only_the_specimens_elements(tmp_path):
+    # Co L2,3, Ni L2,3 and Pt (no edge at 700-899 eV); the scan's metadata
+    # (s.add_elements) says the specimen holds Co only.
+    from hs_aeunmix.datasets import eels_chequerboard
+
+    signal, _ = eels_chequerboard(
+        3, shape=(16, 16), block_size=4, filter_size=3, random_state=0
+    )
+    signal.metadata.set_item("Sample.elements", ["Co"])
+    signal.save(tmp_path / "scan.hspy")
+    output = tmp_path / "out"
+    arguments = ["train", str(tmp_path / "scan.hspy"), "-n", "3", "-o", str(output)]
+    assert main([*arguments, *FAST_TRAINING]) == 0
+    table = (output / "scan_endmembers.csv").read_text(encoding="utf-8")
+    assert "Co L3" in table
+    assert "Ni" not in table
+    # The model itself, asked without the specimen's elements, names Ni too.
+    unrestricted = load_model(output / "scan.aeunmix").describe_endmembers()
+    assert "Ni L3" in " ".join(d.summary for d in unrestricted)
+
+
 def test_train_a_series_writes_each_scan_and_one_model(tmp_path, capsys):
     scans = [_scan(tmp_path / f"scan{seed}.hspy", seed) for seed in (1, 2, 3)]
     output = tmp_path / "out"

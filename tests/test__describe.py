@@ -112,6 +112,35 @@ def test_ambiguous_onset_has_low_confidence():
     assert clear.confidence > 0.7
 
 
+def test_elements_restrict_the_names_to_the_specimen():
+    # Cu L3 and Pr M5 are both tabulated at 931 eV: the database alone says
+    # Cu (the lighter); a specimen known to hold Pr says Pr; one holding
+    # neither leaves the onset unnamed and lists it.
+    energy = np.arange(850.0, 1050.0, 0.5)
+    spectrum = eels_spectrum(energy, [("Cu_L3", None, 931.0)])
+    assert {e.element for e in find_edges(spectrum, energy)[0]} == {"Cu"}
+    restricted, _ = find_edges(spectrum, energy, elements=["Pr", "O"])
+    assert {e.element for e in restricted} == {"Pr"}
+    (described,) = describe_spectra(spectrum[None], energy, units="eV", elements="Fe")
+    assert described.edges == ()
+    assert min(abs(np.array(described.unidentified_onsets_eV) - 931.0)) < 3.0
+
+
+def test_unknown_elements_refused():
+    energy = np.arange(850.0, 1050.0, 0.5)
+    with pytest.raises(ValueError, match=r"elements \['Xx'\] have no edges"):
+        describe_spectra(np.ones((1, energy.size)), energy, units="eV", elements=["Xx"])
+
+
+def test_an_onset_displaced_from_its_subshell_is_listed():
+    # Two onsets only Ti L3 can name: the closer keeps the name, the other
+    # is listed as unidentified instead of vanishing.
+    onsets = [_edges.Onset(energy, 0.3, 50.0, 3.0, False) for energy in (455.0, 451.0)]
+    edges, unknown = _edges._name_edges(onsets, 400.0, allowed=frozenset({"Ti"}))
+    assert [(e.shell, e.onset_eV) for e in edges] == [("L3", 455.0)]
+    assert unknown == (451.0,)
+
+
 def test_kev_axis_and_signal_type_read_as_eels():
     energy = np.arange(480.0, 800.0, 0.5)
     spectrum = eels_spectrum(energy, [("O_K", None, 532.0)])

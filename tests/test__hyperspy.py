@@ -218,6 +218,25 @@ def test_print_info_is_short(spectrum_image, capsys):
     assert len(printed.splitlines()) <= 10 + len(table)
 
 
+@pytest.mark.parametrize("elements", [None, ["Co"]])
+def test_print_info_names_only_the_specimens_elements(capsys, elements):
+    # Co L2,3, Ni L2,3 and Pt (no edge in 700-899 eV): s.add_elements (here
+    # its metadata) tells print_info which elements the specimen holds.
+    from hs_aeunmix.datasets import eels_chequerboard
+
+    signal, _ = eels_chequerboard(
+        3, shape=(16, 16), block_size=4, filter_size=3, random_state=0
+    )
+    if elements is not None:
+        signal.metadata.set_item("Sample.elements", elements)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        signal.decomposition(algorithm="ae", output_dimension=3, **FAST)
+    printed = capsys.readouterr().out
+    assert "Co L3" in printed
+    assert ("Ni L3" in printed) is (elements is None)
+
+
 def test_progressbar_shown_on_request(spectrum_image, capsys, monkeypatch):
     from hs_aeunmix import _training
 
