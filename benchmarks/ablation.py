@@ -77,6 +77,10 @@ VARIANTS: dict[str, dict] = {
     # (random pixels, or featureless spectra like the plain autoencoder's).
     "plain settings": {**PLAIN_SETTINGS, "init": "random"},
     "plain settings, flat start": {**PLAIN_SETTINGS, "init": "flat"},
+    # Which part of the plain settings gives their STEM-EELS abundance RMSE:
+    # the start alone, or with the per-pixel scale off as well.
+    "random start": {"init": "random"},
+    "random start, no per-pixel scale": {"init": "random", "pixel_scale": False},
     "ReLU encoder": {"activation": "relu"},
     "no screening": {
         "patch": {
