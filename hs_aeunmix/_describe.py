@@ -340,7 +340,8 @@ def describe_spectra(
     elements : sequence of str, optional
         EELS: the elements the specimen holds (chemical symbols); only their
         edges are named, other onsets are listed as unidentified. Without
-        it every element of eXSpy's database is a candidate.
+        it every element of eXSpy's database is a candidate. Other axes
+        have no edges: it is not read there.
 
     Returns
     -------
@@ -348,7 +349,6 @@ def describe_spectra(
         One per endmember, in order.
     """
     spectra = np.atleast_2d(np.asarray(spectra, dtype=float))
-    allowed = known_elements(elements)
     n = spectra.shape[0]
     kind = "generic" if axis is None else axis_kind(units, signal_type)
     warnings = endmember_warnings(
@@ -361,7 +361,9 @@ def describe_spectra(
             1000.0 if _bare(units) == "kev" else 1.0
         )
         order = np.argsort(energy)
-        eels = _describe_eels(list(spectra[:, order]), energy[order], allowed)
+        eels = _describe_eels(
+            list(spectra[:, order]), energy[order], known_elements(elements)
+        )
     descriptions = []
     for k in range(n):
         edges, unknown, exponent = eels[k]

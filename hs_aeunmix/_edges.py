@@ -583,6 +583,12 @@ def _confident(edges: Sequence[Edge]) -> frozenset[str]:
     )
 
 
+@functools.cache
+def tabulated_elements() -> frozenset[str]:
+    """The elements with edges in eXSpy's database."""
+    return frozenset(entry.element for entry in _edge_table())
+
+
 def known_elements(elements: Sequence[str] | None) -> frozenset[str] | None:
     """``elements`` checked against eXSpy's database (None: any element)."""
     if elements is None:
@@ -590,8 +596,7 @@ def known_elements(elements: Sequence[str] | None) -> frozenset[str] | None:
     if isinstance(elements, str):
         elements = [elements]
     given = [str(element) for element in elements]
-    tabulated = {entry.element for entry in _edge_table()}
-    unknown = sorted(set(given) - tabulated)
+    unknown = sorted(set(given) - tabulated_elements())
     if unknown:
         raise ValueError(
             f"elements {unknown} have no edges in eXSpy's database; give chemical "

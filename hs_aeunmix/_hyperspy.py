@@ -32,6 +32,7 @@ from hs_aeunmix._axes import (
     channel_mapping,
     describe_difference,
 )
+from hs_aeunmix._edges import tabulated_elements
 from hs_aeunmix._estimator import AEUnmix, load_model
 from hs_aeunmix._names import ALGORITHM_NAME, LEARNING_RESULTS_ATTRIBUTE
 from hs_aeunmix._training import resolve_show_progressbar
@@ -339,9 +340,31 @@ def _training_run(signal, arguments: dict, options: dict) -> TrainingRun:
 
 
 def sample_elements(signal) -> tuple[str, ...] | None:
-    """The elements ``s.add_elements`` recorded for the specimen, or None."""
+    """The elements ``s.add_elements`` recorded for the specimen, or None.
+
+    Those eXSpy's database does not know (metadata written by hand) are
+    reported and left out, so that naming the endmembers never fails on them.
+    """
     elements = signal.metadata.get_item("Sample.elements", None)
-    return None if elements is None or not len(elements) else tuple(elements)
+    if elements is None:
+        return None
+    if isinstance(elements, str):
+        elements = [elements]
+    given = tuple(str(element) for element in elements)
+    try:
+        tabulated = tabulated_elements()
+    except ImportError:
+        return None  # without eXSpy, no edge is named at all
+    unknown = [element for element in given if element not in tabulated]
+    if unknown:
+        warnings.warn(
+            f"metadata.Sample.elements holds {unknown}, which eXSpy's edge "
+            "database does not know; they are left out of the endmembers' names.",
+            UserWarning,
+            stacklevel=3,
+        )
+    known = tuple(element for element in given if element in tabulated)
+    return known or None
 
 
 def _scan_run(signal, arguments: dict, options: dict, model_source) -> ScanRun:
