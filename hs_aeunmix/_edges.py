@@ -589,20 +589,29 @@ def tabulated_elements() -> frozenset[str]:
     return frozenset(entry.element for entry in _edge_table())
 
 
+def split_elements(elements: str | Sequence[str]) -> tuple[tuple[str, ...], list[str]]:
+    """``elements`` (one symbol or several) as those eXSpy's database knows
+    and those it does not, each in the order given."""
+    if isinstance(elements, str):
+        elements = [elements]
+    given = [str(element) for element in elements]
+    tabulated = tabulated_elements()
+    known = tuple(element for element in given if element in tabulated)
+    return known, [element for element in given if element not in tabulated]
+
+
 def known_elements(elements: Sequence[str] | None) -> frozenset[str] | None:
     """``elements`` checked against eXSpy's database (None: any element)."""
     if elements is None:
         return None
-    if isinstance(elements, str):
-        elements = [elements]
-    given = [str(element) for element in elements]
-    unknown = sorted(set(given) - tabulated_elements())
+    known, unknown = split_elements(elements)
     if unknown:
+        unknown = sorted(set(unknown))
         raise ValueError(
             f"elements {unknown} have no edges in eXSpy's database; give chemical "
             "symbols such as 'Fe' or 'La' (as in s.add_elements)."
         )
-    return frozenset(given)
+    return frozenset(known)
 
 
 def _describe_eels(

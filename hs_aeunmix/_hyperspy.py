@@ -32,7 +32,7 @@ from hs_aeunmix._axes import (
     channel_mapping,
     describe_difference,
 )
-from hs_aeunmix._edges import tabulated_elements
+from hs_aeunmix._edges import split_elements
 from hs_aeunmix._estimator import AEUnmix, load_model
 from hs_aeunmix._names import ALGORITHM_NAME, LEARNING_RESULTS_ATTRIBUTE
 from hs_aeunmix._training import resolve_show_progressbar
@@ -348,14 +348,10 @@ def sample_elements(signal) -> tuple[str, ...] | None:
     elements = signal.metadata.get_item("Sample.elements", None)
     if elements is None:
         return None
-    if isinstance(elements, str):
-        elements = [elements]
-    given = tuple(str(element) for element in elements)
     try:
-        tabulated = tabulated_elements()
+        known, unknown = split_elements(elements)
     except ImportError:
         return None  # without eXSpy, no edge is named at all
-    unknown = [element for element in given if element not in tabulated]
     if unknown:
         warnings.warn(
             f"metadata.Sample.elements holds {unknown}, which eXSpy's edge "
@@ -363,7 +359,6 @@ def sample_elements(signal) -> tuple[str, ...] | None:
             UserWarning,
             stacklevel=3,
         )
-    known = tuple(element for element in given if element in tabulated)
     return known or None
 
 
