@@ -6,8 +6,11 @@ Prints two tables:
    start, step size 1e-3 for encoder and endmembers, non-negative
    abundances without sum-to-one, no per-pixel intensity, 20 epochs) and
    with one of those choices changed at a time, against the default;
-2. where a training step's time goes: forward and backward through the four
-   convolutional branches alone and through the whole network, per batch.
+2. where a training step's time goes: forward and backward through the
+   encoder, its four convolutional branches run one after the other (as
+   their layers are written) and fused (as the encoder computes them), and
+   through the whole network, per batch (the allocator set as in training,
+   see ``hs_aeunmix._allocator``).
 
 Usage::
 
@@ -77,6 +80,7 @@ def step_table(n_channels: int = 200, batch_size: int = 128, repeats: int = 20) 
     import torch
 
     from hs_aeunmix import AEUnmix, presets
+    from hs_aeunmix._allocator import freed_memory_reused
 
     rng = np.random.default_rng(0)
     spectra = rng.random((batch_size * 4, n_channels)).astype(np.float32) + 0.1
@@ -95,20 +99,30 @@ def step_table(n_channels: int = 200, batch_size: int = 128, repeats: int = 20) 
             step()
         return (time.perf_counter() - start) / repeats * 1000
 
-    def branches_only():
-        features = torch.cat(
+    def branches_one_by_one():
+        # The layers of each branch run in turn, as they are written.
+        maps = torch.cat(
             [branch(batch.unsqueeze(1)) for branch in encoder.branches], dim=1
         )
-        features.sum().backward()
+        encoder.reduction(encoder.merge(maps).squeeze(1)).sum().backward()
+
+    def branches_fused():
+        # As the encoder's forward computes them (one matrix, batch norm folded).
+        encoder(batch).sum().backward()
 
     def whole_network():
         reconstruction, _ = module(batch)
         ((reconstruction - batch) ** 2).mean().backward()
 
-    rows = [
-        ("four convolutional branches, forward + backward", timed(branches_only)),
-        ("whole network, forward + backward", timed(whole_network)),
-    ]
+    with freed_memory_reused():
+        rows = [
+            (
+                "encoder, branch by branch, forward + backward",
+                timed(branches_one_by_one),
+            ),
+            ("encoder, fused, forward + backward", timed(branches_fused)),
+            ("whole network, forward + backward", timed(whole_network)),
+        ]
     lines = [
         f"| {n_channels} channels, batch {batch_size} | ms per step |",
         "| --- | --- |",

@@ -19,6 +19,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from hs_aeunmix import _intensity, _model_sources, _persistence
+from hs_aeunmix._allocator import freed_memory_reused
 from hs_aeunmix._axes import SignalCalibration
 from hs_aeunmix._baseline import resolve_terms
 from hs_aeunmix._constraints import (
@@ -532,6 +533,7 @@ class AEUnmix(
             signal_calibration=signal_calibration,
         )
 
+    @freed_memory_reused()
     def _fit(
         self,
         X,

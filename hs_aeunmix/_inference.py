@@ -25,6 +25,7 @@ from sklearn.base import clone
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from hs_aeunmix import _intensity
+from hs_aeunmix._allocator import freed_memory_reused
 from hs_aeunmix._screening import der_snr_noise
 from hs_aeunmix._spatial import PixelImage, check_geometry
 from hs_aeunmix._validation import check_finite, check_not_complex
@@ -104,9 +105,12 @@ class InferenceMixin:
         """
         if self.module_.training:
             self.module_.eval()
-        for rows in _inference_batches(len(X)):
-            scaled = torch.from_numpy((X[rows] / self.data_scale_).astype(np.float32))
-            yield rows, _padded(scaled).to(self.device_)
+        with freed_memory_reused():
+            for rows in _inference_batches(len(X)):
+                scaled = torch.from_numpy(
+                    (X[rows] / self.data_scale_).astype(np.float32)
+                )
+                yield rows, _padded(scaled).to(self.device_)
 
     def _encodings(self, X: np.ndarray) -> np.ndarray:
         """The encoder's fractions of validated spectra (before any spatial prior)."""

@@ -211,9 +211,24 @@ class MultiBranchConvEncoder(nn.Module):
 
     Parallel convolutions of several kernel sizes along the spectrum
     ('same' padding, He initialisation, batch norm, activation, dropout of
-    whole filter maps) are
-    merged channel-wise by a learned 1 x 1 convolution back to one value per
-    spectral channel, then reduced by a :class:`DenseEncoder`.
+    whole filter maps) are merged channel-wise by a learned 1 x 1
+    convolution back to one value per spectral channel, then reduced by a
+    :class:`DenseEncoder`.
+
+    ``branches`` holds each branch as the layers it is made of (so that a
+    branch can be run on its own and the weights keep their names in model
+    files), but :meth:`forward` computes all of them at once, with the same
+    result: every kernel, zero-padded to the longest one, is a column of one
+    matrix that multiplies the spectra's sliding windows; batch normalisation
+    is folded into that matrix (its batch statistics follow from the
+    windows' mean and covariance, a few numbers per channel, instead of
+    passes over the (batch, channels, filters) feature maps); dropout of
+    whole maps scales each spectrum's columns (a ReLU commutes with a
+    non-negative factor); and the merge is one matrix-vector product. A
+    training step of the paper's network (200 channels, batches of 128) then
+    takes 12 ms on 2 CPU cores instead of 37 ms (``benchmarks/conv_encoder.py``):
+    the feature maps, 3.3 million values per batch, are written once and read
+    back twice rather than a dozen times.
     """
 
     def __init__(
@@ -236,9 +251,6 @@ class MultiBranchConvEncoder(nn.Module):
             ]
             if options.batch_norm:
                 layers.append(nn.BatchNorm1d(options.n_filters))
-            # Whole filter maps are dropped (the usual dropout of convolutional
-            # layers): one random number per map rather than per value, which
-            # halves the cost of a training step on a CPU.
             layers += [_activation(options), nn.Dropout1d(options.conv_dropout)]
             branches.append(nn.Sequential(*layers))
         self.branches = nn.ModuleList(branches)
@@ -246,11 +258,98 @@ class MultiBranchConvEncoder(nn.Module):
             options.n_filters * len(options.kernel_sizes), 1, kernel_size=1
         )
         self.reduction = DenseEncoder(n_channels, n_components, options)
+        self._negative_slope = (
+            options.negative_slope if options.activation == "leaky_relu" else 0.0
+        )
+        self._dropout = options.conv_dropout
+
+    def _kernels(self) -> tuple[torch.Tensor, torch.Tensor, int]:
+        """Every branch's kernels as rows of one (filters, width) matrix, and biases.
+
+        A kernel shorter than the longest is zero-padded so that its centre
+        stays where its own 'same' padding puts it.
+        """
+        convs = [branch[1] for branch in self.branches]
+        width = max(conv.kernel_size[0] for conv in convs)
+        first = (width - 1) // 2
+        rows = []
+        for conv in convs:
+            size = conv.kernel_size[0]
+            before = first - (size - 1) // 2
+            rows.append(
+                functional.pad(conv.weight[:, 0], (before, width - size - before))
+            )
+        return torch.cat(rows), torch.cat([conv.bias for conv in convs]), width
+
+    def _folded_batch_norm(
+        self, kernels: torch.Tensor, bias: torch.Tensor, windows: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``kernels`` and ``bias`` with each branch's batch normalisation folded in."""
+        norms = [branch[2] for branch in self.branches]
+        if self.training:
+            window_mean = windows.mean(dim=0)
+            centred = windows - window_mean
+            covariance = centred.T @ centred / len(windows)
+            mean = kernels @ window_mean + bias
+            variance = ((kernels @ covariance) * kernels).sum(dim=1)
+            self._update_running_statistics(norms, mean, variance, len(windows))
+        else:
+            mean = torch.cat([norm.running_mean for norm in norms])
+            variance = torch.cat([norm.running_var for norm in norms])
+        gain = torch.cat([norm.weight for norm in norms]) * torch.rsqrt(
+            variance + norms[0].eps
+        )
+        shift = torch.cat([norm.bias for norm in norms])
+        return kernels * gain[:, None], (bias - mean) * gain + shift
+
+    @staticmethod
+    @torch.no_grad()
+    def _update_running_statistics(
+        norms: list[nn.BatchNorm1d],
+        mean: torch.Tensor,
+        variance: torch.Tensor,
+        n_values: int,
+    ) -> None:
+        # As nn.BatchNorm1d does: the running variance is the unbiased one.
+        unbiased = variance * (n_values / max(n_values - 1, 1))
+        sizes = [norm.num_features for norm in norms]
+        for norm, batch_mean, batch_variance in zip(
+            norms, mean.split(sizes), unbiased.split(sizes), strict=True
+        ):
+            norm.num_batches_tracked += 1
+            momentum = (
+                1.0 / float(norm.num_batches_tracked)
+                if norm.momentum is None
+                else norm.momentum
+            )
+            norm.running_mean.lerp_(batch_mean, momentum)
+            norm.running_var.lerp_(batch_variance, momentum)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        spectra = x.unsqueeze(1)
-        features = torch.cat([branch(spectra) for branch in self.branches], dim=1)
-        return self.reduction(self.merge(features).squeeze(1))
+        kernels, bias, width = self._kernels()
+        first = (width - 1) // 2
+        n_spectra, n_channels = x.shape
+        windows = functional.pad(x, (first, width - 1 - first)).unfold(1, width, 1)
+        windows = windows.reshape(n_spectra * n_channels, width)
+        if isinstance(self.branches[0][2], nn.BatchNorm1d):
+            kernels, bias = self._folded_batch_norm(kernels, bias, windows)
+        if self.training and self._dropout > 0:
+            # One factor per spectrum and filter map (0 or 1 / (1 - p)).
+            keep = functional.dropout(
+                x.new_ones(n_spectra, 1, len(bias)), self._dropout, training=True
+            )
+            features = torch.baddbmm(
+                bias * keep,
+                windows.reshape(n_spectra, n_channels, width),
+                kernels.T * keep,
+            )
+        else:
+            features = torch.addmm(bias, windows, kernels.T)
+        features = functional.leaky_relu_(features, self._negative_slope)
+        merged = (
+            features.reshape(n_spectra * n_channels, -1) @ self.merge.weight[0, :, 0]
+        )
+        return self.reduction(merged.reshape(n_spectra, n_channels) + self.merge.bias)
 
 
 class LinearMixingDecoder(nn.Module):

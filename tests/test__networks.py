@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -146,6 +148,78 @@ def test_conv_encoder_keeps_spectrum_length_and_handles_even_kernels():
     )
     assert merged.shape == (6, 1, 37)
     assert encoder(torch.rand(6, 37)).shape == (6, 3)
+
+
+def _branch_by_branch(encoder: MultiBranchConvEncoder, x: torch.Tensor):
+    """The conv encoder's merged feature maps, each branch's layers run in turn."""
+    maps = torch.cat([branch(x.unsqueeze(1)) for branch in encoder.branches], dim=1)
+    return encoder.merge(maps).squeeze(1)
+
+
+def _conv_encoder(**options) -> MultiBranchConvEncoder:
+    torch.manual_seed(0)
+    return MultiBranchConvEncoder(
+        37,
+        3,
+        NetworkOptions(
+            hidden_layer_sizes=(16,),
+            kernel_sizes=(5, 10, 15, 20),
+            n_filters=4,
+            **options,
+        ),
+    )
+
+
+@pytest.mark.parametrize("activation", ["relu", "leaky_relu"])
+@pytest.mark.parametrize("batch_norm", [True, False])
+def test_fused_conv_encoder_equals_its_branches_run_one_by_one(activation, batch_norm):
+    fused = _conv_encoder(
+        activation=activation, negative_slope=0.3, batch_norm=batch_norm, conv_dropout=0
+    )
+    reference = copy.deepcopy(fused)
+    x = torch.rand(6, 37) * 3
+    for mode in ("train", "eval"):
+        getattr(fused, mode)()
+        getattr(reference, mode)()
+        # The reduction of the reference takes the merged maps as they are.
+        expected = reference.reduction(_branch_by_branch(reference, x))
+        got = fused(x)
+        torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+        (got**2).sum().backward()
+        (expected**2).sum().backward()
+    # Gradients of every weight, and the running statistics of batch norm.
+    for (name, value), (_, reference_value) in zip(
+        fused.named_parameters(), reference.named_parameters(), strict=True
+    ):
+        # A bias before batch norm has a gradient of zero up to rounding.
+        scale = float(reference_value.grad.abs().max()) + 1e-3
+        torch.testing.assert_close(
+            value.grad, reference_value.grad, rtol=1e-4, atol=1e-4 * scale, msg=name
+        )
+    for (name, value), (_, reference_value) in zip(
+        fused.named_buffers(), reference.named_buffers(), strict=True
+    ):
+        torch.testing.assert_close(value, reference_value, msg=name)
+
+
+def test_fused_conv_encoder_drops_whole_maps_with_the_usual_scaling():
+    encoder = _conv_encoder(conv_dropout=0.5, batch_norm=False)
+    x = torch.rand(1, 37).expand(4000, 37)
+    encoder.train()
+    merged = []
+    encoder.reduction.forward = merged.append  # keep the merged maps
+    torch.manual_seed(1)
+    encoder(x)
+    merged = merged[0]
+    encoder.eval()
+    expected = _branch_by_branch(encoder, x[:1])
+    # Each spectrum drops its own maps: the same input gives different outputs,
+    # whose mean is the output without dropout (factor 1 / (1 - p) on the rest).
+    assert merged.std(dim=0).min() > 0
+    bias = encoder.merge.bias
+    torch.testing.assert_close(
+        (merged - bias).mean(dim=0), (expected - bias)[0], rtol=0.1, atol=0.02
+    )
 
 
 @pytest.mark.parametrize("encoder", ["dense", "conv"])
