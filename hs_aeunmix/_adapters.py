@@ -71,6 +71,11 @@ def warn_if_explained_worse(model: AEUnmix, sample: np.ndarray) -> None:
         )
 
 
+# Values above this are kept in float64 (float32's largest is 3.4e38; NaN
+# and inf are refused later, by the fit's validation).
+_FLOAT32_LIMIT = 1e38
+
+
 class _Reservoir:
     """A uniform random sample of at most ``capacity`` rows from a stream of chunks.
 
@@ -80,22 +85,43 @@ class _Reservoir:
     in place: memory is bounded by the capacity plus one chunk, whatever the
     number and size of the chunks, and every row seen has the same chance
     to be kept.
+
+    ``dtype``: the precision rows are kept in (that of the first chunk if
+    None). Training keeps float32, the network's precision: HyperSpy hands
+    a lazy float32 scan's chunks over as float64, and a float64 sample of
+    65,536 spectra of 1024 channels is 512 MiB where 256 MiB hold the same
+    values; a float32 sample is also scaled in place rather than copied
+    (:func:`hs_aeunmix._fitting.prepare`). Rows beyond float32's range switch
+    the sample to float64.
     """
 
-    def __init__(self, capacity: int, seed: int = 0) -> None:
+    def __init__(self, capacity: int, seed: int = 0, dtype=None) -> None:
         self.capacity = capacity
         self.rows: np.ndarray | None = None
         self.keys = np.empty(capacity)
         self.filled = 0
         self.seen = 0
         self._rng = np.random.default_rng(seed)
+        self._dtype = dtype
+
+    def _store(self, rows: np.ndarray) -> None:
+        """Allocate the sample's array, or widen it for rows it cannot hold."""
+        if self.rows is None:
+            dtype = rows.dtype if self._dtype is None else np.dtype(self._dtype)
+            self.rows = np.empty((self.capacity, rows.shape[1]), dtype)
+        if (
+            self.rows.dtype == np.float32
+            and rows.dtype.itemsize > 4
+            and len(rows)
+            and max(float(rows.max()), -float(rows.min())) > _FLOAT32_LIMIT
+        ):
+            self.rows = self.rows.astype(np.float64)
 
     def add(self, rows: np.ndarray) -> None:
         """Offer every row of ``rows`` to the sample."""
         keys = self._rng.random(len(rows))
         self.seen += len(rows)
-        if self.rows is None:
-            self.rows = np.empty((self.capacity, rows.shape[1]), rows.dtype)
+        self._store(rows)
         taken = min(self.capacity - self.filled, len(rows))
         if taken:
             self.rows[self.filled : self.filled + taken] = rows[:taken]
@@ -197,7 +223,7 @@ class TrainingRun:
         """Lazy signals: add a chunk's spectra to the training sample."""
         if self._stream is None:
             seed = check_random_state(self.estimator.random_state).randint(2**31)
-            self._stream = _Reservoir(MAX_TRAINING_PIXELS, seed)
+            self._stream = _Reservoir(MAX_TRAINING_PIXELS, seed, dtype=np.float32)
         self._stream.add(np.asarray(X))
         return self
 

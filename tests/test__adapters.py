@@ -75,3 +75,20 @@ def test_a_seed_gives_the_same_sample():
 def test_nothing_seen_is_an_empty_scan():
     with pytest.raises(ValueError, match="No spectra were seen: the scan is empty"):
         _Reservoir(10).sample()
+
+
+def test_float64_chunks_are_kept_in_the_precision_asked_for():
+    reservoir = _Reservoir(10, seed=0, dtype=np.float32)
+    reservoir.add(np.arange(40.0).reshape(20, 2))
+    assert reservoir.sample().dtype == np.float32
+    np.testing.assert_array_equal(reservoir.sample() % 2, [[0, 1]] * 10)
+
+
+def test_values_beyond_float32_widen_the_sample_to_float64():
+    reservoir = _Reservoir(4, seed=0, dtype=np.float32)
+    reservoir.add(np.ones((4, 3)))
+    reservoir.add(np.full((50, 3), 1e300))
+    sample = reservoir.sample()
+    assert sample.dtype == np.float64
+    assert set(np.unique(sample)) <= {1.0, 1e300}
+    assert (sample == 1e300).any()  # kept exactly, not as inf

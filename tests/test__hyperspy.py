@@ -467,6 +467,8 @@ def test_lazy_training_streams_a_bounded_sample_and_unmixes_every_pixel(
     data = spectrum_image.data.reshape(-1, spectrum_image.data.shape[-1])
     rows = [np.flatnonzero((data == spectrum).all(axis=1))[0] for spectrum in sample]
     assert sample.shape == (200, data.shape[1])
+    # Kept in the network's precision, although HyperSpy hands over float64.
+    assert sample.dtype == np.float32
     assert len(set(rows)) == 200
     assert np.ptp(rows) > data.shape[0] // 2  # from all over the scan
     # Every pixel unmixed by the trained model; the signal stays lazy.
