@@ -7,7 +7,8 @@ not writing. On a CUDA machine (``device="auto"`` picks it), it
    (``model.device_``), that a model saved on the GPU loads on the CPU with
    the same endmembers (bitwise) and unmixes the same scan to within 1e-4 of
    the GPU's fractions, and that a lazy reapply on the GPU gives the loadings
-   of an in-memory one;
+   of an in-memory one, and that the conv encoder's fused branches give
+   what its branches run one by one give;
 2. **times** training (``s.decomposition(algorithm="ae")``, default options)
    and reapplying the model to the same scan, for a 64 x 64 x 200 EELS scan
    (``datasets.eels_chequerboard``), a 256 x 256 x 1024 scan in memory and a
@@ -158,7 +159,36 @@ def checks(folder: Path) -> list[tuple[str, bool, str]]:
             f"largest difference {difference:.1e}",
         )
     )
+    results.append(_fused_conv_check())
     return results
+
+
+def _fused_conv_check() -> tuple[str, bool, str]:
+    """The conv encoder's fused branches against its branches run in turn."""
+    import torch
+
+    from hs_aeunmix._device import resolve_device
+    from hs_aeunmix._networks import MultiBranchConvEncoder, NetworkOptions
+
+    device = resolve_device("auto")
+    torch.manual_seed(0)
+    options = NetworkOptions(encoder="conv", conv_dropout=0.0)
+    encoder = MultiBranchConvEncoder(200, 3, options).to(device)
+    spectra = torch.rand(64, 200, device=device)
+    largest = 0.0
+    for mode in ("train", "eval"):
+        getattr(encoder, mode)()
+        with torch.no_grad():
+            maps = torch.cat(
+                [branch(spectra.unsqueeze(1)) for branch in encoder.branches], dim=1
+            )
+            expected = encoder.reduction(encoder.merge(maps).squeeze(1))
+            largest = max(largest, float((encoder(spectra) - expected).abs().max()))
+    return (
+        f"conv encoder on {device.type}: fused = branch by branch",
+        largest < 1e-4,
+        f"largest difference {largest:.1e}",
+    )
 
 
 def timings(quick: bool, folder: Path) -> list[dict]:
