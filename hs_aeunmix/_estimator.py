@@ -169,15 +169,19 @@ class AEUnmix(
         every channel: far fewer weights for long spectra, and the noise
         outside the leading components never reaches it. None: every
         channel.
-    init : {"auto", "ica", "spa", "vca", "random", "flat"} or array
+    init : {"auto", "ica", "spa", "vca", "kmeans", "random", "flat"} or array
         Initial endmembers (an array: shape (n_components, n_channels)).
         ``"ica"``: SVD + FastICA (its spectra clipped at zero). ``"spa"``,
         ``"vca"``: the successive projection algorithm, vertex component
         analysis, on PCA-denoised training pixels. ``"auto"``: one network
-        from each of these; of those whose held-out fit the noise cannot
-        tell from the best one's, the one with the smallest endmember
+        from each of these three; of those whose held-out fit the noise
+        cannot tell from the best one's, the one with the smallest endmember
         simplex is kept (see :mod:`hs_aeunmix._selection`); their agreement
         is ``stability_``.
+        ``"kmeans"``: the mean spectra of k-means clusters of the denoised
+        pixels' shapes (better angles than ``"auto"`` on STEM-EELS scenes
+        at low dose, where the vertex starts pick look-alike pixels; worse
+        on the project's family; see :mod:`hs_aeunmix._selection`).
         ``"random"``: randomly chosen pixel spectra. ``"flat"``:
         featureless spectra at the data's mean level with a few per cent of
         random ripple, so that training alone shapes them (better than

@@ -5,8 +5,9 @@ non-negative factorisations, so the starting endmembers decide much of the
 answer. The starts are found on the training spectra, denoised by projection
 on their leading principal components (single pixels are too noisy to start
 from): vertex component analysis (VCA), the successive projection algorithm
-(SPA), HyperSpy's SVD + FastICA, random pixels, or featureless ("flat")
-spectra that impose nothing of the data. ``init="auto"`` trains
+(SPA), HyperSpy's SVD + FastICA, the means of k-means clusters ("kmeans"),
+random pixels, or featureless ("flat") spectra that impose nothing of the
+data. ``init="auto"`` trains
 from several starts (:data:`AUTO_STARTS`) and lets
 :mod:`hs_aeunmix._selection` choose.
 """
@@ -243,18 +244,42 @@ def successive_projections(
     return np.array(chosen)
 
 
-def spa_on_denoised(denoised: Denoised, n_components: int) -> np.ndarray:
-    """SPA vertices of :func:`denoised` spectra.
+def _intensities(denoised: Denoised, points: np.ndarray) -> np.ndarray:
+    """What each denoised spectrum is divided by so that intensity does not count.
 
-    Each spectrum is normalised to unit sum, or to unit norm when some have
-    negative values (a sum then says nothing about intensity).
+    Its sum, or its norm when some spectra have negative values (a sum then
+    says nothing about intensity).
     """
-    points = denoised.points()
     if denoised.has_negative_values():
-        weights = np.linalg.norm(points, axis=1)
-    else:
-        weights = denoised.totals()
+        return np.linalg.norm(points, axis=1)
+    return denoised.totals()
+
+
+def spa_on_denoised(denoised: Denoised, n_components: int) -> np.ndarray:
+    """SPA vertices of :func:`denoised` spectra, normalised (:func:`_intensities`)."""
+    points = denoised.points()
+    weights = _intensities(denoised, points)
     return denoised.rows(successive_projections(points, n_components, weights))
+
+
+def cluster_means(denoised: Denoised, n_components: int, seed: int) -> np.ndarray:
+    """Mean spectra of ``n_components`` k-means clusters of the denoised spectra.
+
+    Clustered on their shapes (each spectrum normalised, :func:`_intensities`);
+    each endmember is the mean of a cluster's spectra, so that the noise of
+    hundreds of pixels averages out where a vertex start takes one pixel.
+    """
+    from sklearn.cluster import KMeans
+
+    points = denoised.points()
+    shapes = points / np.maximum(_intensities(denoised, points), 1e-30)[:, None]
+    labels = KMeans(n_components, n_init=4, random_state=seed).fit_predict(shapes)
+    scores = denoised.principal.scores
+    return (
+        denoised.principal.mean
+        + np.stack([scores[labels == k].mean(axis=0) for k in range(n_components)])
+        @ denoised.principal.axes
+    )
 
 
 class _StartFinder:
@@ -340,6 +365,9 @@ class _StartFinder:
     def vca(self) -> np.ndarray:
         return vca_on_denoised(self.shared_denoising(), self.n_components, self.seed)
 
+    def kmeans(self) -> np.ndarray:
+        return cluster_means(self.shared_denoising(), self.n_components, self.seed)
+
 
 #: Every named start and the method of :class:`_StartFinder` that finds it.
 #: The options (:data:`INITIALISATIONS`) and the model file's schema are
@@ -350,6 +378,7 @@ STARTS: dict[str, Callable[[_StartFinder], np.ndarray]] = {
     "ica": _StartFinder.ica,
     "random": _StartFinder.random,
     "flat": _StartFinder.flat,
+    "kmeans": _StartFinder.kmeans,
 }
 INITIALISATIONS = ("auto", *STARTS)
 # A fitted model's start when endmembers were given instead (init=array).
@@ -370,9 +399,9 @@ def candidate_starts(
     solution is skipped). With a background model
     (``baseline_basis``), the starts are found on the spectra without their
     smooth part, and each endmember is then the smallest non-negative
-    spectrum of its kind (see :mod:`hs_aeunmix._baseline`). SPA and VCA
-    share one denoising, and every principal axis comes from one pass over
-    the spectra (see :mod:`hs_aeunmix._subspace`).
+    spectrum of its kind (see :mod:`hs_aeunmix._baseline`). The starts
+    found on denoised spectra share one denoising, and every principal axis
+    comes from one pass over the spectra (see :mod:`hs_aeunmix._subspace`).
     """
     names = AUTO_STARTS if method == "auto" else (method,)
     finder = _StartFinder(spectra, n_components, seed, baseline_basis)

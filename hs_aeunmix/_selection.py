@@ -22,6 +22,33 @@ the noise lets it decide, then a prior that identifies the endmembers:
    IEEE SPM 36, 59 (2019)), whether or not pure pixels exist. Any enclosing
    simplex fits the data; the smallest one is the one the data determine.
 
+A k-means start (``init="kmeans"``: the mean spectra of k-means clusters
+of the denoised pixels' shapes) was tried as a fourth candidate and is not
+one (``benchmarks/ablation.py``, rows "k-means start among the candidates"
+against "default"). At low dose the vertex starts pick pixels of fewer
+distinct phases than endmembers (STEM-EELS: 7 of 8 development scenes,
+``benchmarks/start_picks.py``) and a cluster mean averages the noise of
+hundreds of pixels. On the development scenes (8 per generator) it was
+better on every generator, so leave-one-generator-out admitted it (median /
+90th percentile of the angle, before -> after; abundance RMSE median):
+
+* scene family: 0.089 / 0.387 -> 0.089 / 0.338 rad (2 better / 1 worse);
+  RMSE 0.083 -> 0.082;
+* STEM-EELS: 0.227 / 0.500 -> 0.218 / 0.345 rad (3 / 2); RMSE 0.332 -> 0.319;
+* Raman compounds: 0.135 / 0.687 -> 0.060 / 0.399 rad (2 / 0); RMSE
+  0.051 -> 0.043.
+
+The held-out halves (10 scenes each, ``--split held_out``) did not confirm
+it: STEM-EELS angles 0.177 / 0.393 -> 0.115 / 0.190 rad (7 / 0) but RMSE
+median 0.231 -> 0.268; scene family 0.105 / 0.235 -> 0.102 / 0.249 rad,
+RMSE 0.235 -> 0.261; Raman 0.430 / 0.659 -> 0.433 / 0.708 rad, RMSE
+0.138 -> 0.132. The minimum-volume rule kept the k-means network on 9 of 10
+STEM-EELS scenes (its cluster means lie inside the data's simplex, and the
+fit there cannot tell it from the wider ones); the abundance RMSE was
+worse by more than 0.01 on 6 of the 10 scenes and better on 3 (family 0
+better / 4 worse, Raman 2 / 3): better endmember shapes bought with worse
+maps, so the default stays as it was.
+
 The ICA start is trained whenever its components yield positive weights
 (its spectra clipped at zero): training repairs a slightly negative start,
 and the noise test discards one that does not fit.

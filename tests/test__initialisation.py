@@ -165,3 +165,31 @@ def test_the_options_are_the_table_of_starts():
     assert set(initialisation.AUTO_STARTS) <= set(initialisation.STARTS)
     allowed = AEUnmix._parameter_constraints["init"][0]
     assert allowed.options == set(initialisation.INITIALISATIONS)
+
+
+def test_cluster_means_average_the_noise_that_vertex_starts_pick():
+    # Three look-alike phases (one shared band, small distinct ones), each
+    # pure in a third of the pixels, at a few counts per channel: the most
+    # extreme single pixels are mostly noise (0.18-0.21 rad from the phases),
+    # the means of the clusters are not (0.03 rad).
+    rng = np.random.default_rng(0)
+    channels = np.arange(120)
+    shared = 1.0 + 3.0 * np.exp(-0.5 * ((channels - 60) / 15.0) ** 2)
+    endmembers = np.stack(
+        [
+            shared + 2.0 * np.exp(-0.5 * ((channels - c) / 4.0) ** 2)
+            for c in (25, 85, 105)
+        ]
+    )
+    labels = np.repeat(np.arange(3), 600)
+    spectra = rng.poisson(endmembers[labels]).astype(float)
+    angles = {
+        method: mean_spectral_angle(
+            initialisation.candidate_starts(spectra, 3, method, seed=0)[0].endmembers,
+            endmembers,
+        )
+        for method in ("spa", "vca", "kmeans")
+    }
+    assert angles["kmeans"] < 0.05
+    assert angles["kmeans"] < angles["spa"] / 3
+    assert angles["kmeans"] < angles["vca"] / 3
