@@ -6,10 +6,10 @@ convolutional encoder's feature maps are 13 MiB per batch of 128 spectra of
 glibc serves blocks that large with ``mmap`` and gives them back to the
 system when freed, or trims them off the top of its heap, so that every step
 faults the same memory in again, page by page. Measured on 2 cores
-(``benchmarks/conv_encoder.py``, ``benchmarks/scale.py``): 8.5 million page
-faults and 18 s of system time in a 32 s training of the ``pnas2024``
-network, 3 s of system time in 18 s on a 256 x 256 x 1024 scan with the
-default network.
+(``benchmarks/allocator.py``, 20 epochs of the ``pnas2024`` network on a
+64 x 64 x 200 scan): 9.7-9.9 million page faults and 20-21 s of system time
+in a 30-34 s fit without this module, 0.3 million and 1 s in 20-24 s with
+it. The default network's fits hardly change (9-12 s either way).
 
 :func:`freed_memory_reused` raises glibc's thresholds while training, so
 that blocks up to :data:`_KEPT_BLOCK` come from the heap and freed memory up

@@ -177,12 +177,9 @@ class AEUnmix(
         from each of these three; of those whose held-out fit the noise
         cannot tell from the best one's, the one with the smallest endmember
         simplex is kept (see :mod:`hs_aeunmix._selection`); their agreement
-        is ``stability_``.
-        ``"kmeans"``: the mean spectra of k-means clusters of the denoised
-        pixels' shapes (better angles than ``"auto"`` on STEM-EELS scenes
-        at low dose, where the vertex starts pick look-alike pixels; worse
-        on the project's family; see :mod:`hs_aeunmix._selection`).
-        ``"random"``: randomly chosen pixel spectra. ``"flat"``:
+        is ``stability_``. ``"kmeans"``: means of k-means clusters of those
+        pixels (closer spectra, worse maps than ``"auto"`` at low dose: see
+        :mod:`hs_aeunmix._selection`). ``"random"``: random pixels. ``"flat"``:
         featureless spectra at the data's mean level with a few per cent of
         random ripple, so that training alone shapes them (better than
         ``"auto"`` on STEM-EELS scenes whose phases share their edges, worse
