@@ -224,11 +224,11 @@ class MultiBranchConvEncoder(nn.Module):
     windows' mean and covariance, a few numbers per channel, instead of
     passes over the (batch, channels, filters) feature maps); dropout of
     whole maps scales each spectrum's columns (a ReLU commutes with a
-    non-negative factor); and the merge is one matrix-vector product. A
-    training step of the paper's network (200 channels, batches of 128) then
-    takes 12 ms on 2 CPU cores instead of 37 ms (``benchmarks/conv_encoder.py``):
-    the feature maps, 3.3 million values per batch, are written once and read
-    back twice rather than a dozen times.
+    non-negative factor); and the merge is one matrix-vector product. The
+    encoder's forward and backward pass of the paper's network (200
+    channels, batches of 128) then take 20 ms on 2 CPU cores instead of 34 ms
+    (``benchmarks/conv_encoder.py``): the feature maps, 3.3 million values
+    per batch, are written once and read back twice.
     """
 
     def __init__(
