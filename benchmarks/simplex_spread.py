@@ -7,7 +7,9 @@ each generator, three fits are scored:
 * ``flat``: the featureless start (``init="flat"``);
 * ``shrunk``: the default trained on (``warm_start``) for 20 more epochs with
   a minimum-volume penalty (``min_volume_weight=0.01``), which pulls the
-  endmembers together until the fit resists.
+  endmembers together until the fit resists;
+* ``kmeans``: ``init="auto"`` with the k-means start as a fourth candidate
+  (``benchmarks/ablation.py``'s "k-means start among the candidates").
 
 Per fit: the angle to the truth (mean spectral angle after matching, rad),
 the abundance RMSE (fractions on the reference scale, as
@@ -20,7 +22,7 @@ one line per scene. Training is seeded (``random_state=0``).
 
 Usage::
 
-    python benchmarks/simplex_spread.py                 # 8 scenes each, ~6 min
+    python benchmarks/simplex_spread.py                 # 8 scenes each, ~8 min
     python benchmarks/simplex_spread.py --n-scenes 4 --generators stem_eels
 """
 
@@ -38,7 +40,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).parent))
 from family import GENERATORS
 
-FITS = ("auto", "flat", "shrunk")
+FITS = ("auto", "flat", "shrunk", "kmeans")
 SCORES = ("angle", "rmse", "spread", "misfit")
 
 
@@ -74,7 +76,7 @@ def scene_row(task: tuple[str, int]) -> dict:
     import hyperspy.api as hs
     import torch
 
-    from hs_aeunmix import AEUnmix, datasets
+    from hs_aeunmix import AEUnmix, _initialisation, datasets
 
     # Two scenes run at once, one per core.
     torch.set_num_threads(1)
@@ -94,6 +96,14 @@ def scene_row(task: tuple[str, int]) -> dict:
         shrunk = copy.deepcopy(models["auto"])
         shrunk.set_params(warm_start=True, min_volume_weight=0.01, max_epochs=20)
         models["shrunk"] = shrunk.fit(spectra)
+        starts = _initialisation.AUTO_STARTS
+        _initialisation.AUTO_STARTS = (*starts, "kmeans")
+        try:
+            models["kmeans"] = AEUnmix(
+                truth.n_endmembers, random_state=0, show_progressbar=False
+            ).fit(spectra)
+        finally:
+            _initialisation.AUTO_STARTS = starts
     for fit, model in models.items():
         row.update({f"{fit} {k}": v for k, v in _scores(model, spectra, truth).items()})
     return row
