@@ -44,26 +44,17 @@ from simplex_spread import pairwise_spread
 CORRECTIONS = ("as found", "poisson", "simex")
 
 
-def _points(principal, scores: np.ndarray) -> np.ndarray:
-    """Coordinates of denoised spectra (as ``Denoised.points``) from their scores."""
-    mean, axes = principal.mean, principal.axes
-    along = mean @ axes.T
-    off = float(np.linalg.norm(mean - along @ axes))
-    points = scores + along
-    if off <= 1e-12 * max(float(np.linalg.norm(mean)), 1e-300):
-        return points
-    return np.hstack([points, np.full((len(points), 1), off)])
-
-
 def _pick(principal, scores: np.ndarray, method: str, n: int) -> np.ndarray:
-    """Indices SPA or VCA picks among spectra of these scores."""
-    from hs_aeunmix._initialisation import successive_projections
+    """Indices SPA or VCA picks among the denoised spectra of these scores."""
+    from dataclasses import replace
+
+    from hs_aeunmix._initialisation import Denoised, successive_projections
     from hs_aeunmix._vca import vertex_component_analysis
 
-    points = _points(principal, scores)
+    denoised = Denoised(replace(principal, scores=scores))
+    points = denoised.points()
     if method == "spa":
-        totals = principal.mean.sum() + scores @ principal.axes.sum(axis=1)
-        return successive_projections(points, n, totals)
+        return successive_projections(points, n, denoised.totals())
     rng = np.random.default_rng(0)
     return vertex_component_analysis(points, n, random_state=rng)[1]
 
