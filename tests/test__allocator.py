@@ -38,12 +38,19 @@ def test_freed_blocks_are_reused_instead_of_faulted_in_again():
     assert inside < outside / 100
 
 
-@glibc_only
-def test_thresholds_are_set_once_and_restored_by_the_last_one_out(monkeypatch):
+@pytest.fixture
+def settings(monkeypatch) -> list[tuple[int, int]]:
+    """The (trim, mmap) thresholds set, in order, instead of setting them."""
     calls = []
     monkeypatch.setattr(
         _allocator, "_set", lambda trim, mmap: calls.append((trim, mmap)) or True
     )
+    return calls
+
+
+@glibc_only
+def test_thresholds_are_set_once_and_restored_by_the_last_one_out(settings):
+    calls = settings
     kept = (_allocator._KEPT_TOTAL, _allocator._KEPT_BLOCK)
     default = (_allocator._DEFAULT_THRESHOLD,) * 2
     with _allocator.freed_memory_reused():
@@ -54,11 +61,8 @@ def test_thresholds_are_set_once_and_restored_by_the_last_one_out(monkeypatch):
 
 
 @glibc_only
-def test_training_and_transform_keep_freed_memory(monkeypatch):
-    calls = []
-    monkeypatch.setattr(
-        _allocator, "_set", lambda trim, mmap: calls.append((trim, mmap)) or True
-    )
+def test_training_and_transform_keep_freed_memory(settings):
+    calls = settings
     kept = (_allocator._KEPT_TOTAL, _allocator._KEPT_BLOCK)
     rng = np.random.default_rng(0)
     spectra = rng.random((64, 3)) @ rng.random((3, 40))
