@@ -258,9 +258,8 @@ class MultiBranchConvEncoder(nn.Module):
             options.n_filters * len(options.kernel_sizes), 1, kernel_size=1
         )
         self.reduction = DenseEncoder(n_channels, n_components, options)
-        self._negative_slope = (
-            options.negative_slope if options.activation == "leaky_relu" else 0.0
-        )
+        # The activation's slope below zero (0 for ReLU), as He's initialisation.
+        self._negative_slope = _he_slope(options)
         self._dropout = options.conv_dropout
 
     def _kernels(self) -> tuple[torch.Tensor, torch.Tensor, int]:
