@@ -12,15 +12,15 @@ SCRIPT = Path(__file__).parents[1] / "benchmarks" / "run.py"
 
 
 @pytest.fixture(scope="module")
-def benchmark():
+def benchmark_run():
     spec = importlib.util.spec_from_file_location("benchmark_run", SCRIPT)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
 
-def test_benchmark_writes_table_and_figure(benchmark, tmp_path, capsys):
-    code = benchmark.main(
+def test_benchmark_writes_table_and_figure(benchmark_run, tmp_path, capsys):
+    code = benchmark_run.main(
         [
             "--cases",
             "eels3_tiny",
@@ -44,11 +44,11 @@ def test_benchmark_writes_table_and_figure(benchmark, tmp_path, capsys):
     assert "| case | method |" in capsys.readouterr().out
 
 
-def test_samson_reader_keeps_fortran_pixel_order(benchmark):
+def test_samson_reader_keeps_fortran_pixel_order(benchmark_run):
     import scipy.io
 
-    signal, truth = benchmark.CASES["samson"](0)
-    raw = scipy.io.loadmat(benchmark.SAMSON)["Y"]
+    signal, truth = benchmark_run.CASES["samson"](0)
+    raw = scipy.io.loadmat(benchmark_run.SAMSON)["Y"]
     assert signal.data.shape == (95, 95, 156)
     assert truth.endmembers.shape == (3, 156)
     assert truth.abundances.shape == (95, 95, 3)
@@ -59,11 +59,11 @@ def test_samson_reader_keeps_fortran_pixel_order(benchmark):
         )
 
 
-def test_samson_reference_fractions_are_nnls_on_reference_endmembers(benchmark):
+def test_samson_reference_fractions_are_nnls_on_reference_endmembers(benchmark_run):
     from hs_aeunmix._vca import nonnegative_least_squares
     from hs_aeunmix.metrics import abundance_rmse, fractions_on_reference_scale
 
-    signal, truth = benchmark.CASES["samson"](0)
+    signal, truth = benchmark_run.CASES["samson"](0)
     spectra = signal.data.reshape(-1, signal.data.shape[-1])
     raw = nonnegative_least_squares(spectra, truth.endmembers)
     flat_truth = truth.abundances.reshape(-1, 3)
