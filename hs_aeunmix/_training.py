@@ -166,12 +166,14 @@ def minibatch_stream(
     across epochs (within a permutation each row is drawn once). The last
     rows of a permutation that do not fill a batch open the next
     permutation's first batch instead of forming a small one (batch
-    normalisation cannot normalise a batch of one).
+    normalisation cannot normalise a batch of one). Each permutation is
+    drawn on the CPU (``generator``) and copied to ``data``'s device once,
+    not batch by batch: a copy from the host waits for the GPU's queued work.
     """
     n_rows = data.shape[0]
     batch_size = min(batch_size, n_rows)
     steps = steps_per_epoch
-    order = torch.randperm(n_rows, generator=generator)
+    order = torch.randperm(n_rows, generator=generator).to(data.device)
     position = 0
 
     def epoch() -> Iterator[torch.Tensor]:
@@ -179,13 +181,12 @@ def minibatch_stream(
         for _ in range(steps):
             if position + batch_size > n_rows:
                 leftover = order[position:]
-                order = torch.cat(
-                    [leftover, torch.randperm(n_rows, generator=generator)]
-                )
+                following = torch.randperm(n_rows, generator=generator)
+                order = torch.cat([leftover, following.to(data.device)])
                 position = 0
             rows = order[position : position + batch_size]
             position += batch_size
-            yield data[rows.to(data.device)]
+            yield data[rows]
 
     return epoch
 
@@ -247,18 +248,27 @@ def _train_one_epoch(
     train_batches: Callable[[], Iterable],
     optimizer: torch.optim.Optimizer,
 ) -> float:
-    """One pass of Adam steps; returns the pixel-weighted mean training loss."""
+    """One pass of Adam steps; returns the pixel-weighted mean training loss.
+
+    The batches' losses are read back once, after the last step: reading one
+    after each step would make the host wait for a GPU at every step instead
+    of queueing the next one. The mean is summed in the same order and
+    precision either way.
+    """
     model.train()
-    total, count = 0.0, 0
+    losses, sizes = [], []
     for batch in train_batches():
         optimizer.zero_grad(set_to_none=True)
         loss, n_pixels = objective(model, batch)
         loss.backward()
         optimizer.step()
         model.decoder.clamp_()
-        total += float(loss.detach()) * n_pixels
-        count += n_pixels
-    return total / count
+        losses.append(loss.detach())
+        sizes.append(n_pixels)
+    total = 0.0
+    for value, n_pixels in zip(torch.stack(losses).tolist(), sizes, strict=True):
+        total += value * n_pixels
+    return total / sum(sizes)
 
 
 def resolve_show_progressbar(show_progressbar: bool | None) -> bool:

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
+from torch import nn
 
 from hs_aeunmix._training import (
     STEPS_PER_EPOCH,
     TrainingHistory,
+    _adam,
+    _train_one_epoch,
     minibatch_stream,
     resolve_show_progressbar,
 )
@@ -30,6 +34,71 @@ def test_an_epoch_has_the_same_steps_whatever_the_scan():
         data = torch.arange(n_rows, dtype=torch.float32).unsqueeze(1)
         epoch = minibatch_stream(data, 5, torch.Generator().manual_seed(0))
         assert len(list(epoch())) == STEPS_PER_EPOCH
+
+
+@pytest.fixture
+def host_reads(monkeypatch):
+    """Counts the values read back from tensors to the host."""
+    counts = {"reads": 0, "copies": 0}
+    for name in ("__float__", "item", "tolist"):
+        real = getattr(torch.Tensor, name)
+
+        def counted(tensor, *args, real=real, **kwargs):
+            counts["reads"] += 1
+            return real(tensor, *args, **kwargs)
+
+        monkeypatch.setattr(torch.Tensor, name, counted)
+    real_to = torch.Tensor.to
+
+    def counted_to(tensor, *args, **kwargs):
+        counts["copies"] += 1
+        return real_to(tensor, *args, **kwargs)
+
+    monkeypatch.setattr(torch.Tensor, "to", counted_to)
+    return counts
+
+
+class _Decoder(nn.Linear):
+    def clamp_(self):
+        with torch.no_grad():
+            self.weight.clamp_(min=0)
+
+
+def test_an_epoch_reads_its_losses_back_once(host_reads):
+    # One read per step would make the host wait for a GPU at every step.
+    torch.manual_seed(0)
+    model = nn.Module()
+    model.decoder = _Decoder(3, 4)
+    data = torch.rand(40, 3)
+    sizes = [8, 8, 8, 16]
+    batches = [data[:8], data[8:16], data[16:24], data[24:]]
+    losses = []
+
+    def objective(model, batch):
+        loss = (model.decoder(batch) ** 2).mean()
+        losses.append(float(loss.detach()))
+        return loss, len(batch)
+
+    optimizer = _adam([{"params": list(model.parameters()), "lr": 1e-2}])
+    host_reads["reads"] = 0
+    mean = _train_one_epoch(model, objective, lambda: iter(batches), optimizer)
+    assert host_reads["reads"] == len(batches) + 1  # the objective's, then one
+    expected = 0.0
+    for loss, size in zip(losses, sizes, strict=True):
+        expected += loss * size
+    assert mean == expected / sum(sizes)
+
+
+def test_batches_are_indexed_without_a_copy_per_batch(host_reads):
+    # A copy of each batch's row numbers from the host waits for the GPU.
+    data = torch.arange(40, dtype=torch.float32).unsqueeze(1)
+    epoch = minibatch_stream(data, 5, torch.Generator().manual_seed(0), 8)
+    copies = host_reads["copies"]
+    rows = _rows(epoch())
+    assert sorted(rows) == list(range(40))
+    assert host_reads["copies"] == copies  # one permutation: copied when drawn
+    _rows(epoch())
+    assert host_reads["copies"] == copies + 1  # the next permutation, once
 
 
 def test_no_batch_of_one_row():
