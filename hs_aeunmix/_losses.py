@@ -35,8 +35,13 @@ _COSINE_LIMIT = 1.0 - 1e-7
 def pixel_squared_error(
     reconstruction: torch.Tensor, target: torch.Tensor
 ) -> torch.Tensor:
-    """Mean squared error over the channels of each pixel, (n_pixels,)."""
-    return (reconstruction - target).square().mean(dim=-1)
+    """Mean squared error over the channels of each pixel, (n_pixels,).
+
+    ``mse_loss`` gives the values and gradients of ``(r - t).square()``
+    (bitwise, in the tests) with one fused backward instead of a power's:
+    training steps on 1024-channel batches spent most of their time there.
+    """
+    return functional.mse_loss(reconstruction, target, reduction="none").mean(dim=-1)
 
 
 def pixel_spectral_angle(

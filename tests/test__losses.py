@@ -12,6 +12,7 @@ from hs_aeunmix._losses import (
     endmember_penalty,
     get_loss,
     l21_penalty,
+    pixel_squared_error,
     simplex_log_volume,
     volume_penalty,
 )
@@ -23,6 +24,23 @@ def pair():
     target = torch.rand(8, 16, generator=generator, dtype=torch.float64) + 0.1
     reconstruction = torch.rand(8, 16, generator=generator, dtype=torch.float64) + 0.1
     return reconstruction, target
+
+
+def test_pixel_squared_error_has_the_values_and_gradients_of_its_definition():
+    # The fused mse_loss stands in for (r - t).square() for speed alone.
+    generator = torch.Generator().manual_seed(1)
+    target = torch.rand(64, 300, generator=generator)
+    grads = []
+    for loss in (
+        pixel_squared_error,
+        lambda r, t: (r - t).square().mean(dim=-1),
+    ):
+        reconstruction = torch.rand(64, 300, generator=torch.Generator().manual_seed(2))
+        reconstruction.requires_grad_(True)
+        values = loss(reconstruction, target)
+        (values * torch.linspace(0.5, 2.0, 64)).sum().backward()
+        grads.append((values.detach(), reconstruction.grad))
+    torch.testing.assert_close(grads[0], grads[1], rtol=0, atol=0)
 
 
 def test_mse(pair):
