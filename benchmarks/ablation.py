@@ -103,6 +103,7 @@ VARIANTS: dict[str, dict] = {
     },
     # A peer, not a variant: the scenes it wins on say what the default lacks.
     "plain AE (peer)": {"method": "plain AE"},
+    "spatial": {"spatial": True},
 }
 CURRENT_ROUND = "ablation"
 

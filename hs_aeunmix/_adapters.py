@@ -54,7 +54,7 @@ def warn_if_explained_worse(model: AEUnmix, sample: np.ndarray) -> None:
     units of each scan's own noise says so, whatever the scan's dose.
     """
     reference = model.training_residual_
-    if reference is None or model.spatial:
+    if reference is None or model.spatial is True:
         return
     residual = model.residual_to_noise(sample)
     ratio = residual / max(reference, np.finfo(float).tiny)

@@ -62,6 +62,11 @@ def _trait(constraints: list, default: Any, description: str) -> t.TraitType:
         return t.Enum(*choices, desc=description)
     if constraints == ["boolean"]:
         return t.Bool(default, desc=description)
+    words = [kind for kind in constraints if isinstance(kind, StrOptions)]
+    if len(constraints) == 2 and "boolean" in constraints and words:
+        # A word or a boolean (spatial="auto"): one list of choices.
+        choices = [*sorted(words[0].options), True, False]
+        return t.Enum(default, choices, desc=description)
     if len(constraints) == 1 and isinstance(constraints[0], Interval):
         if constraints[0].type is Integral:
             return t.Int(default, desc=description)

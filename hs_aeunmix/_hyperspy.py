@@ -220,7 +220,9 @@ def get_uncertainty(signal, model=None):
         signal, model, "get_uncertainty"
     )
     geometry = {}
-    if model.spatial:
+    if model.spatial is True or (
+        model.module_.spatial is not None and len(navigation_axes) <= 2
+    ):
         geometry["image_shape"] = tuple(axis.size for axis in navigation_axes)
     sigma = model.uncertainty(spectra, **geometry)
     data = sigma.T.reshape(-1, *[axis.size for axis in navigation_axes])
@@ -320,7 +322,8 @@ def _training_run(signal, arguments: dict, options: dict) -> TrainingRun:
     estimator = _options.make_estimator(
         arguments["algorithm"], arguments["output_dimension"], options
     )
-    if internals.is_lazy(signal) and estimator.spatial:
+    lazy = internals.is_lazy(signal)
+    if lazy and estimator.spatial is True:
         raise NotImplementedError(
             "spatial=True trains on each pixel's neighbours, which HyperSpy's "
             "chunk-by-chunk processing of lazy signals does not give. Load the "
@@ -331,9 +334,12 @@ def _training_run(signal, arguments: dict, options: dict) -> TrainingRun:
     calibration = SignalCalibration.from_signal(
         signal, _flat_signal_mask(arguments.get("signal_mask"))
     )
+    # spatial="auto": neighbours where the whole scan, a line or a map, is
+    # in memory (HyperSpy's chunks of a lazy one hold no neighbours).
     grid = (
         _scan_grid(signal, arguments.get("navigation_mask"))
-        if estimator.spatial
+        if estimator.spatial is True
+        or (estimator.spatial == "auto" and not lazy and _has_grid(signal))
         else None
     )
     return TrainingRun(estimator, calibration, grid, sample_elements(signal))
@@ -387,7 +393,7 @@ def _scan_run(signal, arguments: dict, options: dict, model_source) -> ScanRun:
         )
     mapping = _mapping(model, signal)
     grid = None
-    if model.spatial:
+    if model.spatial is True:
         if lazy:
             raise NotImplementedError(
                 "This model is spatial (spatial=True): each pixel needs its "
@@ -395,7 +401,16 @@ def _scan_run(signal, arguments: dict, options: dict, model_source) -> ScanRun:
                 "signals does not give. Load the scan with s.compute() first."
             )
         grid = _scan_grid(signal, arguments.get("navigation_mask"))
+    elif model.module_.spatial is not None and not lazy and _has_grid(signal):
+        grid = _scan_grid(signal, arguments.get("navigation_mask"))
     return ScanRun(model, mapping, fine_tuning, grid)
+
+
+def _has_grid(signal) -> bool:
+    """Whether the scan's pixels have neighbours: a line scan or a map."""
+    return 1 <= len(signal.axes_manager.navigation_shape) <= 2 and (
+        signal.axes_manager.navigation_size > 1
+    )
 
 
 def _scan_grid(signal, navigation_mask) -> ScanGrid:

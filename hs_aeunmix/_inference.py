@@ -140,7 +140,7 @@ class InferenceMixin:
     ) -> tuple[np.ndarray, np.ndarray]:
         """:meth:`fractions` of spectra already validated (live unmixing)."""
         fractions = self._encodings(X)
-        if self.spatial:
+        if self._uses_grid(image_shape):
             shape, mask = check_geometry(X.shape[0], image_shape, navigation_mask)
             with torch.no_grad():
                 fractions = self._refined(fractions, shape, mask)
@@ -250,6 +250,17 @@ class InferenceMixin:
         fractions, intensity = self.fractions(X, **geometry)
         return (fractions * intensity[:, None]) @ self.components_
 
+    def _uses_grid(self, image_shape) -> bool:
+        """Whether the neighbourhood layer refines these fractions.
+
+        A ``spatial=True`` model always does (and needs the grid); a
+        ``spatial="auto"`` model that has the layer does where the grid is
+        given, and gives the per-pixel fractions elsewhere.
+        """
+        if self.spatial is True:
+            return True
+        return self.module_.spatial is not None and image_shape is not None
+
     def _refined(self, fractions: np.ndarray, shape, mask) -> np.ndarray:
         """Per-pixel fractions refined by the trained neighbourhood attention."""
         image = PixelImage.from_rows(
@@ -311,7 +322,7 @@ class InferenceMixin:
 
         ``mixture``: ``transform(X) @ components_`` when already computed.
         """
-        if self.spatial:
+        if self.spatial is True:
             raise ValueError(
                 "This model is spatial (each pixel needs its neighbours): "
                 "reconstruct the unmixed signal with s.get_decomposition_model() "

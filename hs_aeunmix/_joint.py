@@ -335,7 +335,7 @@ def _given_model(model, output_dimension, fine_tune: bool, options: dict) -> AEU
             "The model records no spectral axis (it was trained on an array); "
             "a series is aligned on the model's axis. Train it on a signal."
         )
-    if model.spatial:
+    if model.spatial is True:
         raise ValueError(
             "decompose_series trains on spectra sampled across the scans; a "
             "spatial=True model needs each pixel's neighbours. Use a model "

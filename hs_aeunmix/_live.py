@@ -61,7 +61,9 @@ class LiveUnmixer:
     model : AEUnmix, path or HyperSpy signal
         The trained model (see :func:`hs_aeunmix.load_model`). Models
         trained with ``spatial=True`` need every pixel's neighbours and
-        cannot unmix pixels one by one.
+        cannot unmix pixels one by one; those of ``spatial="auto"`` (the
+        default) give each pixel its per-pixel fractions, as a lazy scan
+        gets them.
     navigation_shape : tuple of int
         The scan's size in HyperSpy's order (``s.axes_manager.navigation_shape``:
         x first), one or two dimensions.
@@ -123,7 +125,7 @@ class LiveUnmixer:
         random_state: int = 0,
     ) -> None:
         model = load_model(model)
-        if model.spatial:
+        if model.spatial is True:
             raise ValueError(
                 "This model is spatial (spatial=True): each pixel is unmixed "
                 "with its neighbours, which a scan in progress does not have "
@@ -398,7 +400,8 @@ def _unmix(model: AEUnmix, spectra: np.ndarray) -> dict:
         )
     maps = {"loadings": loadings, "intensity": intensity, "mismatch": mismatch}
     if model.module_.max_shift is not None:
-        # Live models are never spatial: the fractions are the encodings.
+        # Pixels arrive without their neighbours: the fractions are the
+        # per-pixel encodings.
         shifts = model._shifts_of_valid(spectra, fractions)
         maps["shifts"] = shifts_in_axis_units(model, shifts)[0]
     return maps

@@ -1,7 +1,7 @@
 """What a fit is asked to do, as values: :class:`FitPlan`, and the networks it builds.
 
 The estimator validates its hyperparameters and turns them into one frozen
-:class:`FitPlan` (``AEUnmix._fit_plan``); the solver
+:class:`FitPlan` (:func:`fit_plan`); the solver
 (:func:`hs_aeunmix._fitting.fit_state`) reads only the plan, never the
 estimator. A :class:`NetworkPlan` builds a new network
 (:func:`build_network`) or one that receives a fitted state's weights
@@ -141,6 +141,58 @@ def build_network(
         fixed_endmembers=fixed,
         baseline_basis=baseline_basis,
         max_shift=plan.max_shift,
+    )
+
+
+def network_plan(params: dict, spatial: bool) -> NetworkPlan:
+    """The network an estimator's hyperparameters (``get_params()``) describe.
+
+    ``spatial``: whether it has the neighbourhood layer (``spatial="auto"``
+    resolves to whether the fit had the scan grid).
+    """
+    return NetworkPlan(
+        options=NetworkOptions(
+            encoder=params["encoder"],
+            abundance=params["abundance"],
+            hidden_layer_sizes=tuple(params["hidden_layer_sizes"]),
+            activation=params["activation"],
+            negative_slope=float(params["negative_slope"]),
+            batch_norm=bool(params["batch_norm"]),
+            dropout=float(params["dropout"]),
+            kernel_sizes=tuple(params["kernel_sizes"]),
+            n_filters=params["n_filters"],
+            conv_dropout=float(params["conv_dropout"]),
+            input_noise=float(params["input_noise"]),
+            gaussian_dropout=float(params["gaussian_dropout"]),
+            spatial=spatial,
+        ),
+        max_shift=params["max_shift"],
+        input_components=params["input_components"],
+        pixel_scale=params["pixel_scale"],
+    )
+
+
+def fit_plan(params: dict, n_components: int, spatial: bool, loss: str) -> FitPlan:
+    """What :func:`~hs_aeunmix._fitting.fit_state` is asked to do (loss resolved)."""
+    return FitPlan(
+        n_components=n_components,
+        init=params["init"],
+        loss=loss,
+        validation_fraction=params["validation_fraction"],
+        spatial_weight=params["spatial_weight"],
+        network=network_plan(params, spatial),
+        training=TrainingPlan(
+            batch_size=params["batch_size"],
+            max_epochs=params["max_epochs"],
+            learning_rate=params["learning_rate"],
+            endmember_learning_rate=params["endmember_learning_rate"],
+            patience=params["patience"],
+            show_progressbar=params["show_progressbar"],
+            sad_weight=params["sad_weight"],
+            volume_weight=params["volume_weight"],
+            l21_weight=params["endmember_l21_weight"],
+            min_volume_weight=params["min_volume_weight"],
+        ),
     )
 
 

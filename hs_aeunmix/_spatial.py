@@ -28,7 +28,7 @@ shape and size work, line scans included (1 x n images).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -50,6 +50,11 @@ _TV_SMOOTHING = 1e-6
 # steps of a fraction of a second each on a 64 x 64 image.
 _FIT_STEPS = 200
 _FIT_LEARNING_RATE = 0.05
+# Pixels the layer is fitted on at each step. A scan of at most this many
+# (the 64 x 64 scenes it was measured on) is fitted whole; a larger one gives
+# each step a random window of about this many pixels, so that fitting costs
+# the same whatever the scan's size (the layer has 10 parameters).
+_FIT_WINDOW_PIXELS = 4096
 
 
 class NeighbourhoodAttention(nn.Module):
@@ -200,16 +205,42 @@ def fit_neighbourhood(
     """
     maps = abundances.spectra.permute(2, 0, 1)
     valid = abundances.valid
+    # Row of target of each valid pixel of the grid.
+    rows = torch.full(valid.shape, -1, dtype=torch.long, device=valid.device)
+    rows[valid] = torch.arange(len(target), device=valid.device)
     prior = 2.0 * spatial_weight * noise_variance / target.shape[1]
     optimizer = torch.optim.Adam(attention.parameters(), lr=_FIT_LEARNING_RATE)
     attention.train()
-    for _ in range(steps):
+    for window in _fit_windows(valid.shape, steps):
+        window_valid = valid[window]
+        if not bool(window_valid.any()):
+            continue
+        window_target = target[rows[window][window_valid]]
         optimizer.zero_grad(set_to_none=True)
-        refined = attention(maps, valid)
-        reconstruction = mixing(refined[:, valid].T, target)
+        refined = attention(maps[(slice(None), *window)], window_valid)
+        reconstruction = mixing(refined[:, window_valid].T, window_target)
         loss = pixel_squared_error(
-            reconstruction, target
-        ).mean() + prior * total_variation(refined, valid)
+            reconstruction, window_target
+        ).mean() + prior * total_variation(refined, window_valid)
         loss.backward()
         optimizer.step()
     attention.eval()
+
+
+def _fit_windows(shape: tuple[int, int], steps: int) -> Iterator[tuple[slice, slice]]:
+    """The part of the grid each fitting step sees (see :data:`_FIT_WINDOW_PIXELS`).
+
+    Windows of a larger scan are drawn with torch's global generator, which
+    the estimator seeds.
+    """
+    height, width = shape
+    if height * width <= _FIT_WINDOW_PIXELS:
+        for _ in range(steps):
+            yield slice(None), slice(None)
+        return
+    window_height = min(height, math.isqrt(_FIT_WINDOW_PIXELS))
+    window_width = min(width, _FIT_WINDOW_PIXELS // window_height)
+    for _ in range(steps):
+        top = int(torch.randint(height - window_height + 1, ()))
+        left = int(torch.randint(width - window_width + 1, ()))
+        yield slice(top, top + window_height), slice(left, left + window_width)

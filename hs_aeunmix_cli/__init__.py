@@ -30,7 +30,7 @@ ESTIMATOR_DEFAULTS = {
     "abundance": "sum_to_one",
     "loss": "auto",
     "max_epochs": 40,
-    "spatial": False,
+    "spatial": "auto",
 }
 DEFAULT_OUTPUT = Path("hs_aeunmix_results")
 DEMO_OUTPUT = Path("hs_aeunmix_demo")
@@ -195,7 +195,7 @@ def _add_training_options(parser: argparse.ArgumentParser) -> None:
         action=argparse.BooleanOptionalAction,
         default=None,
         help="let each pixel use its 3 x 3 neighbourhood (default: the "
-        "estimator's, off)",
+        "estimator's, auto: on for scans in memory, off with --lazy)",
     )
     group.add_argument(
         "--seed",

@@ -49,7 +49,9 @@ def test_traits_follow_the_declared_constraints():
         name: type(options.trait(name).trait_type) for name in options.option_names
     }
     assert kinds["loss"] is t.Enum  # choices only
-    assert kinds["spatial"] is t.Bool
+    assert kinds["batch_norm"] is t.Bool
+    assert kinds["spatial"] is t.Enum  # "auto", True or False
+    assert options.trait("spatial").trait_type.values == ("auto", True, False)
     assert kinds["max_epochs"] is t.Int
     assert kinds["learning_rate"] is t.Float
     assert kinds["input_components"] is t.Str  # a number or None

@@ -86,11 +86,29 @@ def test_same_dose_applies_the_model_unchanged(first_scan_model):
     before = first_scan_model.components_.copy()
     model = _quiet_decomposition(second, model=first_scan_model, return_info=True)
     assert model is first_scan_model
+    spectra = second.data.reshape(-1, 200)
+    # spatial="auto": a scan in memory gets the neighbourhood layer's maps.
     np.testing.assert_array_equal(
         second.learning_results.loadings,
-        first_scan_model.transform(second.data.reshape(-1, 200)),
+        first_scan_model.transform(spectra, image_shape=(32, 32)),
+    )
+    assert not np.allclose(
+        second.learning_results.loadings, first_scan_model.transform(spectra)
     )
     np.testing.assert_array_equal(first_scan_model.components_, before)
+
+
+def test_a_lazy_scan_gets_the_per_pixel_fractions(first_scan_model):
+    # Its chunks hold no neighbours: the same model unmixes it pixel by pixel.
+    second, _ = _small_eels(seed=1)
+    lazy = second.as_lazy()
+    _quiet_decomposition(lazy, model=first_scan_model)
+    np.testing.assert_allclose(
+        np.asarray(lazy.learning_results.loadings),
+        first_scan_model.transform(second.data.reshape(-1, 200)),
+        rtol=0,
+        atol=1e-6,
+    )
 
 
 def test_intensity_model_absorbs_the_dose():
@@ -154,7 +172,9 @@ def test_fine_tuning_options(first_scan_model):
 
 def test_model_from_file_and_from_reloaded_results(first_scan_model, tmp_path):
     second, _ = _small_eels(seed=1)
-    expected = first_scan_model.transform(second.data.reshape(-1, 200))
+    expected = first_scan_model.transform(
+        second.data.reshape(-1, 200), image_shape=(32, 32)
+    )
     path = first_scan_model.save(tmp_path / "series.aeunmix")
     for source in (path, str(path)):
         _quiet_decomposition(second, model=source)
@@ -165,7 +185,7 @@ def test_model_from_file_and_from_reloaded_results(first_scan_model, tmp_path):
     _quiet_decomposition(third, model=hs.load(tmp_path / "second_ae.hspy"))
     np.testing.assert_array_equal(
         third.learning_results.loadings,
-        first_scan_model.transform(third.data.reshape(-1, 200)),
+        first_scan_model.transform(third.data.reshape(-1, 200), image_shape=(32, 32)),
     )
 
 
@@ -399,13 +419,19 @@ def test_single_spectrum(first_scan_model):
 
 
 # ------------------------------------------------------------------ lazy
-def test_lazy_scan_unmixed_chunk_by_chunk(first_scan_model):
+@pytest.fixture(scope="module")
+def per_pixel_model():
+    signal, _ = _small_eels(seed=0)
+    return train_through_hyperspy(signal, pixel_scale=False, spatial=False)
+
+
+def test_lazy_scan_unmixed_chunk_by_chunk(per_pixel_model):
     second, _ = _small_eels(seed=1, dose=300.0)
     eager = second.deepcopy()
-    _quiet_decomposition(eager, model=first_scan_model)
+    _quiet_decomposition(eager, model=per_pixel_model)
     lazy = second.as_lazy()
     lazy.data = lazy.data.rechunk((8, 32, 200))
-    _quiet_decomposition(lazy, model=first_scan_model)
+    _quiet_decomposition(lazy, model=per_pixel_model)
     loadings = np.asarray(lazy.learning_results.loadings)
     assert np.abs(loadings - eager.learning_results.loadings).max() < 1e-3
     assert lazy.learning_results.decomposition_algorithm == "ae"

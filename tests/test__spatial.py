@@ -13,6 +13,7 @@ from hs_aeunmix import AEUnmix, datasets, load_model, metrics
 from hs_aeunmix._spatial import (
     NeighbourhoodAttention,
     PixelImage,
+    _fit_windows,
     check_geometry,
     total_variation,
 )
@@ -173,6 +174,53 @@ def test_spatial_needs_the_grid(both_modes, noisy_eels):
         spatial.transform(spectra)
     with pytest.raises(ValueError, match="spatial=True needs the scan grid"):
         AEUnmix(3, spatial=True, max_epochs=1).fit(spectra)
+
+
+def test_auto_adds_the_layer_only_where_the_grid_is_given(noisy_eels):
+    spectra, _ = noisy_eels
+    options = {"init": "vca", "random_state": 0, "max_epochs": 3}
+    assert AEUnmix(3, **options).fit(spectra).module_.spatial is None
+    model = AEUnmix(3, **options).fit(spectra, image_shape=(48, 48))
+    assert model.spatial == "auto"
+    assert model.module_.spatial is not None
+    # Without the grid the same model gives each pixel's own fractions.
+    per_pixel = model.transform(spectra)
+    refined = model.transform(spectra, image_shape=(48, 48))
+    assert not np.allclose(per_pixel, refined)
+
+
+def test_auto_through_hyperspy_in_memory_lazily_and_beyond_two_axes():
+    import hyperspy.api as hs
+
+    signal, _ = datasets.eels_chequerboard(3, shape=(12, 12), random_state=0)
+    options = {"max_epochs": 2}
+    assert train_through_hyperspy(signal.deepcopy(), **options).module_.spatial
+    lazy = train_through_hyperspy(signal.deepcopy().as_lazy(), **options)
+    assert lazy.module_.spatial is None
+    stack = hs.signals.Signal1D(np.random.default_rng(0).random((2, 4, 5, 30)) + 1)
+    assert train_through_hyperspy(stack, 2, **options).module_.spatial is None
+
+
+@pytest.mark.parametrize(
+    ("shape", "window"),
+    [
+        ((48, 48), (48, 48)),
+        ((64, 64), (64, 64)),
+        ((200, 300), (64, 64)),
+        ((1, 10_000), (1, 4096)),
+        ((30, 500), (30, 136)),
+    ],
+)
+def test_large_scans_fit_the_layer_on_windows_of_4096_pixels(shape, window):
+    # The fitting cost must not grow with the scan.
+    torch.manual_seed(0)
+    windows = list(_fit_windows(shape, 50))
+    assert len(windows) == 50
+    for rows, columns in windows:
+        seen = np.zeros(shape, dtype=bool)[rows, columns]
+        assert seen.shape == window
+    if window != shape:
+        assert len({(rows.start, columns.start) for rows, columns in windows}) > 1
 
 
 def test_masked_odd_sized_scan():

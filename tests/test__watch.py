@@ -233,7 +233,7 @@ def test_files_are_unmixed_once_each_and_never_while_written(
     results = hs.load(output / "chunked_ae.hspy")
     np.testing.assert_array_equal(
         results.learning_results.loadings,
-        model.transform(results.data.reshape(-1, 100)),
+        model.transform(results.data.reshape(-1, 100), image_shape=(8, 8)),
     )
     assert results.data.shape == (8, 8, 100)
 
