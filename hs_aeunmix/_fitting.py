@@ -57,7 +57,7 @@ from hs_aeunmix._plan import (
 )
 from hs_aeunmix._screening import Screening, screen
 from hs_aeunmix._selection import CANDIDATE_EPOCHS, Candidate, choose, stability
-from hs_aeunmix._spatial import PixelImage, fit_neighbourhood
+from hs_aeunmix._spatial import PixelImage, fit_neighbourhood, fit_windows
 from hs_aeunmix._state import FittedState
 from hs_aeunmix._subspace import block_moments, leading_axes
 from hs_aeunmix._training import (
@@ -512,13 +512,15 @@ def fit_state(
     """
     rng = np.random.default_rng(seed)
     n_components = plan.n_components
+    # Taken before training may overwrite X: the scan (a small one, which
+    # X must then stay) or copies of windows of it.
+    windows = None if geometry is None else fit_windows(X, geometry, seed)
     prepared = prepare(
         X,
         rng,
         plan.validation_fraction,
         scale=previous.data_scale if previous else None,
-        # A spatial layer is fitted on the whole of X afterwards.
-        in_place=overwrite_input and geometry is None,
+        in_place=overwrite_input and not any(w[0] is X for w in windows or ()),
     )
     generator = torch.Generator().manual_seed(seed)
     basis = None
@@ -659,9 +661,9 @@ def fit_state(
     module = chosen.module
     if basis is not None:
         _remove_background(module, basis)
-    if geometry is not None:
+    if windows is not None:
         _fit_neighbourhood(
-            module, X / prepared.data_scale, geometry, device, plan.spatial_weight
+            module, windows, prepared.data_scale, device, plan.spatial_weight
         )
     loadings = scaled_loadings(module, device)
     sample = prepared.train[_intensity.sample_rows(len(prepared.train))]
@@ -725,30 +727,38 @@ def _remove_background(module: UnmixingAutoencoder, basis: np.ndarray) -> None:
 
 def _fit_neighbourhood(
     module: UnmixingAutoencoder,
-    scaled: np.ndarray,
-    geometry,
+    windows: list,
+    data_scale: float,
     device: torch.device,
     spatial_weight: float,
 ) -> None:
-    """Fit the spatial layer on the trained per-pixel network's estimates."""
-    shape, mask = geometry
-    scaled = np.asarray(scaled, dtype=np.float32)
-    target = torch.from_numpy(scaled).to(device)
+    """Fit the spatial layer on the trained per-pixel network's estimates.
+
+    ``windows``: :func:`~hs_aeunmix._spatial.fit_windows` of the scan.
+    """
     module.eval()
-    with torch.no_grad():
-        fractions = torch.cat(
-            [
-                module.encode(target[start : start + INFERENCE_BATCH_SIZE])
-                for start in range(0, len(target), INFERENCE_BATCH_SIZE)
-            ]
-        )
-        reconstruction = module.reconstruct(fractions, target)
-    noise_variance = float(((reconstruction - target) ** 2).mean())
+    images, errors, sizes = [], [], []
+    for spectra, shape, mask in windows:
+        scaled = np.asarray(spectra / data_scale, dtype=np.float32)
+        target = torch.from_numpy(scaled).to(device)
+        with torch.no_grad():
+            fractions = torch.cat(
+                [
+                    module.encode(target[start : start + INFERENCE_BATCH_SIZE])
+                    for start in range(0, len(target), INFERENCE_BATCH_SIZE)
+                ]
+            )
+            reconstruction = module.reconstruct(fractions, target)
+        errors.append(float(((reconstruction - target) ** 2).mean()))
+        sizes.append(target.numel())
+        image = PixelImage.from_rows(fractions.cpu().numpy(), shape, mask, device)
+        images.append((image, target))
     fit_neighbourhood(
         module.spatial,
-        PixelImage.from_rows(fractions.cpu().numpy(), shape, mask, device),
-        target,
+        images,
         module.reconstruct,
-        noise_variance=noise_variance,
+        noise_variance=errors[0]
+        if len(errors) == 1
+        else float(np.average(errors, weights=sizes)),
         spatial_weight=spatial_weight,
     )

@@ -28,7 +28,7 @@ shape and size work, line scans included (1 x n images).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -50,11 +50,15 @@ _TV_SMOOTHING = 1e-6
 # steps of a fraction of a second each on a 64 x 64 image.
 _FIT_STEPS = 200
 _FIT_LEARNING_RATE = 0.05
-# Pixels the layer is fitted on at each step. A scan of at most this many
-# (the 64 x 64 scenes it was measured on) is fitted whole; a larger one gives
-# each step a random window of about this many pixels, so that fitting costs
-# the same whatever the scan's size (the layer has 10 parameters).
-_FIT_WINDOW_PIXELS = 4096
+# Spectrum values a fitting step sees: the 64 x 64 x 200 scenes the layer
+# was measured on. A scan of at most this many values is fitted whole; a
+# larger one on _FIT_WINDOWS random windows of about this many values (at
+# least _MIN_WINDOW_PIXELS pixels), copied before training may overwrite the
+# scan: cost and memory do not grow with the scan (the layer has 10
+# parameters).
+_FIT_WINDOW_VALUES = 4096 * 200
+_MIN_WINDOW_PIXELS = 256
+_FIT_WINDOWS = 4
 
 
 class NeighbourhoodAttention(nn.Module):
@@ -187,8 +191,7 @@ def check_geometry(
 
 def fit_neighbourhood(
     attention: NeighbourhoodAttention,
-    abundances: PixelImage,
-    target: torch.Tensor,
+    windows: list[tuple[PixelImage, torch.Tensor]],
     mixing: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
     *,
     noise_variance: float,
@@ -197,50 +200,61 @@ def fit_neighbourhood(
 ) -> None:
     """Fit the layer's parameters to the MAP objective of the module docstring.
 
-    ``abundances`` holds the per-pixel estimates as an image (n components
-    as "channels"), ``target`` the scaled spectra of its valid pixels (C
-    order) and ``mixing(abundances, target)`` the fixed model's
-    reconstruction (endmembers fixed; with a per-pixel intensity, the
-    intensity that fits ``target`` best). Full-batch Adam.
+    ``windows``: the whole scan, or windows of it (:func:`fit_windows`), each
+    as ``(abundances, target)``: the per-pixel estimates as an image (n
+    components as "channels") and the scaled spectra of its valid pixels (C
+    order); the steps take them in turn. ``mixing(abundances, target)`` is
+    the fixed model's reconstruction (endmembers fixed; with a per-pixel
+    intensity, the intensity that fits ``target`` best). Full-batch Adam.
     """
-    maps = abundances.spectra.permute(2, 0, 1)
-    valid = abundances.valid
-    # Row of target of each valid pixel of the grid.
-    rows = torch.full(valid.shape, -1, dtype=torch.long, device=valid.device)
-    rows[valid] = torch.arange(len(target), device=valid.device)
-    prior = 2.0 * spatial_weight * noise_variance / target.shape[1]
+    prior = 2.0 * spatial_weight * noise_variance / windows[0][1].shape[1]
     optimizer = torch.optim.Adam(attention.parameters(), lr=_FIT_LEARNING_RATE)
     attention.train()
-    for window in _fit_windows(valid.shape, steps):
-        window_valid = valid[window]
-        if not bool(window_valid.any()):
-            continue
-        window_target = target[rows[window][window_valid]]
+    for step in range(steps):
+        abundances, target = windows[step % len(windows)]
+        maps, valid = abundances.spectra.permute(2, 0, 1), abundances.valid
         optimizer.zero_grad(set_to_none=True)
-        refined = attention(maps[(slice(None), *window)], window_valid)
-        reconstruction = mixing(refined[:, window_valid].T, window_target)
+        refined = attention(maps, valid)
+        reconstruction = mixing(refined[:, valid].T, target)
         loss = pixel_squared_error(
-            reconstruction, window_target
-        ).mean() + prior * total_variation(refined, window_valid)
+            reconstruction, target
+        ).mean() + prior * total_variation(refined, valid)
         loss.backward()
         optimizer.step()
     attention.eval()
 
 
-def _fit_windows(shape: tuple[int, int], steps: int) -> Iterator[tuple[slice, slice]]:
-    """The part of the grid each fitting step sees (see :data:`_FIT_WINDOW_PIXELS`).
+def fit_windows(
+    X: np.ndarray, geometry, seed: int
+) -> list[tuple[np.ndarray, tuple[int, int], np.ndarray | None]]:
+    """The parts of the scan the layer is fitted on (:data:`_FIT_WINDOW_VALUES`).
 
-    Windows of a larger scan are drawn with torch's global generator, which
-    the estimator seeds.
+    Returns ``(spectra, shape, flat mask)`` per window: the scan itself
+    (``X``, not copied) when it is small, else copies of the rows of
+    :data:`_FIT_WINDOWS` random windows (drawn from ``seed``).
     """
-    height, width = shape
-    if height * width <= _FIT_WINDOW_PIXELS:
-        for _ in range(steps):
-            yield slice(None), slice(None)
-        return
-    window_height = min(height, math.isqrt(_FIT_WINDOW_PIXELS))
-    window_width = min(width, _FIT_WINDOW_PIXELS // window_height)
-    for _ in range(steps):
-        top = int(torch.randint(height - window_height + 1, ()))
-        left = int(torch.randint(width - window_width + 1, ()))
-        yield slice(top, top + window_height), slice(left, left + window_width)
+    (height, width), mask = geometry
+    pixels = max(_FIT_WINDOW_VALUES // X.shape[1], _MIN_WINDOW_PIXELS)
+    if height * width <= pixels:
+        return [(X, (height, width), mask)]
+    valid = np.ones(height * width, dtype=bool) if mask is None else ~mask
+    row_of = np.full(height * width, -1)
+    row_of[valid] = np.arange(int(valid.sum()))
+    row_of = row_of.reshape(height, width)
+    window_height = min(height, math.isqrt(pixels))
+    window_width = min(width, pixels // window_height)
+    rng = np.random.default_rng(seed)
+    tops = rng.integers(0, height - window_height + 1, _FIT_WINDOWS)
+    lefts = rng.integers(0, width - window_width + 1, _FIT_WINDOWS)
+    windows = []
+    for top, left in zip(tops, lefts, strict=True):
+        rows = row_of[top : top + window_height, left : left + window_width]
+        if (rows >= 0).any():
+            windows.append(
+                (
+                    np.array(X[rows[rows >= 0]], dtype=np.float32),
+                    rows.shape,
+                    (rows < 0).ravel(),
+                )
+            )
+    return windows

@@ -13,8 +13,8 @@ from hs_aeunmix import AEUnmix, datasets, load_model, metrics
 from hs_aeunmix._spatial import (
     NeighbourhoodAttention,
     PixelImage,
-    _fit_windows,
     check_geometry,
+    fit_windows,
     total_variation,
 )
 
@@ -203,24 +203,39 @@ def test_auto_through_hyperspy_in_memory_lazily_and_beyond_two_axes():
 
 @pytest.mark.parametrize(
     ("shape", "window"),
-    [
-        ((48, 48), (48, 48)),
-        ((64, 64), (64, 64)),
-        ((200, 300), (64, 64)),
-        ((1, 10_000), (1, 4096)),
-        ((30, 500), (30, 136)),
-    ],
+    [((100, 120), (28, 29)), ((1, 3000), (1, 819)), ((30, 200), (28, 29))],
 )
-def test_large_scans_fit_the_layer_on_windows_of_4096_pixels(shape, window):
-    # The fitting cost must not grow with the scan.
-    torch.manual_seed(0)
-    windows = list(_fit_windows(shape, 50))
-    assert len(windows) == 50
-    for rows, columns in windows:
-        seen = np.zeros(shape, dtype=bool)[rows, columns]
-        assert seen.shape == window
-    if window != shape:
-        assert len({(rows.start, columns.start) for rows, columns in windows}) > 1
+def test_large_scans_fit_the_layer_on_a_few_windows(shape, window):
+    # Neither the cost nor the memory may grow with the scan: windows of
+    # about 4096 x 200 values, here of 1000 channels.
+    n_pixels = shape[0] * shape[1]
+    X = np.broadcast_to(
+        np.arange(n_pixels, dtype=np.float32)[:, None], (n_pixels, 1000)
+    )
+    windows = fit_windows(X, (shape, None), seed=0)
+    assert len(windows) == 4
+    assert len({int(spectra[0, 0]) for spectra, _, _ in windows}) > 1
+    for spectra, window_shape, mask in windows:
+        assert window_shape == window
+        assert spectra.dtype == np.float32  # a copy, X may be overwritten
+        assert not mask.any()
+        first = int(spectra[0, 0])
+        rows = np.arange(n_pixels).reshape(shape)
+        top, left = divmod(first, shape[1])
+        expected = rows[top : top + window[0], left : left + window[1]].ravel()
+        np.testing.assert_array_equal(spectra[:, 0], expected)
+
+
+def test_a_small_scan_is_fitted_whole_and_masked_pixels_are_left_out():
+    X = np.ones((64 * 64, 200))
+    (whole,) = fit_windows(X, ((64, 64), None), seed=0)
+    assert whole[0] is X
+    mask = np.zeros((100, 100), dtype=bool)
+    mask[:50] = True
+    windows = fit_windows(np.ones((5000, 200)), ((100, 100), mask.ravel()), seed=1)
+    assert len(windows) == 4
+    for spectra, _, window_mask in windows:
+        assert len(spectra) == (~window_mask).sum()
 
 
 def test_masked_odd_sized_scan():
