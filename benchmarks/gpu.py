@@ -6,8 +6,9 @@ not writing. On a CUDA machine (``device="auto"`` picks it), it
 1. **checks** that the model trains on the GPU and reports it
    (``model.device_``), that a model saved on the GPU loads on the CPU with
    the same endmembers (bitwise) and unmixes the same scan to within 1e-4 of
-   the GPU's fractions, and that a lazy reapply on the GPU gives the loadings
-   of an in-memory one, and that the conv encoder's fused branches give
+   the GPU's fractions, that a lazy reapply on the GPU gives the per-pixel
+   fractions and an in-memory one the spatial layer's (``spatial="auto"``),
+   and that the conv encoder's fused branches give
    what its branches run one by one give;
 2. **times** training (``s.decomposition(algorithm="ae")``, default options)
    and reapplying the model to the same scan, for a 64 x 64 x 200 EELS scan
@@ -147,6 +148,8 @@ def checks(folder: Path) -> list[tuple[str, bool, str]]:
             f"largest difference {difference:.1e}",
         )
     )
+    # spatial="auto": a scan in memory gets the neighbourhood layer's maps,
+    # a lazy one (chunks without neighbours) each pixel's own fractions.
     in_memory = signal.deepcopy()
     in_memory.decomposition(
         algorithm="ae", model=model, print_info=False, show_progressbar=False
@@ -155,17 +158,28 @@ def checks(folder: Path) -> list[tuple[str, bool, str]]:
     lazy.decomposition(
         algorithm="ae", model=model, print_info=False, show_progressbar=False
     )
-    difference = float(
-        np.max(
-            np.abs(
-                np.asarray(lazy.learning_results.loadings)
-                - in_memory.learning_results.loadings
+    grid = signal.data.shape[:-1]
+    difference = max(
+        float(
+            np.max(
+                np.abs(
+                    np.asarray(lazy.learning_results.loadings)
+                    - model.transform(spectra)
+                )
             )
-        )
+        ),
+        float(
+            np.max(
+                np.abs(
+                    in_memory.learning_results.loadings
+                    - model.transform(spectra, image_shape=grid)
+                )
+            )
+        ),
     )
     results.append(
         (
-            "lazy reapply = in-memory reapply",
+            "lazy and in-memory reapply = transform without and with the grid",
             difference < 1e-5,
             f"largest difference {difference:.1e}",
         )
