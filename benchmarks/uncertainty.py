@@ -54,7 +54,14 @@ def run_one(generator: str, index: int) -> dict:
             show_progressbar=False,
         )
     spectra = signal.data.reshape(-1, signal.data.shape[-1]).astype(np.float64)
-    fractions, covariance = model._fractions_and_covariance(spectra)
+    # What get_uncertainty gives: the spatial layer's fractions, when the
+    # model has one (results/uncertainty_per_pixel.jsonl: before it had).
+    grid = (
+        {"image_shape": signal.data.shape[:-1]}
+        if model.module_.spatial is not None
+        else {}
+    )
+    fractions, covariance = model._fractions_and_covariance(spectra, **grid)
     order = metrics.match_endmembers(model.components_, truth.endmembers)
     rescaled, sigma = metrics.uncertainty_on_reference_scale(
         model.components_, fractions, covariance, truth.endmembers, order
