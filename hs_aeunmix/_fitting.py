@@ -512,15 +512,14 @@ def fit_state(
     """
     rng = np.random.default_rng(seed)
     n_components = plan.n_components
-    # Taken before training may overwrite X: the scan (a small one, which
-    # X must then stay) or copies of windows of it.
+    # Copied before training may overwrite X.
     windows = None if geometry is None else fit_windows(X, geometry, seed)
     prepared = prepare(
         X,
         rng,
         plan.validation_fraction,
         scale=previous.data_scale if previous else None,
-        in_place=overwrite_input and not any(w[0] is X for w in windows or ()),
+        in_place=overwrite_input,
     )
     generator = torch.Generator().manual_seed(seed)
     basis = None

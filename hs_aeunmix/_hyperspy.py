@@ -221,7 +221,7 @@ def get_uncertainty(signal, model=None):
     )
     geometry = {}
     if model.spatial is True or (
-        model.module_.spatial is not None and len(navigation_axes) <= 2
+        model.module_.spatial is not None and _has_grid(signal)
     ):
         geometry["image_shape"] = tuple(axis.size for axis in navigation_axes)
     sigma = model.uncertainty(spectra, **geometry)

@@ -229,14 +229,16 @@ def fit_windows(
 ) -> list[tuple[np.ndarray, tuple[int, int], np.ndarray | None]]:
     """The parts of the scan the layer is fitted on (:data:`_FIT_WINDOW_VALUES`).
 
-    Returns ``(spectra, shape, flat mask)`` per window: the scan itself
-    (``X``, not copied) when it is small, else copies of the rows of
-    :data:`_FIT_WINDOWS` random windows (drawn from ``seed``).
+    Returns ``(spectra, shape, flat mask)`` per window, copies that training
+    may not overwrite: the whole scan when it is small (at most
+    :data:`_FIT_WINDOW_VALUES` values, or :data:`_MIN_WINDOW_PIXELS`
+    pixels), else the rows of :data:`_FIT_WINDOWS` random windows (drawn
+    from ``seed``, in float32).
     """
     (height, width), mask = geometry
     pixels = max(_FIT_WINDOW_VALUES // X.shape[1], _MIN_WINDOW_PIXELS)
     if height * width <= pixels:
-        return [(X, (height, width), mask)]
+        return [(np.array(X), (height, width), mask)]
     valid = np.ones(height * width, dtype=bool) if mask is None else ~mask
     row_of = np.full(height * width, -1)
     row_of[valid] = np.arange(int(valid.sum()))
