@@ -3,7 +3,8 @@
 An empirical-Bayes Wiener step needs no scan grid: each pixel's fractions
 ``a`` (sum-to-one directions only) move towards the scan's mean ``m`` by
 ``C (C + S_p)^-1 (a - m)``, where ``S_p`` is the pixel's Laplace covariance
-(``model._fractions_and_covariance``) and ``C`` the spread of the fractions
+(``model._fractions_and_covariance`` without the endmembers' error, which
+every pixel shares and no shrinkage removes) and ``C`` the spread of the fractions
 less the mean ``S_p``. Per generator, on the development scenes, the
 abundance RMSE of the default's fractions, of the shrunk ones, of
 non-negative least squares on the model's endmembers (with and without the
@@ -76,7 +77,9 @@ def one(task: tuple[str, int]) -> dict:
     run(signal.deepcopy(), truth.n_endmembers, index)
     model = run.model
     spectra = peers.spectra_of(signal)
-    fractions, covariance = model._fractions_and_covariance(spectra)
+    fractions, covariance = model._fractions_and_covariance(
+        spectra, endmember_error=False
+    )
     _, intensity = model.fractions(spectra)
     endmembers = model.components_
 

@@ -263,7 +263,7 @@ class TrainingRun:
         )
         return (
             f"{self.estimator!r}\n{report}\nEndmembers: {described}\n"
-            f"{trust_note(report.unidentified)}"
+            f"{trust_note(report.spread, report.unidentified)}"
         )
 
 

@@ -152,10 +152,12 @@ class InferenceMixin:
         A Laplace approximation around the fitted fractions, given the
         endmembers and the noise of the data (Poisson for counts, else each
         pixel's DER_SNR noise), widened where the model misfits a pixel
-        beyond its noise; it does not include errors of the endmembers
-        themselves (see ``stability_``). The method, its assumptions and
-        its measured calibration: :mod:`hs_aeunmix._uncertainty`. Costs
-        about one :meth:`transform` plus a small matrix inverse per pixel.
+        beyond its noise, plus the errors the endmembers' own uncertainty
+        causes (each endmember contaminated by the others, at the size of
+        its spread between starts, ``stability_``; none for a model trained
+        from a single start). The method, its assumptions and its measured
+        calibration: :mod:`hs_aeunmix._uncertainty`. Costs about one
+        :meth:`transform` plus a small matrix inverse per pixel.
 
         Parameters
         ----------
@@ -177,8 +179,14 @@ class InferenceMixin:
         )
         return standard_deviations(covariance)
 
-    def _fractions_and_covariance(self, X, **geometry) -> tuple[np.ndarray, np.ndarray]:
-        """:meth:`fractions` and their covariance per pixel (:meth:`uncertainty`)."""
+    def _fractions_and_covariance(
+        self, X, *, endmember_error: bool = True, **geometry
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`fractions` and their covariance per pixel (:meth:`uncertainty`).
+
+        ``endmember_error=False`` leaves out the endmembers' error term: what
+        the pixel's own data leave open.
+        """
         from hs_aeunmix._uncertainty import fraction_covariance
 
         X = self._validated_for_inference(X)
@@ -192,6 +200,9 @@ class InferenceMixin:
             background_basis=self.baseline_components_ if has_background else None,
             background=self._background_of(X, fractions, intensity),
             sum_to_one=self.abundance != "nonnegative",
+            endmember_spread=None
+            if self.stability_ is None or not endmember_error
+            else self.stability_.spread,
         )
 
     def shifts(self, X) -> np.ndarray:

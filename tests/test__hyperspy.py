@@ -208,7 +208,7 @@ def test_print_info_is_short(spectrum_image, capsys):
     assert len(described) == 1
     assert described[0].startswith("Endmembers: 0: ")
     assert sum(line.startswith(("Identified", "Not identified")) for line in table) == 1
-    # And how far the per-pixel uncertainty can be trusted: never more than
+    # And how far the per-pixel uncertainty can be trusted: from one start,
     # a lower bound, and no error bar for the endmembers not identified.
     (trust,) = [line for line in table if line.startswith("Uncertainty ")]
     assert "a lower bound" in trust

@@ -22,6 +22,7 @@ from hs_aeunmix.metrics import (
     reconstruction_error,
     spectral_angle,
     spectral_angles,
+    uncertainty_scores,
     unmixing_scores,
 )
 
@@ -499,3 +500,13 @@ def test_unmixing_scores_penalise_wrong_fractions(endmembers, abundances):
     expected = np.sqrt(np.mean((abundances - 1 / 3) ** 2))
     assert scores["abundance_rmse"] == pytest.approx(expected)
     assert scores["abundance_rmse"] > 0.1
+
+
+def test_uncertainty_scores_count_errors_within_one_and_two_sigma():
+    sigma = np.array([[0.1, 0.1, 0.1, 0.1]])
+    truth = np.array([[0.5, 0.5, 0.5, 0.5]])
+    estimate = truth + np.array([[0.05, -0.15, 0.3, np.nan]])
+    scores = uncertainty_scores(estimate, sigma, truth)
+    assert scores["coverage"] == pytest.approx(2 / 3)
+    assert scores["coverage_1sigma"] == pytest.approx(1 / 3)
+    assert np.isnan(scores["rank_correlation"])  # σ constant: nothing to rank
