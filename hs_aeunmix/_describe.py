@@ -109,7 +109,7 @@ class EndmemberDescription:
         Pixels the endmember dominates (fraction above one half), from the
         stability report; None without one.
     spread : float or None
-        Radians between equally good solutions (stability report); None
+        Radians between the starts' solutions (stability report); None
         without one or with a single start.
     intensity_share : float or None
         Its share of the reconstructed intensity of the spectra given; None

@@ -656,7 +656,7 @@ class AEUnmix(
         if report is not None and len(report.unstable):
             warnings.warn(
                 f"Endmembers {report.unstable.tolist()} are not identified by the "
-                "data: starts that explain the data equally well give endmembers "
+                "data: starts from other priors end with endmembers "
                 f"up to {np.nanmax(report.spread):.2f} rad apart (more than "
                 f"{UNSTABLE_SPREAD} rad). Treat them with care: fix known spectra "
                 "(fixed_endmembers=), try another number of endmembers, or see "

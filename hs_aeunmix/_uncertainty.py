@@ -41,9 +41,10 @@ the spectrum's total). A pixel ``x = a E`` is then explained by ``a' ≈ a
 (I - M)``: ``δa_j = a_j sum_l m_jl - sum_k a_k m_kj``, an error shared by
 every pixel of the scan and largest where the contaminated endmember is
 abundant. The size of ``m`` comes from the model's own measure of how
-well the data determine each endmember, the spread between equally
-plausible starts (``stability_``, an angle ``θ_k``): the chosen endmember
-and another start's are both off, so one start's error is ``θ_k / √2``,
+well the data determine each endmember, the spread between the starts
+(``stability_``, an angle ``θ_k``; the other starts need not fit as well,
+see :mod:`hs_aeunmix._selection`): the chosen endmember and another
+start's are both off, so one start's error is ``θ_k / √2``,
 and independent contaminations of variance ``τ_k²`` towards the other
 endmembers turn ``E_k`` by that angle on average when ``τ_k² = θ_k² |E_k|²
 / (2 sum_j |(E_j - E_k)⊥|²)`` (``⊥``: the part orthogonal to ``E_k``).
@@ -156,7 +157,7 @@ def endmember_covariance(
     fractions : numpy.ndarray of shape (n_pixels, n_components)
     endmembers : numpy.ndarray of shape (n_components, n_channels)
     spread : numpy.ndarray of shape (n_components,)
-        Radians between equally plausible starts (``stability_.spread``).
+        Radians between the starts' endmembers (``stability_.spread``).
 
     Returns
     -------
