@@ -146,7 +146,14 @@ class InferenceMixin:
                 fractions = self._refined(fractions, shape, mask)
         return fractions, self._per_pixel(self.module_.intensity, X, fractions)
 
-    def uncertainty(self, X, *, image_shape=None, navigation_mask=None) -> np.ndarray:
+    def uncertainty(
+        self,
+        X,
+        *,
+        image_shape=None,
+        navigation_mask=None,
+        return_covariance: bool = False,
+    ) -> np.ndarray:
         """Standard deviation of each pixel's fractions (see :meth:`fractions`).
 
         A Laplace approximation around the fitted fractions, given the
@@ -166,18 +173,24 @@ class InferenceMixin:
             stay counts: their noise is judged from them).
         image_shape, navigation_mask
             The scan grid, needed when ``spatial=True``.
+        return_covariance : bool, default=False
+            Return each pixel's whole covariance matrix instead: the
+            fractions' errors are correlated (with ``abundance="sum_to_one"``
+            they cancel in the sum), which a quantity derived from several
+            fractions (a ratio, a sum of phases) needs.
 
         Returns
         -------
         numpy.ndarray of shape (n_pixels, n_components)
-            NaN for pixels without signal.
+            NaN for pixels without signal; with ``return_covariance``, of
+            shape (n_pixels, n_components, n_components).
         """
         from hs_aeunmix._uncertainty import standard_deviations
 
         _, covariance = self._fractions_and_covariance(
             X, image_shape=image_shape, navigation_mask=navigation_mask
         )
-        return standard_deviations(covariance)
+        return covariance if return_covariance else standard_deviations(covariance)
 
     def _fractions_and_covariance(
         self, X, *, endmember_error: bool = True, **geometry

@@ -150,6 +150,14 @@ def test_the_model_adds_the_error_of_its_endmembers_from_their_spread():
         )
         sigma[spread] = model.uncertainty(mixture.spectra)
     assert (sigma[0.2] > sigma[0.0]).all()
+    # The whole covariance: its diagonal is the variance, its rows sum to
+    # zero (fractions summing to one).
+    covariance = model.uncertainty(mixture.spectra, return_covariance=True)
+    assert covariance.shape == (len(mixture.spectra), 3, 3)
+    np.testing.assert_allclose(
+        np.sqrt(np.diagonal(covariance, axis1=1, axis2=2)), sigma[0.2]
+    )
+    np.testing.assert_allclose(covariance.sum(axis=2), 0.0, atol=1e-12)
     # What the pixel's own data leave open, without the endmembers' error.
     _, covariance = model._fractions_and_covariance(
         mixture.spectra, endmember_error=False
