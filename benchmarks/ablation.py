@@ -106,6 +106,10 @@ VARIANTS: dict[str, dict] = {
     "spatial": {"spatial": True},
     # The k-means candidate (better angles, worse per-pixel maps) judged
     # again once the maps are the spatial layer's.
+    "spatial, candidates trained 30 epochs": {
+        "spatial": True,
+        "patch": {"hs_aeunmix._fitting.CANDIDATE_EPOCHS": 30},
+    },
     "spatial, k-means start among the candidates": {
         "spatial": True,
         "patch": {
