@@ -44,9 +44,10 @@ TESTS=(
     tests/test_datasets.py
 )
 
-# Left in place afterwards, as the main job's: deleting a 2 GB environment
-# takes minutes on a busy disk.
+# Removed on exit, as the main job's: repeated runs on one machine would
+# otherwise leave a 2 GB environment each in /tmp.
 work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
 echo "+ environment: $work/venv"
 constraints="$work/oldest-constraints.txt"
 
