@@ -163,9 +163,16 @@ def endmember_covariance(
     -------
     numpy.ndarray of shape (n_pixels, n_components, n_components)
     """
-    weights = np.asarray(fractions, dtype=np.float64) ** 2 * contamination_variances(
-        endmembers, spread
+    return _contamination_covariance(
+        fractions, contamination_variances(endmembers, spread)
     )
+
+
+def _contamination_covariance(
+    fractions: np.ndarray, variances: np.ndarray
+) -> np.ndarray:
+    """:func:`endmember_covariance` given the contamination variances ``τ_k²``."""
+    weights = np.asarray(fractions, dtype=np.float64) ** 2 * variances
     n_components = weights.shape[1]
     covariance = -(weights[:, :, None] + weights[:, None, :])
     diagonal = np.arange(n_components)
@@ -237,6 +244,11 @@ def fraction_covariance(
         n_channels, -1
     )
     result = np.empty((n_pixels, n_components, n_components))
+    contamination = (
+        None
+        if endmember_spread is None
+        else contamination_variances(endmembers, endmember_spread)
+    )
     for start in range(0, n_pixels, _BATCH):
         rows = slice(start, start + _BATCH)
         x = spectra[rows]
@@ -272,10 +284,10 @@ def fraction_covariance(
         )
         inflation = np.maximum(chi2, 1.0)
         fractions_covariance *= inflation[:, None, None]
-        if endmember_spread is not None:
+        if contamination is not None:
             # Shared by every pixel, not noise: the misfit does not scale it.
-            fractions_covariance += endmember_covariance(
-                fractions[rows], endmembers, endmember_spread
+            fractions_covariance += _contamination_covariance(
+                fractions[rows], contamination
             )
         # A pixel without signal says nothing about its fractions.
         fractions_covariance[~(scale > 0)] = np.nan
