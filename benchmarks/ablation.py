@@ -179,20 +179,12 @@ def table(records_by_generator: dict[str, list[dict]]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n-scenes", type=int, default=24)
-    parser.add_argument("--jobs", type=int, default=1)
-    parser.add_argument("--generators", nargs="+", default=list(family.GENERATORS))
+    family.add_scene_arguments(parser, n_scenes=24, split="development")
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS))
     parser.add_argument(
         "--round",
         default=CURRENT_ROUND,
         help="cache name: results/<round>_<generator>.jsonl",
-    )
-    parser.add_argument(
-        "--split",
-        choices=("development", "held_out"),
-        default="development",
-        help="held_out: to check a change chosen on the development scenes",
     )
     parser.add_argument("--table-only", action="store_true")
     args = parser.parse_args(argv)

@@ -81,19 +81,28 @@ def _model(method):
     return None
 
 
-def step_table(n_channels: int = 200, batch_size: int = 128, repeats: int = 20) -> str:
-    import torch
+def _preset_network(n_spectra: int, n_channels: int):
+    """Random spectra and the ``pnas2024`` network fitted to them for one epoch.
 
+    In training mode: what a training step's time is measured on.
+    """
     from hs_aeunmix import AEUnmix, presets
-    from hs_aeunmix._allocator import freed_memory_reused
 
     rng = np.random.default_rng(0)
-    spectra = rng.random((batch_size * 4, n_channels)).astype(np.float32) + 0.1
+    spectra = rng.random((n_spectra, n_channels)).astype(np.float32) + 0.1
     model = AEUnmix(3, random_state=0, show_progressbar=False)
     model.set_params(**{**presets.pnas2024(3), "max_epochs": 1})
     model.fit(spectra)
-    module = model.module_
-    module.train()
+    model.module_.train()
+    return spectra, model.module_
+
+
+def step_table(n_channels: int = 200, batch_size: int = 128, repeats: int = 20) -> str:
+    import torch
+
+    from hs_aeunmix._allocator import freed_memory_reused
+
+    spectra, module = _preset_network(batch_size * 4, n_channels)
     batch = torch.from_numpy(spectra[:batch_size])
     encoder = module.encoder
 
@@ -148,16 +157,9 @@ def batch_table(
     """
     import torch
 
-    from hs_aeunmix import AEUnmix, presets
     from hs_aeunmix._allocator import freed_memory_reused
 
-    rng = np.random.default_rng(0)
-    spectra = rng.random((max(batch_sizes), n_channels)).astype(np.float32) + 0.1
-    model = AEUnmix(3, random_state=0, show_progressbar=False)
-    model.set_params(**{**presets.pnas2024(3), "max_epochs": 1})
-    model.fit(spectra)
-    module = model.module_
-    module.train()
+    spectra, module = _preset_network(max(batch_sizes), n_channels)
     optimizer = torch.optim.Adam(module.parameters(), lr=1e-4)
 
     def loss(batch):

@@ -184,6 +184,26 @@ def _value(record: dict, key: str) -> float:
     return worst if math.isnan(value) else value
 
 
+def add_scene_arguments(
+    parser: argparse.ArgumentParser, *, n_scenes: int, split: str
+) -> None:
+    """Add ``--n-scenes``, ``--jobs``, ``--generators`` and ``--split``.
+
+    The options of a script run on the scenes of every generator
+    (``ablation.py``, ``uncertainty.py``, ``start_ties.py``).
+    """
+    parser.add_argument("--n-scenes", type=int, default=n_scenes)
+    parser.add_argument("--jobs", type=int, default=1)
+    parser.add_argument("--generators", nargs="+", default=list(GENERATORS))
+    parser.add_argument(
+        "--split",
+        choices=("development", "held_out"),
+        default=split,
+        help="development: to choose a change; held_out: to check a change "
+        "chosen on the development scenes",
+    )
+
+
 def groups(record: dict) -> set[str]:
     """The subgroups a scene's record belongs to, its modality included."""
     return {*record["subgroups"], record["modality"]}

@@ -106,12 +106,7 @@ def table(records: list[dict]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n-scenes", type=int, default=10)
-    parser.add_argument("--jobs", type=int, default=1)
-    parser.add_argument("--generators", nargs="+", default=list(family.GENERATORS))
-    parser.add_argument(
-        "--split", choices=("development", "held_out"), default="held_out"
-    )
+    family.add_scene_arguments(parser, n_scenes=10, split="held_out")
     args = parser.parse_args(argv)
     tasks = [
         (generator, index, args.split)
