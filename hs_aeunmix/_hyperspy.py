@@ -220,9 +220,7 @@ def get_uncertainty(signal, model=None):
         signal, model, "get_uncertainty"
     )
     geometry = {}
-    if model.spatial is True or (
-        model.module_.spatial is not None and _has_grid(signal)
-    ):
+    if _uses_neighbours(model, signal):
         geometry["image_shape"] = tuple(axis.size for axis in navigation_axes)
     sigma = model.uncertainty(spectra, **geometry)
     data = sigma.T.reshape(-1, *[axis.size for axis in navigation_axes])
@@ -392,18 +390,33 @@ def _scan_run(signal, arguments: dict, options: dict, model_source) -> ScanRun:
             "apply the model without fine_tune, which works chunk by chunk."
         )
     mapping = _mapping(model, signal)
-    grid = None
-    if model.spatial is True:
-        if lazy:
-            raise NotImplementedError(
-                "This model is spatial (spatial=True): each pixel needs its "
-                "neighbours, which HyperSpy's chunk-by-chunk processing of lazy "
-                "signals does not give. Load the scan with s.compute() first."
-            )
-        grid = _scan_grid(signal, arguments.get("navigation_mask"))
-    elif model.module_.spatial is not None and not lazy and _has_grid(signal):
-        grid = _scan_grid(signal, arguments.get("navigation_mask"))
+    if model.spatial is True and lazy:
+        raise NotImplementedError(
+            "This model is spatial (spatial=True): each pixel needs its "
+            "neighbours, which HyperSpy's chunk-by-chunk processing of lazy "
+            "signals does not give. Load the scan with s.compute() first."
+        )
+    grid = (
+        _scan_grid(signal, arguments.get("navigation_mask"))
+        if _uses_neighbours(model, signal)
+        else None
+    )
     return ScanRun(model, mapping, fine_tuning, grid)
+
+
+def _uses_neighbours(model, signal) -> bool:
+    """Whether a fitted model's spatial layer refines this scan's fractions.
+
+    Always with ``spatial=True``; with ``spatial="auto"`` where the layer was
+    trained and the scan, in memory, is a line or a map.
+    """
+    if model.spatial is True:
+        return True
+    return (
+        model.module_.spatial is not None
+        and not internals.is_lazy(signal)
+        and _has_grid(signal)
+    )
 
 
 def _has_grid(signal) -> bool:
