@@ -756,6 +756,8 @@ def _fit_neighbourhood(
         module.spatial,
         images,
         module.reconstruct,
+        # One window (the whole scan) keeps its own error bit for bit: a
+        # weighted mean of one value may differ from it in the last bit.
         noise_variance=errors[0]
         if len(errors) == 1
         else float(np.average(errors, weights=sizes)),
