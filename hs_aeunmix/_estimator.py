@@ -95,7 +95,12 @@ class AEUnmix(
         ``"dense"``: fully connected layers ``hidden_layer_sizes``.
         ``"conv"``: the multi-branch 1-D convolutional encoder of Georgiev et
         al. (PNAS 2024), parallel kernels ``kernel_sizes`` merged back to the
-        spectrum length, followed by the dense layers.
+        spectrum length, followed by the dense layers. A long training of
+        it (2,000 steps or more, on the CPU or CUDA) runs through
+        ``torch.compile``: a few seconds of compiling, then steps about a
+        third shorter; where torch cannot compile, a warning says so and
+        training runs without it (``TORCHDYNAMO_DISABLE=1`` skips the
+        attempt).
     abundance : {"sum_to_one", "nonnegative", "thresholded_sum_to_one"}
         ``"sum_to_one"``: softmax, abundances are fractions summing to one.
         ``"nonnegative"``: the softly-rectified tanh

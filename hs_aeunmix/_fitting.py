@@ -61,7 +61,9 @@ from hs_aeunmix._spatial import PixelImage, fit_neighbourhood, fit_windows
 from hs_aeunmix._state import FittedState
 from hs_aeunmix._subspace import block_moments, leading_axes
 from hs_aeunmix._training import (
+    STEPS_PER_EPOCH,
     TrainingHistory,
+    compiles_steps,
     fixed_batches,
     minibatch_stream,
     pixel_objective,
@@ -371,6 +373,7 @@ def train_network(
             loss_floor=loss_floor,
         ),
     )
+    max_epochs = plan.max_epochs if max_epochs is None else max_epochs
     validation = None
     if len(prepared.validation):
         validation = fixed_batches(
@@ -385,11 +388,12 @@ def train_network(
             generator,
         ),
         validation,
-        max_epochs=plan.max_epochs if max_epochs is None else max_epochs,
+        max_epochs=max_epochs,
         learning_rate=plan.learning_rate,
         endmember_learning_rate=plan.endmember_learning_rate,
         patience=plan.patience,
         starting_weights_compete=resume,
+        compile_steps=compiles_steps(module, device, max_epochs * STEPS_PER_EPOCH),
         show_progressbar=plan.show_progressbar,
         description=description,
     )

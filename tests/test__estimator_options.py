@@ -69,13 +69,13 @@ def _fit(monkeypatch, options: dict, how: Callable[[AEUnmix], None]) -> Fit:
     fit = Fit(AEUnmix(**{**BASE, **options}))
     real_epoch, real_adam = _training._train_one_epoch, _training._adam
 
-    def spied_epoch(model, objective, train_batches, optimizer):
+    def spied_epoch(model, gradients, train_batches, optimizer):
         def batches():
             for batch in train_batches():
                 fit.batch_rows.append(int(batch.shape[0]))
                 yield batch
 
-        return real_epoch(model, objective, batches, optimizer)
+        return real_epoch(model, gradients, batches, optimizer)
 
     def spied_adam(groups):
         fit.learning_rates.append((groups[0]["lr"], groups[1]["lr"]))

@@ -2,18 +2,28 @@
 
 from __future__ import annotations
 
+import threading
+import warnings
+
+import numpy as np
 import pytest
 import torch
+from _helpers import make_mixture
 from torch import nn
 
+from hs_aeunmix import AEUnmix, _training, metrics
 from hs_aeunmix._training import (
+    COMPILE_MIN_STEPS,
     STEPS_PER_EPOCH,
     TrainingHistory,
     _adam,
     _train_one_epoch,
+    compiles_steps,
+    eager_gradients,
     minibatch_stream,
     resolve_show_progressbar,
 )
+from hs_aeunmix.datasets import GroundTruth
 
 
 def _rows(batches) -> list[int]:
@@ -81,7 +91,9 @@ def test_an_epoch_reads_its_losses_back_once(host_reads):
 
     optimizer = _adam([{"params": list(model.parameters()), "lr": 1e-2}])
     host_reads["reads"] = 0
-    mean = _train_one_epoch(model, objective, lambda: iter(batches), optimizer)
+    mean = _train_one_epoch(
+        model, eager_gradients(objective), lambda: iter(batches), optimizer
+    )
     assert host_reads["reads"] == len(batches) + 1  # the objective's, then one
     expected = 0.0
     for loss, size in zip(losses, sizes, strict=True):
@@ -168,3 +180,106 @@ def test_history_repr_is_a_summary():
     assert repr(interrupted) == "TrainingHistory(no complete epoch, 0.0 s)"
     # A thousand epochs still print as one line.
     assert "\n" not in repr(TrainingHistory([1.0] * 1000, best_epoch=999))
+
+
+# --- torch.compile for long runs of the conv encoder -----------------------
+
+CONV = {
+    "encoder": "conv",
+    "n_filters": 4,
+    "kernel_sizes": (3, 5),
+    "hidden_layer_sizes": (16,),
+    "init": "vca",
+    "max_epochs": 2,
+    "random_state": 0,
+    "show_progressbar": False,
+}
+
+
+def _conv_fit(**options):
+    mixture = make_mixture(shape=(16, 16), n_channels=40, seed=3)
+    with warnings.catch_warnings():
+        # Two epochs on a tiny scan: the stability report complains.
+        warnings.simplefilter("ignore", UserWarning)
+        model = AEUnmix(3, **{**CONV, **options}).fit(mixture.spectra)
+    return model, mixture
+
+
+def test_only_long_runs_of_the_conv_encoder_in_the_main_thread_are_compiled():
+    conv = _conv_fit(max_epochs=1)[0].module_
+    dense = _conv_fit(max_epochs=1, encoder="dense")[0].module_
+    cpu = torch.device("cpu")
+    assert compiles_steps(conv, cpu, COMPILE_MIN_STEPS)
+    assert compiles_steps(conv, torch.device("cuda"), COMPILE_MIN_STEPS)
+    assert not compiles_steps(conv, cpu, COMPILE_MIN_STEPS - 1)
+    assert not compiles_steps(dense, cpu, COMPILE_MIN_STEPS)
+    assert not compiles_steps(conv, torch.device("mps"), COMPILE_MIN_STEPS)
+    in_thread = []
+    thread = threading.Thread(
+        target=lambda: in_thread.append(compiles_steps(conv, cpu, COMPILE_MIN_STEPS))
+    )
+    thread.start()
+    thread.join()
+    assert in_thread == [False]
+
+
+def test_compiled_steps_train_as_eager_ones_and_reproducibly(monkeypatch):
+    eager, mixture = _conv_fit(conv_dropout=0.0, dropout=0.0)
+    calls = []
+    real_compile = torch.compile
+
+    def spied_compile(function):
+        calls.append(function)
+        return real_compile(function)
+
+    monkeypatch.setattr(_training, "COMPILE_MIN_STEPS", 0)
+    monkeypatch.setattr(_training.torch, "compile", spied_compile)
+    compiled = _conv_fit(conv_dropout=0.0, dropout=0.0)[0]
+    assert calls  # the steps did go through the compiler
+    # The same steps, rounded differently by the fused kernels.
+    np.testing.assert_allclose(
+        compiled.components_, eager.components_, rtol=1e-3, atol=1e-3
+    )
+    # Batch normalisation's running statistics were kept up to date too.
+    np.testing.assert_allclose(
+        compiled.transform(mixture.spectra),
+        eager.transform(mixture.spectra),
+        rtol=1e-3,
+        atol=1e-3,
+    )
+    truth = GroundTruth(
+        endmembers=mixture.endmembers,
+        abundances=mixture.abundances,
+        names=("a", "b", "c"),
+        noiseless=mixture.abundances @ mixture.endmembers,
+    )
+
+    def rmse(model):
+        loadings = model.transform(mixture.spectra)
+        return metrics.unmixing_scores(model.components_, loadings, truth)[
+            "abundance_rmse"
+        ]
+
+    untrained = _conv_fit(
+        max_epochs=1, learning_rate=1e-9, endmember_learning_rate=1e-9
+    )[0]
+    assert rmse(untrained) > 0.3
+    assert rmse(compiled) < 0.15
+    # Dropout inside the compiled graph still follows random_state.
+    first, second = _conv_fit()[0], _conv_fit()[0]
+    np.testing.assert_array_equal(first.components_, second.components_)
+
+
+def test_a_step_torch_cannot_compile_is_run_eagerly(monkeypatch):
+    def no_compiler(function):
+        def failing(*args, **kwargs):
+            raise RuntimeError("no C++ compiler found")
+
+        return failing
+
+    eager = _conv_fit()[0]
+    monkeypatch.setattr(_training, "COMPILE_MIN_STEPS", 0)
+    monkeypatch.setattr(_training.torch, "compile", no_compiler)
+    with pytest.warns(RuntimeWarning, match="could not compile the training step"):
+        fallen_back = _conv_fit()[0]
+    np.testing.assert_array_equal(fallen_back.components_, eager.components_)
