@@ -4,8 +4,8 @@
 epochs and keeps one (``hs_aeunmix._selection.choose``: candidates tied with
 the best held-out fit within the noise, then the smallest endmember simplex).
 This script records, on the development scenes of each independently written
-generator, every candidate the default trains (its start, held-out pixel
-losses, simplex volume and mean spectral angle to the truth when chosen), and
+generator, every candidate the default trains (its start, held-out risks,
+simplex volume and mean spectral angle to the truth when chosen), and
 the plain-autoencoder peer (``peers.plain_autoencoder``) as a fourth
 candidate; then it scores selection rules on those candidates without
 training again, and prints, per generator, the median / 90th percentile of
@@ -71,11 +71,11 @@ def record(task) -> dict:
     torch.set_num_threads(1)
     hs.preferences.General.show_progressbar = False
     seen: dict = {}
-    held_out_losses, choose = _fitting.held_out_losses, _fitting.choose
+    candidate_risks, choose = _fitting.candidate_risks, _fitting.choose
 
-    def recording_losses(module, prepared, loss, device):
+    def recording_losses(module, prepared, basis):
         seen["validation"] = prepared.validation[:NNLS_PIXELS].astype(float)
-        return held_out_losses(module, prepared, loss, device)
+        return candidate_risks(module, prepared, basis)
 
     def recording_choose(candidates):
         seen["candidates"] = [
@@ -86,7 +86,7 @@ def record(task) -> dict:
         seen["chosen"] = choose(candidates)
         return seen["chosen"]
 
-    _fitting.held_out_losses = recording_losses
+    _fitting.candidate_risks = recording_losses
     _fitting.choose = recording_choose
     try:
         scene = getattr(datasets, family.GENERATORS[generator])
@@ -99,7 +99,7 @@ def record(task) -> dict:
             )
             (plain, _), _ = peers.timed(peers.plain_autoencoder, signal, n, index)
     finally:
-        _fitting.held_out_losses, _fitting.choose = held_out_losses, choose
+        _fitting.candidate_risks, _fitting.choose = candidate_risks, choose
     validation = seen["validation"]
 
     def angle(endmembers):

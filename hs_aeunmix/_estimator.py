@@ -169,8 +169,9 @@ class AEUnmix(
         ``"ica"``: SVD + FastICA (its spectra clipped at zero). ``"spa"``,
         ``"vca"``: the successive projection algorithm, vertex component
         analysis, on PCA-denoised training pixels. ``"auto"``: one network
-        from each of these three; of those whose held-out fit the noise
-        cannot tell from the best one's, the one with the smallest endmember
+        from each of these three; of those whose held-out risk (fit plus the
+        noise it absorbs) the noise cannot tell from the best one's, the one
+        with the smallest endmember
         simplex is kept (see :mod:`hs_aeunmix._selection`); their agreement
         is ``stability_``. ``"kmeans"``: means of k-means clusters of those
         pixels (closer spectra, worse maps than ``"auto"`` at low dose: see

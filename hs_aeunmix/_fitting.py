@@ -46,7 +46,6 @@ from hs_aeunmix._losses import (
     LOSS_SPECS,
     endmember_penalty,
     get_loss,
-    get_pixel_loss,
 )
 from hs_aeunmix._networks import UnmixingAutoencoder
 from hs_aeunmix._plan import (
@@ -56,7 +55,14 @@ from hs_aeunmix._plan import (
     network_from_state,
 )
 from hs_aeunmix._screening import Screening, screen
-from hs_aeunmix._selection import CANDIDATE_EPOCHS, Candidate, choose, stability
+from hs_aeunmix._selection import (
+    CANDIDATE_EPOCHS,
+    RISK_PIXELS,
+    Candidate,
+    choose,
+    held_out_risks,
+    stability,
+)
 from hs_aeunmix._spatial import PixelImage, fit_neighbourhood, fit_windows
 from hs_aeunmix._state import FittedState
 from hs_aeunmix._subspace import block_moments, leading_axes
@@ -427,22 +433,23 @@ def loss_floor(prepared: Prepared, n_components: int, loss: str, seed: int) -> f
     return value if np.isfinite(value) and value > 0 else 1.0
 
 
-def held_out_losses(
-    module: UnmixingAutoencoder, prepared: Prepared, loss: str, device: torch.device
+def candidate_risks(
+    module: UnmixingAutoencoder, prepared: Prepared, basis: np.ndarray | None
 ) -> np.ndarray:
-    """The loss alone (no penalty) of each held-out pixel (training ones if none)."""
+    """Held-out risks of a candidate's endmembers (training pixels if none held out).
+
+    On at most :data:`~hs_aeunmix._selection.RISK_PIXELS` evenly spaced
+    held-out spectra (see :func:`~hs_aeunmix._selection.held_out_risks`);
+    ``basis`` is the background model's, if any.
+    """
     spectra = prepared.validation if len(prepared.validation) else prepared.train
-    pixel_loss = get_pixel_loss(loss, sad_weight=0.1)
-    module.eval()
-    with torch.no_grad():
-        return np.concatenate(
-            [
-                pixel_loss(module(batch)[0], batch).double().cpu().numpy()
-                for batch in fixed_batches(
-                    torch.from_numpy(spectra).to(device), INFERENCE_BATCH_SIZE
-                )()
-            ]
-        )
+    spectra = spectra[:: max(1, len(spectra) // RISK_PIXELS)]
+    return held_out_risks(
+        module.decoder.endmembers.detach().cpu().numpy(),
+        spectra,
+        counts_scale=prepared.data_scale if prepared.screening.counts else None,
+        background=basis,
+    )
 
 
 # pixel_scale="auto": fractions of fixed-intensity endmembers are kept when
@@ -551,7 +558,7 @@ def fit_state(
             module,
             history,
             previous.init,
-            held_out_losses(module, prepared, previous.loss, device),
+            candidate_risks(module, prepared, basis),
         )
         loss, report = previous.loss, previous.report
     else:
@@ -627,13 +634,14 @@ def fit_state(
                 max_epochs=candidate_epochs,
                 description=f"Start {number}/{len(starts)}: {initial.method.upper()}",
             )
-            losses = held_out_losses(module, prepared, loss, device)
+            losses = candidate_risks(module, prepared, basis)
             candidates.append(Candidate(module, history, initial.method, losses))
             _logger.info(
-                "Start %s: %d epochs, held-out loss %.6g",
+                "Start %s: %d epochs, held-out loss %.6g, risk %.6g",
                 initial.method,
                 history.n_epochs,
                 history.best_loss,
+                losses.mean(),
             )
             if history.interrupted:
                 break

@@ -66,11 +66,15 @@ class Screening:
         running median (a few, so listed rather than masked).
     n_channels : int
         Channels of the screened spectra.
+    counts : bool
+        Whether the spectra are counts (non-negative integers: Poisson
+        noise), as :func:`is_count_data` says.
     """
 
     dead: np.ndarray
     spike_values: np.ndarray
     n_channels: int
+    counts: bool = False
 
     @property
     def spikes(self) -> np.ndarray:
@@ -207,9 +211,9 @@ def screen(spectra: np.ndarray) -> Screening:
     reference = float(np.median(positive)) if positive.size else 0.0
     dead = totals <= DEAD_FRACTION * reference
     no_spikes = np.empty((0, 2), dtype=np.intp)
-    if spectra.shape[1] < SPIKE_WIDTH:
-        return Screening(dead, no_spikes, spectra.shape[1])
     counts = is_count_data(spectra)
+    if spectra.shape[1] < SPIKE_WIDTH:
+        return Screening(dead, no_spikes, spectra.shape[1], counts)
     floor = 1e-12 * max(float(spectra.max()), -float(spectra.min()), 1e-30)
     standing_out = np.zeros(spectra.shape[1], dtype=np.int64)
     found = [no_spikes]
@@ -233,4 +237,6 @@ def screen(spectra: np.ndarray) -> Screening:
     # A narrow band wanders by a channel between pixels (drift).
     shared = shared | np.roll(shared, 1) | np.roll(shared, -1)
     spike_values = np.concatenate(found)
-    return Screening(dead, spike_values[~shared[spike_values[:, 1]]], spectra.shape[1])
+    return Screening(
+        dead, spike_values[~shared[spike_values[:, 1]]], spectra.shape[1], counts
+    )

@@ -31,6 +31,7 @@ def test_clean_counts_are_left_alone(counts):
     np.testing.assert_array_equal(counts.spectra, before)
     assert screening.n_dead == 0
     assert screening.n_spikes == 0
+    assert screening.counts
 
 
 def test_dead_pixels_are_found(counts):
@@ -114,6 +115,7 @@ def test_gaussian_data_use_a_robust_noise_estimate():
     assert not is_count_data(spectra)
     _, clean = screened(spectra)
     assert clean.n_spikes == 0
+    assert not clean.counts
     spectra[100, 10] += 50 * 5.0 + spectra[100].max()
     _, screening = screened(spectra)
     np.testing.assert_array_equal(np.argwhere(screening.spikes), [[100, 10]])
@@ -201,6 +203,7 @@ def test_few_channels_are_screened_for_dead_pixels_only():
     np.testing.assert_array_equal(np.flatnonzero(screening.dead), [4])
     assert screening.spikes.shape == (20, 5)
     assert screening.n_spikes == 0
+    assert screening.counts  # known however few the channels
 
 
 def test_counts_use_poisson_noise_not_the_spectrum_roughness():

@@ -12,12 +12,14 @@ from _helpers import make_mixture
 
 from hs_aeunmix import AEUnmix, ModelMismatchWarning, _estimator, _fitting
 from hs_aeunmix._adapters import RESIDUAL_WARNING_FACTOR, warn_if_explained_worse
+from hs_aeunmix._baseline import polynomial_basis
 from hs_aeunmix._selection import (
     MIN_SUPPORT,
     UNSTABLE_SPREAD,
     Candidate,
     StabilityReport,
     choose,
+    held_out_risks,
     simplex_volume,
     stability,
     tied,
@@ -424,3 +426,124 @@ def test_tied_within_two_standard_errors_of_the_paired_differences(
     best = np.full(len(differences), 1.0)
     candidates = [_with_losses(best), _with_losses(best + np.array(differences))]
     assert tied(candidates).tolist() == [True, is_tied]
+
+
+def _thin_cone_counts(seed: int = 0):
+    """Two similar endmembers mixed at random, about 3 counts per channel."""
+    rng = np.random.default_rng(seed)
+    channels = np.arange(120)
+    shared = 1 + np.exp(-0.5 * ((channels - 40) / 8) ** 2)
+    endmembers = np.stack(
+        [
+            shared + 0.6 * np.exp(-0.5 * ((channels - centre) / 6) ** 2)
+            for centre in (70, 85)
+        ]
+    )
+    fractions = rng.dirichlet([1, 1], 600)
+    counts = rng.poisson(3.0 * fractions @ endmembers).astype(float)
+    # The same simplex stretched by half its size on each side.
+    inflated = np.stack(
+        [
+            endmembers[0] + 0.5 * (endmembers[0] - endmembers[1]),
+            endmembers[1] + 0.5 * (endmembers[1] - endmembers[0]),
+        ]
+    ).clip(min=0)
+    return counts, endmembers, inflated
+
+
+def _paired_z(first: np.ndarray, second: np.ndarray) -> float:
+    differences = first - second
+    return differences.mean() / (differences.std(ddof=1) / np.sqrt(len(differences)))
+
+
+def test_the_risk_rejects_a_simplex_the_noise_inflated_where_the_fit_prefers_it():
+    from scipy.optimize import nnls
+
+    counts, true, inflated = _thin_cone_counts()
+    # Each pixel's own abundances absorb more of its noise in the wider
+    # cone: its least-squares fit is better than the true endmembers'.
+    residuals = [
+        np.array([nnls(endmembers.T, spectrum)[1] ** 2 for spectrum in counts])
+        for endmembers in (true, inflated)
+    ]
+    assert residuals[1].mean() < residuals[0].mean()
+    # The risk counts what the wider cone fits of the noise.
+    scale = 7.0
+    risks = [
+        held_out_risks(endmembers, counts / scale, counts_scale=scale)
+        for endmembers in (true, inflated)
+    ]
+    assert _paired_z(risks[0], risks[1]) < -5
+
+
+def test_risks_are_in_noise_units_whatever_the_data_scale():
+    counts, true, _ = _thin_cone_counts()
+    risks = held_out_risks(true, counts / 7.0, counts_scale=7.0)
+    # chi-square of about one per channel, plus two per non-zero abundance.
+    assert 0.8 * 120 < np.median(risks) < 1.2 * 120 + 4
+    np.testing.assert_allclose(
+        held_out_risks(true * 3.0, counts / 21.0, counts_scale=21.0), risks
+    )
+    # Gaussian noise: each spectrum's DER_SNR level, whatever the units.
+    rng = np.random.default_rng(1)
+    spectra = rng.dirichlet([1, 1], 200) @ true + rng.normal(0, 0.05, (200, 120))
+    gaussian = held_out_risks(true, spectra)
+    np.testing.assert_allclose(held_out_risks(true, 10 * spectra), gaussian)
+    assert 0.8 * 120 < np.median(gaussian) < 1.2 * 120 + 4
+
+
+def test_a_background_the_basis_spans_changes_no_risk():
+    rng = np.random.default_rng(2)
+    _, true, _ = _thin_cone_counts()
+    spectra = rng.dirichlet([1, 1], 100) @ true + rng.normal(0, 0.05, (100, 120))
+    basis = polynomial_basis(120, 2)
+    # A straight line (its second differences, hence DER_SNR, are zero).
+    sloped = spectra + rng.normal(0, 1, (100, 2)) @ basis.T
+    np.testing.assert_allclose(
+        held_out_risks(true, sloped, background=basis),
+        held_out_risks(true, spectra, background=basis),
+        rtol=1e-6,
+    )
+    # Without the basis, the background is misfit.
+    assert (
+        held_out_risks(true, sloped).mean() > 2 * held_out_risks(true, spectra).mean()
+    )
+
+
+@pytest.mark.parametrize("favoured", [0, 1, 2])
+def test_the_start_kept_is_the_one_of_lowest_held_out_risk(monkeypatch, favoured):
+    calls = []
+
+    def risks(endmembers, spectra, **kwargs):
+        calls.append(None)
+        return np.full(len(spectra), 1.0 if len(calls) == favoured + 1 else 2.0)
+
+    monkeypatch.setattr(_fitting, "held_out_risks", risks)
+    spectra = make_mixture(shape=(16, 16), counts=100, seed=4).spectra
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        model = AEUnmix(
+            3, init="auto", max_epochs=1, random_state=0, show_progressbar=False
+        ).fit(spectra)
+    report = model.stability_
+    assert len(report.starts) == len(calls) == 3
+    assert report.chosen == favoured
+    assert report.fits[favoured] == 1.0
+
+
+def test_count_spectra_are_judged_with_poisson_noise(monkeypatch):
+    scales = []
+
+    def risks(endmembers, spectra, *, counts_scale, background):
+        scales.append(counts_scale)
+        return np.ones(len(spectra))
+
+    monkeypatch.setattr(_fitting, "held_out_risks", risks)
+    counts = make_mixture(shape=(16, 16), counts=100, seed=4).spectra
+    options = {"init": "vca", "max_epochs": 1, "random_state": 0}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        AEUnmix(3, show_progressbar=False, **options).fit(counts)
+        AEUnmix(3, show_progressbar=False, **options).fit(counts + 0.5)
+    assert scales[0] > 0  # the factor that turns the network's units into counts
+    assert scales[1] is None
