@@ -27,6 +27,11 @@ Usage::
     python benchmarks/ablation.py --split held_out --n-scenes 10 --jobs 2 \
         --variants default "k-means start among the candidates"
     python benchmarks/ablation.py --round ablation_round1 --table-only
+    python benchmarks/ablation.py --split held_out --n-scenes 20 --jobs 2 \
+        --variants spatial "spatial, SURE selection" --compared spatial
+
+Each row is computed on the scenes the variant shares with ``--compared``
+(``default`` unless given), whose count the "scenes" column gives.
 """
 
 from __future__ import annotations
