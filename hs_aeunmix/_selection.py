@@ -70,9 +70,9 @@ before it): family 0.096 / 0.563 -> 0.099 / 0.584 rad, RMSE 0.162 / 0.299
 Raman 0.347 / 0.765 -> 0.260 / 0.734 rad, RMSE 0.083 / 0.344 -> 0.052 /
 0.217 (4 / 0, 3 / 1). Over all 60 held-out scenes the endmembers are
 closer on 19 and farther on 4 (by more than 0.01 rad), but the maps are
-better on 12 and worse on 10 (by more than 0.01 in RMSE): on STEM-EELS a
-simplex that is no longer inflated gives noisier fractions (RMSE median
-over the 20 scenes 0.209 -> 0.254, 90th percentile 0.423 -> 0.403), and on
+better on 12 and worse on 10 (by more than 0.01 in RMSE): on STEM-EELS the
+RMSE median over the 20 scenes goes 0.209 -> 0.254 (90th percentile 0.423
+-> 0.403; why is not established, see the README), and on
 the family the RMSE median goes 0.186 -> 0.205 (p90 0.299 -> 0.328), while
 Raman's goes 0.103 / 0.283 -> 0.099 / 0.229. Kept because the endmembers,
 which are what the choice of start decides, are closer on every
