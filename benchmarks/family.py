@@ -139,6 +139,30 @@ def _run(split, index, method, options, generator) -> dict:
     return record
 
 
+def default_fit(generator: str, index: int, split: str):
+    """Scene ``index`` of ``split`` and the default's model of it.
+
+    ``random_state=index``, warnings silenced, no progress bar; returns the
+    signal (with its decomposition), the truth, the scene's description and
+    the fitted model.
+    """
+    from hs_aeunmix import datasets
+
+    scene = getattr(datasets, GENERATORS[generator])
+    signal, truth, description = scene(index, split)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = signal.decomposition(
+            algorithm="ae",
+            output_dimension=truth.n_endmembers,
+            print_info=False,
+            return_info=True,
+            random_state=index,
+            show_progressbar=False,
+        )
+    return signal, truth, description, model
+
+
 @contextlib.contextmanager
 def _patched(constants: dict):
     """Module constants of the package set (``{"module.NAME": value}``), then restored.

@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import sys
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +33,7 @@ def run_one(task: tuple[str, int, str]) -> dict:
     import hyperspy.api as hs
     import torch
 
-    from hs_aeunmix import _fitting, _selection, datasets, metrics
+    from hs_aeunmix import _fitting, _selection, metrics
 
     torch.set_num_threads(1)
     hs.preferences.General.show_progressbar = False
@@ -63,17 +62,7 @@ def run_one(task: tuple[str, int, str]) -> dict:
         return report(candidates, chosen, *pixels)
 
     _fitting.stability = observed
-    signal, truth, _ = getattr(datasets, family.GENERATORS[generator])(index, split)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        model = signal.decomposition(
-            algorithm="ae",
-            output_dimension=truth.n_endmembers,
-            print_info=False,
-            return_info=True,
-            random_state=index,
-            show_progressbar=False,
-        )
+    _, truth, _, model = family.default_fit(generator, index, split)
     record["spread"] = float(np.nanmax(model.stability_.spread))
     record["angle"] = metrics.mean_spectral_angle(model.components_, truth.endmembers)
     return record

@@ -23,7 +23,6 @@ import argparse
 import json
 import multiprocessing
 import sys
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -45,22 +44,11 @@ def run_one(generator: str, index: int, split: str = "held_out") -> dict:
     import hyperspy.api as hs
     import torch
 
-    from hs_aeunmix import datasets, metrics
+    from hs_aeunmix import metrics
 
     torch.set_num_threads(1)
     hs.preferences.General.show_progressbar = False
-    scene = getattr(datasets, family.GENERATORS[generator])
-    signal, truth, description = scene(index, split)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        model = signal.decomposition(
-            algorithm="ae",
-            output_dimension=truth.n_endmembers,
-            print_info=False,
-            return_info=True,
-            random_state=index,
-            show_progressbar=False,
-        )
+    signal, truth, description, model = family.default_fit(generator, index, split)
     spectra = signal.data.reshape(-1, signal.data.shape[-1]).astype(np.float64)
     # What get_uncertainty gives: the spatial layer's fractions, when the
     # model has one (results/uncertainty_per_pixel.jsonl: before it had).

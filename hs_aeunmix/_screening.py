@@ -193,6 +193,17 @@ def der_snr_noise(spectra: np.ndarray) -> np.ndarray:
     return 1.482602 / np.sqrt(6.0) * np.median(np.abs(second), axis=1)
 
 
+def white_noise(spectra: np.ndarray) -> np.ndarray:
+    """Each spectrum's noise standard deviation, for weighting a fit by it.
+
+    DER_SNR (the standard deviation on spectra too short for it), at least
+    a millionth of the spectrum's largest value: noiseless spectra
+    (simulations) would otherwise get infinite weights.
+    """
+    noise = der_snr_noise(spectra) if spectra.shape[1] > 4 else spectra.std(axis=1)
+    return np.maximum(noise, 1e-6 * np.abs(spectra).max(axis=1) + 1e-30)
+
+
 def screen(spectra: np.ndarray) -> Screening:
     """Find the pixels without signal and the spike values of ``spectra``.
 

@@ -64,7 +64,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from hs_aeunmix._screening import der_snr_noise, is_count_data
+from hs_aeunmix._screening import is_count_data, white_noise
 
 # Pixels processed at once: bounds the (pixels x channels) temporaries.
 _BATCH = 2048
@@ -259,10 +259,7 @@ def fraction_covariance(
         if counts:
             variance = np.maximum(fitted, _MIN_COUNTS)
         else:
-            noise = der_snr_noise(x) if n_channels > 4 else x.std(axis=1)
-            # Noiseless spectra (simulations) would give infinite weights.
-            noise = np.maximum(noise, 1e-6 * np.abs(x).max(axis=1) + 1e-30)
-            variance = np.broadcast_to(noise[:, None] ** 2, x.shape)
+            variance = np.broadcast_to(white_noise(x)[:, None] ** 2, x.shape)
         weights = 1.0 / variance
         information = (weights @ products).reshape(len(x), *unit_columns.shape[1:] * 2)
         # The fractions' columns scale with the pixel's intensity.
