@@ -274,8 +274,9 @@ class ScanRun:
     mapped onto the model's channels batch by batch (so a large scan is never
     copied whole), divided by the scan's intensity ratio to the training scan,
     and unmixed; with ``fine_tune_options`` a copy of the model is first
-    trained further on the mapped scan. The endmembers go back onto the
-    scan's axis.
+    trained further on the mapped scan, with ``refit_spatial`` (and a
+    ``grid``) a copy's spatial layer is fitted to the scan (endmembers and
+    encoder unchanged). The endmembers go back onto the scan's axis.
     """
 
     def __init__(
@@ -284,11 +285,14 @@ class ScanRun:
         mapping: ChannelMapping,
         fine_tune_options: dict | None,
         grid: ScanGrid | None,
+        *,
+        refit_spatial: bool = False,
     ) -> None:
         self.model = model
         self.mapping = mapping
         self.fine_tune_options = fine_tune_options
         self.grid = grid
+        self.refit_spatial = refit_spatial
         self.estimator = model
         self._adapted = False
         self._reservoir = _Reservoir(_intensity.RATIO_SAMPLE_SIZE)
@@ -297,10 +301,12 @@ class ScanRun:
         """Adapt the model to this scan (and fine-tune it); return abundances."""
         # Map only the rows the intensity measurement looks at.
         self._adapt(self.mapping.to_model(X[_intensity.sample_rows(len(X))]))
+        geometry = {} if self.grid is None else self.grid.geometry(len(X))
         if self.fine_tune_options is not None:
             self.estimator.set_params(warm_start=True, **self.fine_tune_options)
-            geometry = {} if self.grid is None else self.grid.geometry(len(X))
             self.estimator.fit(self.mapping.to_model(X), **geometry)
+        elif self.refit_spatial and geometry:
+            self.estimator._refit_spatial_layer(self.mapping.to_model(X), **geometry)
         return self.transform(X)
 
     def partial_fit(self, X) -> ScanRun:
@@ -325,7 +331,7 @@ class ScanRun:
             )
         # Never train or rescale the caller's model itself.
         self.estimator = self.model._for_scan(
-            sample, copy=self.fine_tune_options is not None
+            sample, copy=self.fine_tune_options is not None or self.refit_spatial
         )
         self._adapted = True
         if self.fine_tune_options is None:

@@ -40,7 +40,7 @@ from hs_aeunmix._losses import LOSS_SPECS, LOSSES
 from hs_aeunmix._networks import ABUNDANCE_CONSTRAINTS, ACTIVATIONS, ENCODERS
 from hs_aeunmix._plan import fit_plan, network_from_state, network_plan
 from hs_aeunmix._selection import UNSTABLE_SPREAD, StabilityReport
-from hs_aeunmix._spatial import check_geometry
+from hs_aeunmix._spatial import check_geometry, fit_windows
 from hs_aeunmix._state import FittedState
 from hs_aeunmix._validation import (
     check_enough_pixels,
@@ -546,11 +546,16 @@ class AEUnmix(
         navigation_mask=None,
         signal_calibration: SignalCalibration | None = None,
         overwrite_input: bool = False,
+        spatial_windows: list | None = None,
     ) -> AEUnmix:
         """:meth:`fit`; ``overwrite_input``: ``X`` may be overwritten.
 
         A lazy scan's training sample belongs to the training run, which
         lets training reuse its memory instead of copying it.
+        ``spatial_windows``: parts of scans on the model's channels, as
+        :func:`~hs_aeunmix._spatial.fit_windows` gives them, when ``X`` is a
+        sample without a grid (a series' scans): with ``spatial="auto"`` the
+        spatial layer is trained on them.
         """
         resume = bool(self.warm_start) and hasattr(self, "module_")
         self._validate_params()
@@ -569,17 +574,31 @@ class AEUnmix(
         fixed = check_fixed_endmembers(self.fixed_endmembers, n_components, n_channels)
         warn_if_negative(X, self.loss)
         check_enough_pixels(n_pixels, n_components)
+        previous = self._fitted_state() if resume else None
         spatial = self.spatial is True or (
-            self.spatial == "auto" and image_shape is not None
+            self.spatial == "auto"
+            and (
+                image_shape is not None
+                or spatial_windows is not None
+                # Training on keeps the layer, refitted where neighbours are known.
+                or (previous is not None and self.module_.spatial is not None)
+            )
         )
         geometry = (
-            check_geometry(n_pixels, image_shape, navigation_mask) if spatial else None
+            check_geometry(n_pixels, image_shape, navigation_mask)
+            if spatial
+            and spatial_windows is None
+            and (self.spatial is True or image_shape is not None)
+            else None
         )
         device = resolve_device(self.device)
         seed = int(
             check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
         )
-        previous = self._fitted_state() if resume else None
+        # Copied before training may overwrite X.
+        windows = (
+            fit_windows(X, geometry, seed) if geometry is not None else spatial_windows
+        )
         calibration = (
             signal_calibration
             if signal_calibration is not None or not previous
@@ -608,7 +627,7 @@ class AEUnmix(
                 seed=seed,
                 previous=previous,
                 fixed=fixed,
-                geometry=geometry,
+                windows=windows,
                 signal_calibration=calibration,
                 baseline_terms=baseline_terms,
                 test_baseline=self.baseline == "auto",

@@ -63,7 +63,7 @@ from hs_aeunmix._selection import (
     held_out_risks,
     stability,
 )
-from hs_aeunmix._spatial import PixelImage, fit_neighbourhood, fit_windows
+from hs_aeunmix._spatial import PixelImage, fit_neighbourhood
 from hs_aeunmix._state import FittedState
 from hs_aeunmix._subspace import block_moments, leading_axes
 from hs_aeunmix._training import (
@@ -506,7 +506,7 @@ def fit_state(
     seed: int,
     previous: FittedState | None,
     fixed: np.ndarray | None,
-    geometry,
+    windows: list | None,
     signal_calibration,
     baseline_terms: int = 0,
     test_baseline: bool = False,
@@ -516,15 +516,14 @@ def fit_state(
 
     ``previous``: a fitted state to train on from (``warm_start``);
     ``fixed`` holds known endmembers in the data's units (first rows of the
-    model's);
+    model's); ``windows`` the scan parts the spatial layer is fitted on
+    (:func:`~hs_aeunmix._spatial.fit_windows`; None: no layer);
     ``baseline_terms`` a background model's terms, kept only when the data
     hold a background if ``test_baseline`` (see :mod:`hs_aeunmix._baseline`);
     ``overwrite_input``: ``X`` may be overwritten (see :func:`prepare`).
     """
     rng = np.random.default_rng(seed)
     n_components = plan.n_components
-    # Copied before training may overwrite X.
-    windows = None if geometry is None else fit_windows(X, geometry, seed)
     prepared = prepare(
         X,
         rng,
@@ -672,8 +671,8 @@ def fit_state(
     module = chosen.module
     if basis is not None:
         _remove_background(module, basis)
-    if windows is not None:
-        _fit_neighbourhood(
+    if windows:
+        fit_spatial_layer(
             module, windows, prepared.data_scale, device, plan.spatial_weight
         )
     loadings = scaled_loadings(module, device)
@@ -736,7 +735,7 @@ def _remove_background(module: UnmixingAutoencoder, basis: np.ndarray) -> None:
     decoder.clamp_()
 
 
-def _fit_neighbourhood(
+def fit_spatial_layer(
     module: UnmixingAutoencoder,
     windows: list,
     data_scale: float,

@@ -220,7 +220,7 @@ def get_uncertainty(signal, model=None):
         signal, model, "get_uncertainty"
     )
     geometry = {}
-    if _uses_neighbours(model, signal):
+    if uses_neighbours(model, signal):
         geometry["image_shape"] = tuple(axis.size for axis in navigation_axes)
     sigma = model.uncertainty(spectra, **geometry)
     data = sigma.T.reshape(-1, *[axis.size for axis in navigation_axes])
@@ -335,9 +335,9 @@ def _training_run(signal, arguments: dict, options: dict) -> TrainingRun:
     # spatial="auto": neighbours where the whole scan, a line or a map, is
     # in memory (HyperSpy's chunks of a lazy one hold no neighbours).
     grid = (
-        _scan_grid(signal, arguments.get("navigation_mask"))
+        scan_grid(signal, arguments.get("navigation_mask"))
         if estimator.spatial is True
-        or (estimator.spatial == "auto" and not lazy and _has_grid(signal))
+        or (estimator.spatial == "auto" and not lazy and has_grid(signal))
         else None
     )
     return TrainingRun(estimator, calibration, grid, sample_elements(signal))
@@ -397,14 +397,14 @@ def _scan_run(signal, arguments: dict, options: dict, model_source) -> ScanRun:
             "signals does not give. Load the scan with s.compute() first."
         )
     grid = (
-        _scan_grid(signal, arguments.get("navigation_mask"))
-        if _uses_neighbours(model, signal)
+        scan_grid(signal, arguments.get("navigation_mask"))
+        if uses_neighbours(model, signal)
         else None
     )
     return ScanRun(model, mapping, fine_tuning, grid)
 
 
-def _uses_neighbours(model, signal) -> bool:
+def uses_neighbours(model, signal) -> bool:
     """Whether a fitted model's spatial layer refines this scan's fractions.
 
     Always with ``spatial=True``; with ``spatial="auto"`` where the layer was
@@ -415,18 +415,18 @@ def _uses_neighbours(model, signal) -> bool:
     return (
         model.module_.spatial is not None
         and not internals.is_lazy(signal)
-        and _has_grid(signal)
+        and has_grid(signal)
     )
 
 
-def _has_grid(signal) -> bool:
+def has_grid(signal) -> bool:
     """Whether the scan's pixels have neighbours: a line scan or a map."""
     return 1 <= len(signal.axes_manager.navigation_shape) <= 2 and (
         signal.axes_manager.navigation_size > 1
     )
 
 
-def _scan_grid(signal, navigation_mask) -> ScanGrid:
+def scan_grid(signal, navigation_mask) -> ScanGrid:
     # Navigation axes are listed x first; the data array has them reversed.
     shape = tuple(signal.axes_manager.navigation_shape[::-1])
     if len(shape) > 2:

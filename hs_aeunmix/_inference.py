@@ -22,12 +22,14 @@ from dataclasses import replace
 import numpy as np
 import torch
 from sklearn.base import clone
+from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from hs_aeunmix import _intensity
 from hs_aeunmix._allocator import freed_memory_reused
+from hs_aeunmix._fitting import fit_spatial_layer
 from hs_aeunmix._screening import der_snr_noise
-from hs_aeunmix._spatial import PixelImage, check_geometry
+from hs_aeunmix._spatial import PixelImage, check_geometry, fit_windows
 from hs_aeunmix._validation import check_finite, check_not_complex
 
 # An endmember whose RMS value is below this fraction of the largest one's
@@ -525,6 +527,31 @@ class InferenceMixin:
         if ratio == 1.0 and not copy:
             return self
         return self._rescaled(ratio)
+
+    def _refit_spatial_layer(self, X, *, image_shape, navigation_mask=None) -> None:
+        """Fit the spatial layer to scan ``X`` (model channels), nothing else.
+
+        A scan unmixed with endmembers trained elsewhere (a series' shared
+        ones) has its own noise level and texture, which the layer's
+        averaging of neighbours adapts to: it is fitted as it would be had
+        the scan been trained alone. Endmembers and encoder stay; no random
+        numbers are drawn.
+        """
+        check_is_fitted(self, "module_")
+        if self.module_.spatial is None:
+            raise ValueError("This model has no spatial layer to fit.")
+        X = self._validated_for_inference(X)
+        geometry = check_geometry(len(X), image_shape, navigation_mask)
+        seed = int(
+            check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
+        )
+        fit_spatial_layer(
+            self.module_,
+            fit_windows(X, geometry, seed),
+            self.data_scale_,
+            self.device_,
+            self.spatial_weight,
+        )
 
 
 # Rows are encoded in batches padded to a multiple of this many rows:

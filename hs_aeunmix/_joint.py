@@ -22,6 +22,13 @@ What differs between acquisitions is handled per scan:
 * **intensity** (beam current, dwell time, thickness): absorbed by each
   pixel's intensity (``pixel_scale``) and reported as the scan's ratio to
   the series' training mean.
+* **noise and texture of the maps**: with ``spatial="auto"`` (the default)
+  the model's spatial layer (:mod:`hs_aeunmix._spatial`, averaging each
+  pixel's estimate with its like neighbours) is fitted on a window of each
+  in-memory map or line scan, then fitted again to each scan when it is
+  unmixed, as it would be were the scan trained alone: a low-dose scan is
+  smoothed more than a well-exposed one. The endmembers stay those of the
+  series. Lazy scans are unmixed per pixel, chunk by chunk.
 
 The training sample (at most :data:`~hs_aeunmix._fitting.MAX_TRAINING_PIXELS`
 spectra, as for one scan) is drawn from every scan in proportion to its
@@ -47,8 +54,9 @@ from hs_aeunmix._adapters import ScanRun
 from hs_aeunmix._axes import SignalCalibration, channel_mapping
 from hs_aeunmix._estimator import AEUnmix, load_model
 from hs_aeunmix._fitting import MAX_TRAINING_PIXELS
-from hs_aeunmix._hyperspy import decompose_with
+from hs_aeunmix._hyperspy import decompose_with, has_grid, scan_grid, uses_neighbours
 from hs_aeunmix._options import check_output_dimension, check_signal, make_estimator
+from hs_aeunmix._spatial import fit_windows
 
 _logger = logging.getLogger(__name__)
 
@@ -60,6 +68,9 @@ _SMOOTHING = 1.0
 # A scan whose halves' offsets disagree by more than twice this many
 # channels is not trained on: misaligned spectra would blur the endmembers.
 OFFSET_TOLERANCE = 0.25
+# Scans that give the shared spatial layer a window each: its 10 parameters
+# need a few, and each scan's own layer is then fitted on that scan.
+_LAYER_SCANS = 16
 
 
 @dataclass(frozen=True)
@@ -157,7 +168,9 @@ def decompose_series(
         Read files lazily (only the sampled spectra are loaded for training).
     **options
         Options of ``s.decomposition(algorithm="ae", ...)`` for training
-        (``random_state``, ``max_epochs``, ``preset``, ...).
+        (``random_state``, ``max_epochs``, ``preset``, ``spatial``, ...).
+        ``spatial=True`` needs every scan in memory as a line scan or a map;
+        ``spatial=False`` gives per-pixel maps.
 
     Returns
     -------
@@ -250,13 +263,25 @@ def decompose_series(
         )
         if model is None:
             estimator = make_estimator("ae", output_dimension, options)
-            estimator.fit(training, signal_calibration=reference)
         else:
             # The caller's model is never changed: a copy is trained on.
             estimator = copy.deepcopy(model)
             estimator.set_params(warm_start=True, **options)
-            estimator.fit(training)
+        _check_grids(estimator.spatial, signals)
+        windows = None
+        if estimator.spatial is True or (
+            estimator.spatial == "auto"
+            and (model is None or model.module_.spatial is not None)
+        ):
+            windows = _layer_windows(signals, mappings, trained_on, rng)
+        estimator._fit(
+            training,
+            signal_calibration=reference if model is None else None,
+            spatial_windows=windows,
+        )
         model = estimator
+    else:
+        _check_grids(model.spatial, signals)
     scans = []
     for signal, mapping, offset, spread, rows, kept in zip(
         signals, mappings, offsets, spreads, mapped, trained_on, strict=True
@@ -269,10 +294,21 @@ def decompose_series(
         scan_model.signal_calibration_ = replace(
             calibration, values=calibration.values + offset
         )
+        grid = scan_grid(signal, None) if uses_neighbours(scan_model, signal) else None
         with warnings.catch_warnings():
             # Reported once, in the series' table.
             warnings.filterwarnings("ignore", ".*times as intense", UserWarning)
-            decompose_with(signal, ScanRun(scan_model, mapping, None, None), {})
+            decompose_with(
+                signal,
+                ScanRun(
+                    scan_model,
+                    mapping,
+                    None,
+                    grid,
+                    refit_spatial=train and grid is not None,
+                ),
+                {},
+            )
         ratio = model.intensity_ratio(rows) if len(rows) else np.nan
         scans.append(
             SeriesScan(
@@ -335,13 +371,53 @@ def _given_model(model, output_dimension, fine_tune: bool, options: dict) -> AEU
             "The model records no spectral axis (it was trained on an array); "
             "a series is aligned on the model's axis. Train it on a signal."
         )
-    if model.spatial is True:
-        raise ValueError(
-            "decompose_series trains on spectra sampled across the scans; a "
-            "spatial=True model needs each pixel's neighbours. Use a model "
-            "trained without spatial=True."
-        )
     return model
+
+
+def _check_grids(spatial, signals: list) -> None:
+    """``spatial=True`` needs every scan in memory, as a line scan or a map."""
+    if spatial is not True:
+        return
+    for signal in signals:
+        if internals.is_lazy(signal) or not has_grid(signal):
+            raise ValueError(
+                f"{signal.metadata.General.title}: spatial=True needs each "
+                "pixel's neighbours, so every scan in memory (not lazy) and a "
+                "line scan or a 2-D map. Load the scans with lazy=False, or use "
+                'spatial="auto" (neighbours where a scan gives them).'
+            )
+
+
+def _layer_windows(
+    signals: list, mappings: list, kept: list, rng: np.random.Generator
+) -> list | None:
+    """Where the shared spatial layer is fitted: a window of each trained map.
+
+    At most :data:`_LAYER_SCANS` scans, evenly spaced through the series,
+    each in memory with neighbours (a line scan or a map), give one window
+    (:func:`~hs_aeunmix._spatial.fit_windows`) on the model's channels.
+    None when no scan has neighbours.
+    """
+    eligible = [
+        index
+        for index, signal in enumerate(signals)
+        if kept[index] and not internals.is_lazy(signal) and has_grid(signal)
+    ]
+    if not eligible:
+        return None
+    spaced = np.linspace(0, len(eligible) - 1, min(len(eligible), _LAYER_SCANS))
+    windows = []
+    for index in (eligible[position] for position in spaced.round().astype(int)):
+        signal = signals[index]
+        shape = scan_grid(signal, None).shape
+        if len(shape) == 1:
+            shape = (1, shape[0])
+        rows = signal.data.reshape(-1, signal.axes_manager.signal_size)
+        spectra, window_shape, mask = fit_windows(
+            rows, (shape, None), int(rng.integers(2**31))
+        )[0]
+        windows.append((mappings[index].to_model(spectra), window_shape, mask))
+    return windows
 
 
 def _samples(signals: list, rng: np.random.Generator, *, train: bool) -> list:

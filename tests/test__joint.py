@@ -23,6 +23,14 @@ def fit(series):
     return hs_aeunmix.decompose_series([s.deepcopy() for s in signals], 3, **OPTIONS)
 
 
+@pytest.fixture(scope="module")
+def per_pixel_fit(series):
+    signals, _, _ = series
+    return hs_aeunmix.decompose_series(
+        [s.deepcopy() for s in signals], 3, spatial=False, **OPTIONS
+    )
+
+
 def scores(fit, scan, truth):
     trained = fit.model.signal_calibration_.trained_channels
     reference = datasets.GroundTruth(
@@ -141,7 +149,48 @@ def test_a_saved_model_is_applied_and_continued(series, fit, tmp_path):
     assert [scan.n_sampled for scan in continued.scans] == [144, 144]
 
 
-def test_files_and_lazy_scans_give_the_same_model(series, fit, tmp_path):
+def test_each_map_gets_a_spatial_layer_fitted_to_that_scan(series, fit, per_pixel_fit):
+    _, truths, _ = series
+    # The same endmembers: the layer refines the maps only.
+    np.testing.assert_array_equal(
+        fit.model.components_, per_pixel_fit.model.components_
+    )
+    assert per_pixel_fit.model.module_.spatial is None
+    assert fit.model.module_.spatial is not None
+    rmse = [
+        [
+            scores(result, scan, truth)["abundance_rmse"]
+            for scan, truth in zip(result.scans, truths, strict=True)
+        ]
+        for result in (fit, per_pixel_fit)
+    ]
+    # The low-dose third scan, whose per-pixel maps are the noisiest, gains
+    # most; every scan gains.
+    spatial, per_pixel = np.array(rmse)
+    assert np.all(spatial < per_pixel)
+    assert spatial[2] < 0.8 * per_pixel[2]
+    # Each scan's layer is its own: fitted to that scan, stored with its
+    # results (reapplying them gives the same maps, see below).
+    layers = [
+        hs_aeunmix.load_model(signal).module_.spatial.log_sharpness.item()
+        for signal in fit.signals
+    ]
+    assert len(set(layers)) == len(layers)
+    assert fit.model.module_.spatial.log_sharpness.item() not in layers
+
+
+def test_spatial_true_needs_every_scan_in_memory_on_a_grid(series):
+    signals, _, _ = series
+    with pytest.raises(ValueError, match="spatial=True needs each pixel's neighbours"):
+        hs_aeunmix.decompose_series(
+            [signals[0], signals[1].as_lazy()], 3, spatial=True, **OPTIONS
+        )
+
+
+def test_files_and_lazy_scans_give_the_same_model(series, per_pixel_fit, tmp_path):
+    # Lazy scans are unmixed chunk by chunk, without neighbours: their maps
+    # are the per-pixel ones.
+    fit = per_pixel_fit
     signals, _, _ = series
     paths = []
     for number, signal in enumerate(signals):

@@ -189,6 +189,26 @@ def test_auto_adds_the_layer_only_where_the_grid_is_given(noisy_eels):
     assert not np.allclose(per_pixel, refined)
 
 
+def test_training_on_keeps_the_layer_and_refits_it_where_the_grid_is_given(
+    noisy_eels,
+):
+    spectra, _ = noisy_eels
+    options = {"init": "vca", "random_state": 0, "max_epochs": 2}
+    model = AEUnmix(3, **options).fit(spectra, image_shape=(48, 48))
+    model.set_params(warm_start=True, max_epochs=1)
+    sharpness = model.module_.spatial.log_sharpness.item()
+    # Without the grid the layer is kept as it was (its neighbours are unknown).
+    model.fit(spectra)
+    assert model.module_.spatial.log_sharpness.item() == sharpness
+    model.fit(spectra, image_shape=(48, 48))
+    assert model.module_.spatial.log_sharpness.item() != sharpness
+    # A model without the layer fits one only where a scan is given.
+    with pytest.raises(ValueError, match="no spatial layer to fit"):
+        AEUnmix(3, **options).fit(spectra)._refit_spatial_layer(
+            spectra, image_shape=(48, 48)
+        )
+
+
 def test_auto_through_hyperspy_in_memory_lazily_and_beyond_two_axes():
     import hyperspy.api as hs
 
