@@ -8,6 +8,7 @@ from _helpers import FAST
 
 import hs_aeunmix
 from hs_aeunmix import _joint, datasets, metrics
+from hs_aeunmix._axes import SignalCalibration
 
 OPTIONS = {**FAST, "max_epochs": 10}
 
@@ -88,6 +89,34 @@ def test_offsets_are_measured_and_uncertain_scans_are_not_trained_on(series, fit
     assert [scan.n_sampled for scan in fit.scans] == [144, 144, 0, 144]
     np.testing.assert_allclose(measured[known], offsets[known], atol=0.3 * scale)
     assert "± " in str(fit)
+
+
+def test_an_offsets_standard_error_covers_the_counting_noise():
+    signals, _, offsets = datasets.eels_series(10, (32, 32), random_state=0)
+    calibration = SignalCalibration.from_signal(signals[0])
+    reference = _joint._mean_spectra(signals[0], calibration)[0]
+    scale = calibration.scale
+
+    def measured(number):
+        means = _joint._mean_spectra(signals[number], calibration)
+        assert len(means) == 1 + _joint.OFFSET_SUBSETS
+        offset, error = _joint._measured_offset(reference, list(means), 5.0)
+        return offset * scale - offsets[number], error * scale
+
+    # Low-dose scans 3 and 9: off by 0.22 and 0.30 channels, which the
+    # halves' spread put at 0.001 and 0.043; the standard error, 0.25 and 0.16.
+    for number in (2, 8):
+        error, standard_error = measured(number)
+        assert standard_error > 0.1 * scale
+        assert abs(error) < 3 * standard_error
+    # A well-exposed scan's offset is known to a few hundredths of a channel.
+    assert measured(1)[1] < 0.05 * scale
+    single = signals[1].inav[0, 0]
+    assert np.isnan(
+        _joint._measured_offset(
+            reference, list(_joint._mean_spectra(single, calibration)), 5.0
+        )[1]
+    )
 
 
 def test_the_offset_of_a_shifted_spectrum_is_found_to_a_tenth_of_a_channel():

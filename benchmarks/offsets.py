@@ -1,0 +1,95 @@
+"""Benchmark: how well a series scan's energy offset and its uncertainty are measured.
+
+For ``decompose_series`` (issue 22). On synthetic series
+(:func:`hs_aeunmix.datasets.eels_series`: 10 scans of 32 x 32 x 200, offsets
+up to 3 channels of 1 eV, every third scan at 2 counts per channel), each
+later scan's offset is measured against the first scan as
+``decompose_series`` measures it (aligning the mean spectra's first
+differences), and its uncertainty two ways: half the difference between
+the offsets of the scan's even and odd pixels (used until 2026-12-05) and
+the standard error from the offsets of 8 interleaved pixel subsets (used
+since). Prints, per scan, the error against the true offset, both
+uncertainties and the error in units of each; then, per dose class, the
+median absolute error in those units (about 0.67 for an honest standard
+error of Gaussian errors; far above it, the uncertainty is too small).
+No training: a few seconds per series.
+
+Usage::
+
+    python benchmarks/offsets.py
+    python benchmarks/offsets.py --seeds 0 1 2 3 4 5
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+
+from hs_aeunmix import _joint, datasets
+from hs_aeunmix._axes import SignalCalibration
+
+
+def rows(seed: int) -> list[dict]:
+    """One record per later scan of the series drawn from ``seed``."""
+    signals, _, offsets = datasets.eels_series(10, (32, 32), random_state=seed)
+    calibration = SignalCalibration.from_signal(signals[0])
+    reference = _joint._mean_spectra(signals[0], calibration)[0]
+    records = []
+    for number, signal in enumerate(signals[1:], 1):
+        data = np.asarray(signal.data, dtype=np.float64).reshape(-1, calibration.size)
+        means = _joint._mean_spectra(signal, calibration)
+        offset, standard_error = _joint._measured_offset(reference, list(means), 5.0)
+        even, odd = (
+            _joint._offset(reference, half.mean(axis=0), 5.0)
+            for half in (data[0::2], data[1::2])
+        )
+        records.append(
+            {
+                "seed": seed,
+                "scan": number + 1,
+                "dose": "low" if number % 3 == 2 else "normal",
+                "error": offset * calibration.scale - offsets[number],
+                "halves": abs(even - odd) / 2 * calibration.scale,
+                "subsets": standard_error * calibration.scale,
+            }
+        )
+    return records
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3])
+    args = parser.parse_args(argv)
+    records = [record for seed in args.seeds for record in rows(seed)]
+    print(
+        "| seed | scan | dose | error (eV) | halves' spread (eV) | error / spread | "
+        "subsets' standard error (eV) | error / standard error |"
+    )
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    for r in records:
+        print(
+            f"| {r['seed']} | {r['scan']} | {r['dose']} | {r['error']:+.3f} | "
+            f"{r['halves']:.3f} | {r['error'] / r['halves']:+.1f} | "
+            f"{r['subsets']:.3f} | {r['error'] / r['subsets']:+.1f} |"
+        )
+    print()
+    print(
+        "| dose | scans | median abs error (eV) | median abs error / halves' spread "
+        "| median abs error / standard error |"
+    )
+    print("| --- | --- | --- | --- | --- |")
+    for dose in ("normal", "low"):
+        chosen = [r for r in records if r["dose"] == dose]
+        errors = np.abs([r["error"] for r in chosen])
+        halves = np.array([r["halves"] for r in chosen])
+        subsets = np.array([r["subsets"] for r in chosen])
+        print(
+            f"| {dose} | {len(chosen)} | {np.median(errors):.3f} | "
+            f"{np.median(errors / halves):.1f} | {np.median(errors / subsets):.1f} |"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
