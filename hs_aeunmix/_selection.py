@@ -107,6 +107,18 @@ worse by more than 0.01 on 6 of the 10 scenes and better on 3 (family 0
 better / 4 worse, Raman 2 / 3): better endmember shapes bought with worse
 maps, so the default stays as it was.
 
+Starts found on spectra averaged over 3 x 3 neighbourhoods (noise divided
+by up to 9 where the phases vary slowly) were tried as three more
+candidates and are not (``benchmarks/averaged_starts.py``, development
+scenes): Raman compounds 0.135 / 0.686 -> 0.056 / 0.230 rad (two failed
+scenes recovered), STEM-EELS 0.162 / 0.489 -> 0.168 / 0.369 with RMSE
+median 0.214 -> 0.241, the family 0.089 / 0.377 -> 0.156 / 0.404. On the
+family's scene 5 (no pure pixels) the averaged SPA and VCA networks had
+the lowest held-out risk (279.8 against ICA's 280.5) with angles 0.31-0.34
+against 0.08: averaging shrinks the simplex, and the risk's 2 per non-zero
+abundance rewards a simplex whose fits clip to zero, which the truth of a
+scene without pure pixels never does. A known limit of this rule.
+
 The ICA start is trained whenever its components yield positive weights
 (its spectra clipped at zero): training repairs a slightly negative start,
 and the noise test discards one that does not fit.
