@@ -216,6 +216,29 @@ def test_spatial_true_needs_every_scan_in_memory_on_a_grid(series):
         )
 
 
+def test_line_scans_get_a_layer_and_lazy_scans_stay_per_pixel(series):
+    signals, _, _ = series
+    lines = [signal.inav[:, 5] for signal in signals[:2]]
+    fit = hs_aeunmix.decompose_series(lines, 3, **{**OPTIONS, "max_epochs": 3})
+    assert fit.model.module_.spatial is not None
+    for scan in fit.signals:
+        assert hs_aeunmix.load_model(scan).module_.spatial is not None
+        assert scan.learning_results.loadings.shape == (12, 3)
+    mixed = [signals[0].deepcopy(), signals[1].deepcopy().as_lazy()]
+    fit = hs_aeunmix.decompose_series(mixed, 3, **{**OPTIONS, "max_epochs": 3})
+    # The layer is fitted on the scan in memory; the lazy one is unmixed
+    # chunk by chunk, each pixel alone (as a lazy scan trained alone is).
+    assert fit.model.module_.spatial is not None
+    per_pixel, refined = signals[1].deepcopy().as_lazy(), signals[1].deepcopy()
+    for scan in (per_pixel, refined):
+        scan.decomposition(algorithm="ae", model=fit.signals[1], print_info=False)
+    lazy_maps = np.asarray(fit.signals[1].learning_results.loadings)
+    np.testing.assert_allclose(
+        lazy_maps, np.asarray(per_pixel.learning_results.loadings), rtol=1e-5
+    )
+    assert not np.allclose(lazy_maps, refined.learning_results.loadings)
+
+
 def test_files_and_lazy_scans_give_the_same_model(series, per_pixel_fit, tmp_path):
     # Lazy scans are unmixed chunk by chunk, without neighbours: their maps
     # are the per-pixel ones.
