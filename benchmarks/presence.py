@@ -1,4 +1,4 @@
-"""Can a scan's own fit say that a phase is absent from it? (issue 22)
+"""Can a scan's own spectra say that a phase is absent from it? (issue 22)
 
 Trains ``decompose_series`` on the synthetic series of ``benchmarks/joint.py``
 (10 scans of 32 x 32, one phase absent from two of them, three at low dose)
@@ -10,6 +10,14 @@ its standard error. An endmember a scan does not need costs about one unit
 table shows whether the absent phase can be told from the present ones by
 this measure: it can only where the dose lets every present phase cost
 clearly more than the absent one.
+
+Two measures that do not use the fit are printed beside it: the scan's
+rank, the eigenvalues of its spectra's second moments (Poisson-whitened by
+the scan's mean variance per channel) above the Marchenko-Pastur edge of
+white noise, ``(1 + sqrt(channels / pixels))**2`` (with the largest below
+it); and each endmember's angle (sine) to the subspace those eigenvectors
+span. A phase absent from a scan should leave the rank one short and its
+endmember outside the subspace.
 
 Usage::
 
@@ -43,6 +51,25 @@ def chi_square_increase(spectra, endmembers, variance, rows) -> list[tuple]:
     return result
 
 
+def rank_and_sines(spectra: np.ndarray, endmembers: np.ndarray) -> tuple:
+    """Signal rank of Poisson-whitened spectra, the edge, eigenvalues, sines."""
+    from scipy.ndimage import gaussian_filter1d
+
+    n_pixels, n_channels = spectra.shape
+    variance = np.maximum(gaussian_filter1d(spectra, 2.0, axis=1), 1e-3).mean(0)
+    whitened = spectra / np.sqrt(variance)
+    values, vectors = np.linalg.eigh(whitened.T @ whitened / n_pixels)
+    values, vectors = values[::-1], vectors[:, ::-1]
+    edge = (1 + np.sqrt(n_channels / n_pixels)) ** 2
+    rank = int(np.sum(values > edge))
+    basis = vectors[:, :rank]
+    sines = []
+    for endmember in endmembers / np.sqrt(variance):
+        outside = endmember - basis @ (basis.T @ endmember)
+        sines.append(np.linalg.norm(outside) / np.linalg.norm(endmember))
+    return rank, edge, values[: rank + 1], sines
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seed", type=int, default=0)
@@ -68,8 +95,12 @@ def main(argv: list[str] | None = None) -> int:
     for phase, endmember in enumerate(order):
         names[endmember] = truths[0].names[phase]
     columns = " | ".join(f"without {name}" for name in names)
-    print(f"| scan | dose class | phases present | {columns} |")
-    print("| --- " * (3 + n) + "|")
+    sines = " | ".join(f"sine, {name}" for name in names)
+    print(
+        f"| scan | dose class | phases present | {columns} | rank (edge): "
+        f"eigenvalues | {sines} |"
+    )
+    print("| --- " * (4 + 2 * n) + "|")
     rng = np.random.default_rng(args.seed)
     for number, (scan, signal, truth) in enumerate(
         zip(fit.scans, signals, truths, strict=True), 1
@@ -85,6 +116,9 @@ def main(argv: list[str] | None = None) -> int:
         present = truth.abundances.reshape(-1, n).max(axis=0) > 0
         dose = "low" if (number - 1) % 3 == 2 else "normal"  # as joint.py draws
         cells = [f"{mean:.2f} ± {error:.2f}" for mean, error in increases]
+        rank, edge, values, angles = rank_and_sines(spectra, factors)
+        cells.append(f"{rank} ({edge:.2f}): " + ", ".join(f"{v:.3g}" for v in values))
+        cells += [f"{sine:.3f}" for sine in angles]
         shown = ", ".join(np.asarray(truth.names)[present])
         print(f"| {number} | {dose} | {shown} | {' | '.join(cells)} |", flush=True)
     return 0
