@@ -118,9 +118,11 @@ def main(argv: list[str] | None = None) -> int:
         "| dose | scans | median abs error (eV) | median abs error / halves' spread "
         "| median abs error / standard error |"
     )
+    by_dose = {
+        dose: [r for r in records if r["dose"] == dose] for dose in ("normal", "low")
+    }
     print("| --- | --- | --- | --- | --- |")
-    for dose in ("normal", "low"):
-        chosen = [r for r in records if r["dose"] == dose]
+    for dose, chosen in by_dose.items():
         errors = np.abs([r["error"] for r in chosen])
         halves = np.array([r["halves"] for r in chosen])
         subsets = np.array([r["subsets"] for r in chosen])
@@ -134,8 +136,7 @@ def main(argv: list[str] | None = None) -> int:
         "| all pairs | all pairs, weighted |"
     )
     print("| --- | --- | --- | --- |")
-    for dose in ("normal", "low"):
-        chosen = [r for r in records if r["dose"] == dose]
+    for dose, chosen in by_dose.items():
         cells = []
         for key in ("error", "pairs", "weighted pairs"):
             errors = np.abs([r[key] for r in chosen])

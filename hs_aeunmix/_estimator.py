@@ -15,7 +15,6 @@ from sklearn.base import (
     ClassNamePrefixFeaturesOutMixin,
     TransformerMixin,
 )
-from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from hs_aeunmix import _intensity, _model_sources, _persistence
@@ -592,9 +591,7 @@ class AEUnmix(
             else None
         )
         device = resolve_device(self.device)
-        seed = int(
-            check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
-        )
+        seed = self._seed()
         # Copied before training may overwrite X.
         windows = (
             fit_windows(X, geometry, seed) if geometry is not None else spatial_windows

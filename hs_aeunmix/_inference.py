@@ -528,6 +528,12 @@ class InferenceMixin:
             return self
         return self._rescaled(ratio)
 
+    def _seed(self) -> int:
+        """The seed of a training run's random draws, from ``random_state``."""
+        return int(
+            check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
+        )
+
     def _refit_spatial_layer(self, X, *, image_shape, navigation_mask=None) -> None:
         """Fit the spatial layer to scan ``X`` (model channels), nothing else.
 
@@ -542,12 +548,9 @@ class InferenceMixin:
             raise ValueError("This model has no spatial layer to fit.")
         X = self._validated_for_inference(X)
         geometry = check_geometry(len(X), image_shape, navigation_mask)
-        seed = int(
-            check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
-        )
         fit_spatial_layer(
             self.module_,
-            fit_windows(X, geometry, seed),
+            fit_windows(X, geometry, self._seed()),
             self.data_scale_,
             self.device_,
             self.spatial_weight,

@@ -62,7 +62,7 @@ from hs_aeunmix._estimator import AEUnmix, load_model
 from hs_aeunmix._fitting import MAX_TRAINING_PIXELS
 from hs_aeunmix._hyperspy import decompose_with, has_grid, scan_grid, uses_neighbours
 from hs_aeunmix._options import check_output_dimension, check_signal, make_estimator
-from hs_aeunmix._spatial import fit_windows
+from hs_aeunmix._spatial import check_geometry, fit_windows
 
 _logger = logging.getLogger(__name__)
 
@@ -422,12 +422,10 @@ def _layer_windows(
     windows = []
     for index in (eligible[position] for position in spaced.round().astype(int)):
         signal = signals[index]
-        shape = scan_grid(signal, None).shape
-        if len(shape) == 1:
-            shape = (1, shape[0])
         rows = signal.data.reshape(-1, signal.axes_manager.signal_size)
+        geometry = check_geometry(len(rows), scan_grid(signal, None).shape, None)
         spectra, window_shape, mask = fit_windows(
-            rows, (shape, None), int(rng.integers(2**31))
+            rows, geometry, int(rng.integers(2**31))
         )[0]
         windows.append((mappings[index].to_model(spectra), window_shape, mask))
     return windows
