@@ -126,6 +126,11 @@ VARIANTS: dict[str, dict] = {
             "hs_aeunmix._initialisation.AUTO_STARTS": ("ica", "spa", "vca", "kmeans")
         },
     },
+    # The package's default as it is now (run again: the labels above hold
+    # records of earlier versions), and with the minimum-volume weight that
+    # decompose_series takes (chosen on series, 2026-12-05), not tuned here.
+    "default, 2026-12-05": {},
+    "default, 2026-12-05, min volume 0.005": {"min_volume_weight": 0.005},
 }
 CURRENT_ROUND = "ablation"
 
