@@ -36,13 +36,18 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import sys
 import warnings
+from pathlib import Path
 
 import hyperspy.api as hs
 import numpy as np
 
 import hs_aeunmix
-from hs_aeunmix import datasets, metrics
+from hs_aeunmix import datasets
+
+sys.path.insert(0, str(Path(__file__).parent))
+import joint  # a series fit's scores on the model's channels
 
 N_SCANS = 10
 SHAPE = (32, 32)
@@ -69,8 +74,9 @@ def _mixed_series(scene, base_index: int, seed: int, **fixed):
             abundances[..., -1] = 0.0
             totals = abundances.sum(axis=-1, keepdims=True)
             # A pixel that held only the removed phase gets the others evenly.
+            evenly = 1.0 / (abundances.shape[-1] - 1)
             abundances = np.where(
-                totals > 0, abundances / np.where(totals > 0, totals, 1.0), 0.5
+                totals > 0, abundances / np.where(totals > 0, totals, 1.0), evenly
             )
             abundances[..., -1] = 0.0
         dose = (
@@ -136,11 +142,8 @@ def scores(
     endmembers = fit.model.components_
     leaks, angles, rmses = [], [], []
     for scan, truth in zip(fit.scans, truths, strict=True):
-        reference = datasets.GroundTruth(
-            truth.endmembers[:, channels], truth.abundances, truth.names, None
-        )
         loadings = np.asarray(scan.signal.learning_results.loadings)[:, :n]
-        result = metrics.unmixing_scores(endmembers, loadings, reference)
+        result = joint._scores(endmembers, loadings, truth, channels)
         angles.append(result["mean_sad_rad"])
         rmses.append(result["abundance_rmse"])
         if truth.abundances[..., -1].max() == 0:
