@@ -235,6 +235,17 @@ def test_running_median_is_scipys_median_filter(dtype, shape):
     np.testing.assert_array_equal(result, expected)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("width", [1, 2, 7, 1020])
+def test_row_medians_are_numpys_medians(dtype, width):
+    rng = np.random.default_rng(width)
+    values = rng.normal(size=(40, width)).astype(dtype)
+    values[:20] = np.round(values[:20])  # ties
+    result = _screening.row_medians(values)
+    assert result.dtype == dtype
+    np.testing.assert_array_equal(result, np.median(values, axis=1))
+
+
 def test_repair_takes_any_rows_in_any_order(counts):
     spectra = _scene_with_everything(counts)
     whole, screening = screened(spectra)

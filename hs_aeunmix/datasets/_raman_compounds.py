@@ -57,7 +57,7 @@ overriding one leaves the others as drawn): ``sample_type``,
 ``read_noise``, ``fluorescence``, ``cosmic_rays``, ``hot_pixels``,
 ``shift_channels``, ``pure_pixels``, ``intensity_variation``, ``structure``
 and ``compounds`` (names from the table, which also sets ``n_endmembers``).
-Overrides may leave the drawn ranges: ``shape`` 20..128 per side,
+Overrides may leave the drawn ranges: ``shape`` 20..256 per side,
 ``n_channels`` 64..2048, ``counts`` 1..1e7, ``read_noise`` 0..100,
 ``shift_channels`` 0..5 and ``intensity_variation`` 0..0.9; an invalid
 value raises a ValueError that names the parameter and its allowed values.
@@ -364,11 +364,11 @@ def _check_number(
 def _check_shape(value: object) -> tuple[int, int]:
     if not isinstance(value, tuple | list) or len(value) != 2:
         raise ValueError(
-            f"shape must be a (ny, nx) pair of integers in 20..128, got {value!r}."
+            f"shape must be a (ny, nx) pair of integers in 20..256, got {value!r}."
         )
     return (
-        int(_check_number("shape[0]", value[0], 20, 128, integer=True)),
-        int(_check_number("shape[1]", value[1], 20, 128, integer=True)),
+        int(_check_number("shape[0]", value[0], 20, 256, integer=True)),
+        int(_check_number("shape[1]", value[1], 20, 256, integer=True)),
     )
 
 
