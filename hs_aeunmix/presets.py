@@ -60,13 +60,14 @@ def pnas2024(n_components: int) -> dict:
     abundance layer is what limits the accuracy (0.023 rad, abundance RMSE
     0.31 in 20 epochs); with ``abundance="sum_to_one"`` the same network
     reaches 0.0049 rad and 0.071, the variant to use for accuracy. A
-    training step costs 15-25 ms on 2 CPU cores (batch 128, 200 channels),
-    most of it in the encoder, whose branches are computed as one
+    training step costs 8-10 ms eagerly on 2 CPU cores (batch 128, 200
+    channels), most of it in the encoder, whose branches are computed as one
     (:class:`~hs_aeunmix._networks.MultiBranchConvEncoder`); a run of at
     least :data:`~hs_aeunmix._training.COMPILE_MIN_STEPS` steps (the paper's
-    length is 5,800) goes through ``torch.compile``, which takes the paper's
-    training of a 64 x 64 scan from 100-103 s to 73-78 s
-    (``benchmarks/scale.py``).
+    length is 5,800) goes through ``torch.compile``. The paper's training
+    of a 64 x 64 scan then takes 55-59 s once torch's compiled kernels are
+    on disk, and 74 s the first time on a machine (about 19 s of compiling;
+    ``benchmarks/scale.py``, ``benchmarks/conv_encoder.py --paper-length``).
     """
     return {
         **PAPER_TRAINING,

