@@ -438,6 +438,13 @@ def train(
         best_loss = history.initial_loss = evaluate(model, objective, batches())
     epochs_without_improvement = 0
     gradients = (compiled_gradients if compile_steps else eager_gradients)(objective)
+    if compile_steps:
+        # Measured on 2 CPU cores: 19 s with an empty cache, 2.6 s from it.
+        _logger.info(
+            "The training steps go through torch.compile: the first step compiles "
+            "them (tens of seconds the first time on a machine, a few seconds "
+            "once torch has cached the kernels)"
+        )
     epochs = progressbar(
         range(max_epochs),
         desc=description,

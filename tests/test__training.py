@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import warnings
 
@@ -223,8 +224,10 @@ def test_only_long_runs_of_the_conv_encoder_in_the_main_thread_are_compiled():
     assert in_thread == [False]
 
 
-def test_compiled_steps_train_as_eager_ones_and_reproducibly(monkeypatch):
+def test_compiled_steps_train_as_eager_ones_and_reproducibly(monkeypatch, caplog):
+    caplog.set_level(logging.INFO, logger="hs_aeunmix._training")
     eager, mixture = _conv_fit(conv_dropout=0.0, dropout=0.0)
+    assert "torch.compile" not in caplog.text
     calls = []
     real_compile = torch.compile
 
@@ -236,6 +239,8 @@ def test_compiled_steps_train_as_eager_ones_and_reproducibly(monkeypatch):
     monkeypatch.setattr(_training.torch, "compile", spied_compile)
     compiled = _conv_fit(conv_dropout=0.0, dropout=0.0)[0]
     assert calls  # the steps did go through the compiler
+    # The first step's wait is said, not left unexplained.
+    assert "The training steps go through torch.compile" in caplog.text
     # The same steps, rounded differently by the fused kernels.
     np.testing.assert_allclose(
         compiled.components_, eager.components_, rtol=1e-3, atol=1e-3
