@@ -63,6 +63,49 @@ PLAIN_SETTINGS = {
     "patience": 1000,
 }
 
+
+def _averaged_choice(only_tied: bool):
+    """``_fitting.choose`` that also averages the candidates' endmembers.
+
+    Issue 21, "or remove the need to choose": the chosen network's
+    endmembers become the mean of its own and the other candidates'
+    (matched by angle, each scaled to the chosen one's sums), of the tied
+    ones only or of all; the chosen network then trains on from there.
+    """
+
+    def choose(candidates) -> int:
+        import torch
+        from scipy.optimize import linear_sum_assignment
+
+        from hs_aeunmix import _selection
+
+        index = _selection.choose(candidates)
+        decoder = candidates[index].module.decoder
+        chosen = decoder.endmembers.detach().cpu().numpy().astype(np.float64)
+        keep = _selection.tied(candidates) if only_tied else None
+        total, count = chosen.copy(), 1
+        seen = {id(candidates[index].module)}
+        for number, candidate in enumerate(candidates):
+            if id(candidate.module) in seen or (keep is not None and not keep[number]):
+                continue
+            seen.add(id(candidate.module))
+            other = candidate.module.decoder.endmembers.detach().cpu().numpy()
+            other = other.astype(np.float64)
+            unit = chosen / np.linalg.norm(chosen, axis=1, keepdims=True)
+            unit_other = other / np.linalg.norm(other, axis=1, keepdims=True)
+            rows, columns = linear_sum_assignment(-(unit @ unit_other.T))
+            matched = other[columns[np.argsort(rows)]]
+            sums = np.maximum(matched.sum(axis=1, keepdims=True), 1e-30)
+            total += matched * (chosen.sum(axis=1, keepdims=True) / sums)
+            count += 1
+        with torch.no_grad():
+            decoder.weight.copy_(torch.from_numpy(total / count).T)
+            decoder.clamp_()
+        return index
+
+    return choose
+
+
 # label -> options of s.decomposition (a "patch" key sets package constants).
 VARIANTS: dict[str, dict] = {
     "default": {},
@@ -131,6 +174,14 @@ VARIANTS: dict[str, dict] = {
     # decompose_series takes (chosen on series, 2026-12-05), not tuned here.
     "default, 2026-12-05": {},
     "default, 2026-12-05, min volume 0.005": {"min_volume_weight": 0.005},
+    # Issue 21's "remove the need to choose": average the starts' endmembers
+    # (2026-12-05, development scenes first).
+    "average of the tied starts": {
+        "patch": {"hs_aeunmix._fitting.choose": _averaged_choice(only_tied=True)}
+    },
+    "average of all starts": {
+        "patch": {"hs_aeunmix._fitting.choose": _averaged_choice(only_tied=False)}
+    },
 }
 CURRENT_ROUND = "ablation"
 
