@@ -179,6 +179,9 @@ VARIANTS: dict[str, dict] = {
     "average of the tied starts": {
         "patch": {"hs_aeunmix._fitting.choose": _averaged_choice(only_tied=True)}
     },
+    # How wide the tie is: more ties leave more choices to the minimum volume.
+    "ties within 1 standard error": {"patch": {"hs_aeunmix._selection.TIE_Z": 1.0}},
+    "ties within 4 standard errors": {"patch": {"hs_aeunmix._selection.TIE_Z": 4.0}},
     "average of all starts": {
         "patch": {"hs_aeunmix._fitting.choose": _averaged_choice(only_tied=False)}
     },
