@@ -179,14 +179,14 @@ VARIANTS: dict[str, dict] = {
     "average of the tied starts": {
         "patch": {"hs_aeunmix._fitting.choose": _averaged_choice(only_tied=True)}
     },
-    # Shorter brief training of the starts (issue 25: the time of a call).
-    "candidates 3 epochs": {"patch": {"hs_aeunmix._fitting.CANDIDATE_EPOCHS": 3}},
-    # How wide the tie is: more ties leave more choices to the minimum volume.
-    "ties within 1 standard error": {"patch": {"hs_aeunmix._selection.TIE_Z": 1.0}},
-    "ties within 4 standard errors": {"patch": {"hs_aeunmix._selection.TIE_Z": 4.0}},
     "average of all starts": {
         "patch": {"hs_aeunmix._fitting.choose": _averaged_choice(only_tied=False)}
     },
+    # How wide the tie is: more ties leave more choices to the minimum volume.
+    "ties within 1 standard error": {"patch": {"hs_aeunmix._selection.TIE_Z": 1.0}},
+    "ties within 4 standard errors": {"patch": {"hs_aeunmix._selection.TIE_Z": 4.0}},
+    # Shorter brief training of the starts (issue 25: the time of a call).
+    "candidates 3 epochs": {"patch": {"hs_aeunmix._fitting.CANDIDATE_EPOCHS": 3}},
 }
 CURRENT_ROUND = "ablation"
 
