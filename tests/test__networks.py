@@ -170,12 +170,14 @@ def _conv_encoder(**options) -> MultiBranchConvEncoder:
     )
 
 
-def _assert_same_gradients(fused: torch.nn.Module, reference: torch.nn.Module) -> None:
+def _assert_same_gradients(
+    fused: torch.nn.Module, reference: torch.nn.Module, zero_scale: float = 1e-3
+) -> None:
     for (name, value), (_, reference_value) in zip(
         fused.named_parameters(), reference.named_parameters(), strict=True
     ):
         # A bias before batch norm has a gradient of zero up to rounding.
-        scale = max(float(reference_value.grad.abs().max()), 0.1)
+        scale = float(reference_value.grad.abs().max()) + zero_scale
         torch.testing.assert_close(
             value.grad, reference_value.grad, rtol=1e-4, atol=1e-4 * scale, msg=name
         )
@@ -247,7 +249,8 @@ def test_fused_conv_encoder_drops_the_maps_each_branch_would_drop(batch_norm):
     torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
     (got**2).sum().backward()
     (expected**2).sum().backward()
-    _assert_same_gradients(fused, reference)
+    # With dropped maps those zero gradients round to about 1.4e-6, not 1e-7.
+    _assert_same_gradients(fused, reference, zero_scale=0.1)
 
 
 @pytest.mark.parametrize("encoder", ["dense", "conv"])
