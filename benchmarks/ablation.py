@@ -83,6 +83,7 @@ def _averaged_choice(only_tied: bool):
         decoder = candidates[index].module.decoder
         chosen = decoder.endmembers.detach().cpu().numpy().astype(np.float64)
         keep = _selection.tied(candidates) if only_tied else None
+        unit = chosen / np.linalg.norm(chosen, axis=1, keepdims=True)
         total, count = chosen.copy(), 1
         seen = {id(candidates[index].module)}
         for number, candidate in enumerate(candidates):
@@ -91,7 +92,6 @@ def _averaged_choice(only_tied: bool):
             seen.add(id(candidate.module))
             other = candidate.module.decoder.endmembers.detach().cpu().numpy()
             other = other.astype(np.float64)
-            unit = chosen / np.linalg.norm(chosen, axis=1, keepdims=True)
             unit_other = other / np.linalg.norm(other, axis=1, keepdims=True)
             rows, columns = linear_sum_assignment(-(unit @ unit_other.T))
             matched = other[columns[np.argsort(rows)]]
