@@ -19,6 +19,10 @@ it); and each endmember's angle (sine) to the subspace those eigenvectors
 span. A phase absent from a scan should leave the rank one short and its
 endmember outside the subspace.
 
+The decision ``decompose_series`` takes from such measures (an effect size,
+each phase's level against the series', with a pixel-by-pixel condition)
+is chosen and scored in ``benchmarks/absent_decision.py``.
+
 Usage::
 
     python benchmarks/presence.py          # about 1 minute on 2 cores

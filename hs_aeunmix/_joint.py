@@ -6,13 +6,16 @@ them gives every scan the evidence of the others, a low-dose scan
 especially, and endmember *k* is then the same phase in every scan: maps are
 comparable across the series without matching endmembers afterwards, and a
 phase absent from a scan gets a small map there instead of a re-purposed
-endmember: not zero, since without pure pixels the data fix the
-endmembers only so closely (on ``benchmarks/joint.py``'s series, a mean
-fraction of 0.058 where the phase is absent, and 0.037 from noiseless
-spectra; ``benchmarks/absent_phase.py``), and since at low counts no
-pixel-by-pixel estimate reaches zero in the mean: each pixel's
+endmember. As trained that map is not zero, since without pure pixels the
+data fix the endmembers only so closely (on ``benchmarks/joint.py``'s
+series, a mean fraction of 0.058 where the phase is absent, and 0.037 from
+noiseless spectra; ``benchmarks/absent_phase.py``), and since at low counts
+no pixel-by-pixel estimate reaches zero in the mean: each pixel's
 non-negative fit on the *true* endmembers leaves 0.021-0.076 (three draws
-of that series), its median pixel 0.000-0.003.
+of that series), its median pixel 0.000-0.003. So each scan is then asked
+which phases its spectra need, against what the series' scans typically
+hold (:mod:`hs_aeunmix._presence`); a phase it lacks gets a zero map
+(``zero_absent=True``), and the decision is reported per scan.
 
 What differs between acquisitions is handled per scan:
 
@@ -75,6 +78,13 @@ from hs_aeunmix._estimator import AEUnmix, load_model
 from hs_aeunmix._fitting import MAX_TRAINING_PIXELS
 from hs_aeunmix._hyperspy import decompose_with, has_grid, scan_grid, uses_neighbours
 from hs_aeunmix._options import check_output_dimension, check_signal, make_estimator
+from hs_aeunmix._presence import (
+    PhaseLevels,
+    absent_phases,
+    phase_levels,
+    without_phases,
+)
+from hs_aeunmix._screening import is_count_data
 from hs_aeunmix._spatial import check_geometry, fit_windows
 
 _logger = logging.getLogger(__name__)
@@ -133,6 +143,13 @@ class SeriesScan:
     n_sampled : int
         Its spectra in the training sample (0 when only applied, or left out
         for an uncertain offset).
+    levels : PhaseLevels or None
+        How much of each endmember the scan's spectra need
+        (:func:`hs_aeunmix._presence.phase_levels`); None where too few of
+        its spectra hold signal.
+    absent : numpy.ndarray of shape (n_components,), bool
+        The endmembers the scan lacks (:func:`hs_aeunmix._presence.absent_phases`):
+        their maps are zero when ``zero_absent=True``.
     """
 
     signal: object
@@ -140,6 +157,8 @@ class SeriesScan:
     offset_uncertainty: float
     intensity_ratio: float
     n_sampled: int
+    levels: PhaseLevels | None
+    absent: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -159,17 +178,24 @@ class SeriesFit:
         """Each scan's spectral offset, in the axis' units."""
         return np.array([scan.offset for scan in self.scans])
 
+    @property
+    def absent(self) -> np.ndarray:
+        """(n_scans, n_components) booleans: the endmembers each scan lacks."""
+        return np.array([scan.absent for scan in self.scans])
+
     def __str__(self) -> str:
         units = self.model.signal_calibration_.units or "channels"
         lines = [
-            f"| scan | offset ({units}) | intensity ratio | trained on (spectra) |",
-            "| --- | --- | --- | --- |",
+            f"| scan | offset ({units}) | intensity ratio | trained on (spectra) "
+            "| absent endmembers |",
+            "| --- | --- | --- | --- | --- |",
         ]
         for scan in self.scans:
+            absent = ", ".join(str(k) for k in np.flatnonzero(scan.absent)) or "none"
             lines.append(
                 f"| {scan.signal.metadata.General.title} | {scan.offset:+.3g} "
                 f"± {scan.offset_uncertainty:.2g} | {scan.intensity_ratio:.3g} | "
-                f"{scan.n_sampled} |"
+                f"{scan.n_sampled} | {absent} |"
             )
         return "\n".join(lines)
 
@@ -181,6 +207,7 @@ def decompose_series(
     model=None,
     fine_tune: bool = False,
     max_offset: float = 5.0,
+    zero_absent: bool = True,
     lazy: bool = False,
     **options,
 ) -> SeriesFit:
@@ -202,6 +229,12 @@ def decompose_series(
         Continue training ``model`` on the series (a warm start).
     max_offset : float, default 5.0
         Largest spectral offset between scans looked for, in channels.
+    zero_absent : bool, default True
+        Set to zero the map of an endmember a scan is found to lack (and hand
+        its small share to the others), as decided on the scan's spectra
+        against the series (:mod:`hs_aeunmix._presence`; reported per scan
+        either way). A model reapplied to the scan later does not repeat the
+        decision.
     lazy : bool, default False
         Read files lazily (only the sampled spectra are loaded for training).
     **options
@@ -227,6 +260,8 @@ def decompose_series(
     signals = _load(signals, lazy)
     if not isinstance(max_offset, int | float) or not 0 <= max_offset < np.inf:
         raise ValueError(f"max_offset must be 0 or more channels, got {max_offset!r}.")
+    if not isinstance(zero_absent, bool | np.bool_):
+        raise TypeError(f"zero_absent must be True or False, got {zero_absent!r}.")
     rng = _sampling_generator(options.get("random_state", 0))
     calibrations = [SignalCalibration.from_signal(signal) for signal in signals]
     for calibration in calibrations[1:]:
@@ -321,9 +356,29 @@ def decompose_series(
         model = estimator
     else:
         _check_grids(model.spatial, signals)
+    n_components = model.components_.shape[0]
+    levels = [
+        phase_levels(
+            rows,
+            model.components_,
+            model.baseline_components_,
+            counts=is_count_data(sample),
+            rng=rng,
+        )
+        for rows, sample in zip(mapped, samples, strict=True)
+    ]
+    absent = absent_phases(levels, n_components)
     scans = []
-    for signal, mapping, offset, error, rows, kept in zip(
-        signals, mappings, offsets, errors, mapped, trained_on, strict=True
+    for signal, mapping, offset, error, rows, kept, level, lacks in zip(
+        signals,
+        mappings,
+        offsets,
+        errors,
+        mapped,
+        trained_on,
+        levels,
+        absent,
+        strict=True,
     ):
         # The scan keeps the model in its own frame (axis shifted by its
         # offset): reapplying it, its uncertainty or its reconstruction then
@@ -348,6 +403,8 @@ def decompose_series(
                 ),
                 {},
             )
+        if zero_absent and lacks.any():
+            _zero_absent_maps(signal, lacks)
         ratio = model.intensity_ratio(rows) if len(rows) else np.nan
         scans.append(
             SeriesScan(
@@ -356,10 +413,28 @@ def decompose_series(
                 float(error * reference.scale),
                 float(ratio),
                 len(rows) if kept and train else 0,
+                level,
+                lacks,
             )
         )
     _logger.info("Series of %d scans unmixed jointly", len(scans))
     return SeriesFit(model, tuple(scans))
+
+
+def _zero_absent_maps(signal, absent: np.ndarray) -> None:
+    """Set the ``absent`` endmembers' maps in ``signal``'s results to zero."""
+    results = signal.learning_results
+    loadings = np.asarray(results.loadings)
+    columns = np.zeros(loadings.shape[1], dtype=bool)
+    columns[: len(absent)] = absent
+    results.loadings = without_phases(loadings, columns).astype(
+        loadings.dtype, copy=False
+    )
+    _logger.info(
+        "%s: endmember(s) %s absent, maps set to zero",
+        signal.metadata.General.title,
+        ", ".join(str(k) for k in np.flatnonzero(absent)),
+    )
 
 
 def _sampling_generator(random_state) -> np.random.Generator:

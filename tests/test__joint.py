@@ -77,11 +77,60 @@ def test_the_phase_absent_from_a_scan_gets_a_near_zero_map(series, fit):
     assert missing < 0.1 < present
 
 
+@pytest.fixture(scope="module")
+def longer_series():
+    """Six scans of 24 x 24, trained as a user would (the default length)."""
+    signals, truths, _ = datasets.eels_series(6, (24, 24), random_state=2)
+    fits = {
+        zero: hs_aeunmix.decompose_series(
+            [s.deepcopy() for s in signals], 3, random_state=0, zero_absent=zero
+        )
+        for zero in (True, False)
+    }
+    return truths, fits[True], fits[False]
+
+
+def test_a_scan_found_to_lack_a_phase_gets_a_zero_map_for_it(longer_series):
+    truths, fit, kept_fit = longer_series
+    absent = [i for i, t in enumerate(truths) if t.abundances[..., 2].max() == 0]
+    assert absent == [3]
+    pt = scores(fit, fit.scans[0], truths[0])["order"][2]
+    expected = np.zeros((6, 3), dtype=bool)
+    expected[3, pt] = True
+    # Decided on the scans' spectra, and reported whether or not acted on.
+    np.testing.assert_array_equal(fit.absent, expected)
+    np.testing.assert_array_equal(kept_fit.absent, expected)
+    table = str(fit).splitlines()
+    assert table[5].endswith(f"| {pt} |")
+    assert table[2].endswith("| none |")
+    kept = kept_fit.scans[3].signal.learning_results.loadings
+    zeroed = fit.scans[3].signal.learning_results.loadings
+    np.testing.assert_array_equal(zeroed[:, pt], 0.0)
+    np.testing.assert_array_equal(np.delete(zeroed, pt, 1), np.delete(kept, pt, 1))
+    # As trained, the map leaks: the data fix the endmembers only so closely.
+    leak = scores(kept_fit, kept_fit.scans[3], truths[3])
+    assert leak["fractions"][:, 2].mean() > 0.02
+    zero = scores(fit, fit.scans[3], truths[3])
+    assert zero["abundance_rmse"] < leak["abundance_rmse"]
+    # Every other scan keeps its maps, the phase where it is present.
+    for number in (0, 1, 2, 4, 5):
+        np.testing.assert_array_equal(
+            fit.scans[number].signal.learning_results.loadings,
+            kept_fit.scans[number].signal.learning_results.loadings,
+        )
+    present = scores(fit, fit.scans[0], truths[0])["fractions"][:, 2].mean()
+    assert present > 0.1
+
+
 def test_a_new_series_model_is_pulled_tight_so_the_absent_phase_leaks_less(series, fit):
     signals, truths, _ = series
     assert fit.model.min_volume_weight == _joint.SERIES_MIN_VOLUME_WEIGHT
     loose = hs_aeunmix.decompose_series(
-        [s.deepcopy() for s in signals], 3, min_volume_weight=0.0, **OPTIONS
+        [s.deepcopy() for s in signals],
+        3,
+        min_volume_weight=0.0,
+        zero_absent=False,
+        **OPTIONS,
     )
     assert loose.model.min_volume_weight == 0.0
 
@@ -295,6 +344,8 @@ def test_bad_calls_say_what_is_wrong(series, fit):
         hs_aeunmix.decompose_series(signals[:2])
     with pytest.raises(ValueError, match="max_offset must be 0 or more"):
         hs_aeunmix.decompose_series(signals[:2], 3, max_offset=-1)
+    with pytest.raises(TypeError, match="zero_absent must be True or False"):
+        hs_aeunmix.decompose_series(signals[:2], 3, zero_absent="yes")
     with pytest.raises(TypeError, match="add fine_tune=True"):
         hs_aeunmix.decompose_series(signals[:2], model=fit.model, max_epochs=3)
     # Continuing a model object trains a copy: the caller's model is kept.
