@@ -87,11 +87,11 @@ def longer_series():
         )
         for zero in (True, False)
     }
-    return truths, fits[True], fits[False]
+    return signals, truths, fits[True], fits[False]
 
 
 def test_a_scan_found_to_lack_a_phase_gets_a_zero_map_for_it(longer_series):
-    truths, fit, kept_fit = longer_series
+    _, truths, fit, kept_fit = longer_series
     absent = [i for i, t in enumerate(truths) if t.abundances[..., 2].max() == 0]
     assert absent == [3]
     pt = scores(fit, fit.scans[0], truths[0])["order"][2]
@@ -120,6 +120,18 @@ def test_a_scan_found_to_lack_a_phase_gets_a_zero_map_for_it(longer_series):
         )
     present = scores(fit, fit.scans[0], truths[0])["fractions"][:, 2].mean()
     assert present > 0.1
+
+
+def test_a_series_model_applied_to_the_series_decides_the_same(longer_series):
+    signals, _, fit, _ = longer_series
+    applied = hs_aeunmix.decompose_series(
+        [s.deepcopy() for s in signals], model=fit.model
+    )
+    np.testing.assert_array_equal(applied.absent, fit.absent)
+    assert applied.absent.sum() == 1
+    scan, phase = np.argwhere(applied.absent)[0]
+    loadings = applied.scans[scan].signal.learning_results.loadings
+    np.testing.assert_array_equal(loadings[:, phase], 0.0)
 
 
 def test_a_new_series_model_is_pulled_tight_so_the_absent_phase_leaks_less(series, fit):
