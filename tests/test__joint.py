@@ -122,6 +122,39 @@ def test_a_scan_found_to_lack_a_phase_gets_a_zero_map_for_it(longer_series):
     assert present > 0.1
 
 
+def test_a_precipitate_keeps_its_phase_where_the_rest_of_the_scan_lacks_it(
+    longer_series,
+):
+    signals, truths, fit, _ = longer_series
+    # One pure Pt pixel in the scan that lacks Pt: its level stays below
+    # the ratio (0.21 of the series' median), but that pixel holds Pt.
+    disc = np.zeros((24, 24), dtype=bool)
+    disc[12, 8] = True
+    truth = truths[3]
+    abundances = truth.abundances.copy()
+    abundances[disc] = [0.0, 0.0, 1.0]
+    rates = abundances @ truth.endmembers
+    rates *= truth.noiseless.sum() / rates.sum()
+    with_precipitate = signals[3].deepcopy()
+    rng = np.random.default_rng(0)
+    with_precipitate.data = rng.poisson(rates).astype(signals[3].data.dtype)
+    series = [s.deepcopy() for s in signals]
+    series[3] = with_precipitate
+    result = hs_aeunmix.decompose_series(series, model=fit.model)
+    pt = scores(fit, fit.scans[0], truths[0])["order"][2]
+    assert not result.absent.any()
+    assert result.scans[3].levels.n_holding[pt] == 1
+    reference = datasets.GroundTruth(
+        truth.endmembers[:, fit.model.signal_calibration_.trained_channels],
+        abundances,
+        truth.names,
+        None,
+    )
+    loadings = result.scans[3].signal.learning_results.loadings[:, :3]
+    fractions = metrics.unmixing_scores(fit.model.components_, loadings, reference)
+    assert fractions["fractions"][disc.ravel(), 2].mean() > 0.5
+
+
 def test_a_series_model_applied_to_the_series_decides_the_same(longer_series):
     signals, _, fit, _ = longer_series
     applied = hs_aeunmix.decompose_series(
