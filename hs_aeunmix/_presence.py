@@ -211,10 +211,9 @@ def phase_levels(
         weights = 1.0 / np.sqrt(pixel_variance)
         design = columns * weights[:, None]
         target = spectrum * weights
-        full[row] = nnls(design, target)[1] ** 2
+        full[row] = _misfit(design, target)
         for k in range(n_components):
-            without = nnls(np.delete(design, k, axis=1), target)[1] ** 2
-            increase[row, k] = without - full[row]
+            increase[row, k] = _misfit(np.delete(design, k, axis=1), target) - full[row]
     # The noise's scale as the full fit finds it (gain, a wrong noise model).
     scale = max(full.mean() / degrees, np.finfo(float).tiny)
     increase /= scale
@@ -284,6 +283,14 @@ def without_phases(loadings: np.ndarray, absent: np.ndarray) -> np.ndarray:
     result = np.array(loadings, dtype=np.float64)
     result[:, absent] = np.where(np.isnan(result[:, absent]), np.nan, 0.0)
     return result
+
+
+def _misfit(design: np.ndarray, target: np.ndarray) -> float:
+    """Squared residual of the non-negative least-squares fit of ``target``."""
+    if design.shape[1] == 0:
+        # scipy's nnls corrupts memory on a design without columns.
+        return float(target @ target)
+    return nnls(design, target)[1] ** 2
 
 
 def _variance(spectra: np.ndarray, columns: np.ndarray, counts: bool) -> np.ndarray:

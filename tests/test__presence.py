@@ -101,6 +101,16 @@ def test_a_low_dose_scan_has_wide_bounds():
     assert found.level[:2].min() > 0.3
 
 
+def test_a_single_endmember_has_a_level():
+    # Without it the fit has no coefficient left (scipy's nnls would crash).
+    spectra, _ = scan([1.0, 0.0, 0.0], 1000)
+    found = phase_levels(
+        spectra, ENDMEMBERS[:1], counts=True, rng=np.random.default_rng(0)
+    )
+    assert found.level[0] > 0.9
+    assert not absent_phases([found] * 4, 1).any()
+
+
 def test_too_few_spectra_or_channels_give_no_levels():
     spectra, _ = scan([0.5, 0.5, 0.0], 1000, n_pixels=1)
     assert levels_of(spectra) is None
