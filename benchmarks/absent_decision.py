@@ -1,32 +1,36 @@
 """Calling a phase absent from a scan of a series, and zeroing its map (issue 22).
 
 ``decompose_series`` measures, per scan and endmember, how much of the phase
-the scan's spectra need (its level and upper bound,
-:mod:`hs_aeunmix._presence`), and calls the phase absent where the upper
-bound is below a ratio times the phase's median level over the series; the
-map is then set to zero and its share handed to the other phases. This
-benchmark chooses that ratio without looking at the source it is judged on.
+the scan's spectra need (its level and upper bound, and how many tested
+pixels need or hold it; :mod:`hs_aeunmix._presence`), and calls the phase
+absent where the upper bound is below a ratio times the phase's median
+level over the series and no tested pixel holds mostly the phase; the map
+is then set to zero. This benchmark chooses that ratio without looking at
+the source it is judged on.
 
 On the three series sources of ``benchmarks/joint_volume.py`` (written
 independently of each other: ``eels_series``, and series mixed from the
 STEM-EELS and the Raman-compound generators' endmembers and maps, the last
 phase removed from scans 4 and 8), each series is unmixed once with
-``zero_absent=False``; then, for each ratio, the decision and the zeroing
-are applied to its maps with the same functions ``decompose_series`` uses,
-and scored against the truth: the mean abundance RMSE over the series'
-scans, the absent phase's mean fraction in the scans without it, how many
-of those scans are called, and which present phases are wrongly called
-(with their true mean fraction). Ratio 0 is no decision (the maps as
-trained).
+``zero_absent=False``; each scan's maps are scored against the truth with
+every set of maps zeroed; then every rule (a ratio; no pixel condition, a
+share of the tested pixels allowed to need the phase, which was the rule
+first chosen, or no tested pixel holding it, the default) is applied with
+the same functions ``decompose_series`` uses, and scored: the mean and
+worst abundance RMSE over the series' scans, the absent phase's mean
+fraction in the scans without it, how many of those scans are called, and
+which present phases are wrongly called (with their true mean fraction).
+Ratio 0 is no decision (the maps as trained).
 
-The ratio is then chosen leaving each source out: the one with the lowest
-mean RMSE over the other two sources' series (ties: the smaller ratio),
-and reported on the source left out against no decision. Records go to
-``results/absent_decision.jsonl``; ``--table-only`` reprints from them.
+With the default's pixel condition, the ratio is then chosen leaving each
+source out: the one with the lowest mean RMSE over the other two sources'
+series (ties: the smaller ratio), and reported on the source left out
+against no decision. Records go to ``results/absent_decision.jsonl``;
+``--table-only`` reprints from them.
 
 Usage::
 
-    python benchmarks/absent_decision.py                 # about 15 minutes on 2 cores
+    python benchmarks/absent_decision.py                 # about 5 minutes on 2 cores
     python benchmarks/absent_decision.py --seeds 0 --sources raman
     python benchmarks/absent_decision.py --table-only
 """
