@@ -64,7 +64,7 @@ RECORDS = Path(__file__).parent / "results" / "absent_decision.jsonl"
 def series_record(source: str, seed: int) -> dict:
     """Per scan: the levels, the true fractions, the scores of every zeroing."""
     import hs_aeunmix
-    from hs_aeunmix._presence import without_phases
+    from hs_aeunmix._presence import held_in_map, without_phases
 
     signals, truths = joint_volume.SOURCES[source](seed)
     n = truths[0].endmembers.shape[0]
@@ -100,6 +100,7 @@ def series_record(source: str, seed: int) -> dict:
                 "upper": levels.upper.tolist(),
                 "n_needing": levels.n_needing.tolist(),
                 "n_holding": levels.n_holding.tolist(),
+                "map_holding": held_in_map(loadings, endmembers).tolist(),
                 "n_pixels": levels.n_pixels,
                 "true_mean": true_means.tolist(),
                 "last_absent": bool(truth.abundances[..., -1].max() == 0),
@@ -130,7 +131,10 @@ def evaluate(record: dict, ratio: float, guard) -> dict:
     elif guard is None:
         absent = absent_phases(levels, n, ratio, max_holding=None)
     elif guard[0] == "holding":
-        absent = absent_phases(levels, n, ratio, max_holding=guard[1])
+        # As decompose_series: the tested pixels, then every pixel's map.
+        absent = absent_phases(levels, n, ratio, max_holding=guard[1]) & (
+            np.array([s["map_holding"] for s in scans]) <= guard[1]
+        )
     else:
         needing = np.array([s["n_needing"] for s in scans])
         allowed = guard[1] * np.array([[s["n_pixels"]] for s in scans])

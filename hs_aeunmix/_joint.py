@@ -79,8 +79,10 @@ from hs_aeunmix._fitting import MAX_TRAINING_PIXELS
 from hs_aeunmix._hyperspy import decompose_with, has_grid, scan_grid, uses_neighbours
 from hs_aeunmix._options import check_output_dimension, check_signal, make_estimator
 from hs_aeunmix._presence import (
+    MAX_HOLDING,
     PhaseLevels,
     absent_phases,
+    held_in_map,
     phase_levels,
     without_phases,
 )
@@ -403,6 +405,11 @@ def decompose_series(
                 ),
                 {},
             )
+        if lacks.any():
+            # Every pixel of the map, beyond the tested sample, may hold it.
+            loadings = np.asarray(signal.learning_results.loadings)
+            held = held_in_map(loadings[:, :n_components], model.components_)
+            lacks = lacks & (held <= MAX_HOLDING)
         if zero_absent and lacks.any():
             _zero_absent_maps(signal, lacks)
         ratio = model.intensity_ratio(rows) if len(rows) else np.nan

@@ -49,7 +49,10 @@ when two things hold:
   phase confined to a precipitate or a few grains has a small level, but
   the pixels that hold it are mostly that phase; a leak is a thin share of
   every pixel, significant in many at a high dose but the larger part of
-  none. A scan is never said to lack every phase.
+  none. The scan's map is asked the same of every pixel
+  (:func:`held_in_map`): a pixel whose map makes *k* more than half of its
+  signal keeps *k* in the scan, so that a precipitate the tested sample
+  misses is seen. A scan is never said to lack every phase.
 
 **The action** (:func:`without_phases`). An absent phase's map is set to
 zero; the other phases keep their loadings, so their fractions (normalised
@@ -270,6 +273,32 @@ def absent_phases(
             # of it: no decision.
             absent[index] = False
     return absent
+
+
+def held_in_map(loadings: np.ndarray, endmembers: np.ndarray) -> np.ndarray:
+    """Per endmember: the pixels whose map makes it most of their signal.
+
+    A pixel's share of phase *k* is its loading times the endmember's
+    total over the same for every endmember; counted where it exceeds
+    :data:`HOLDING_FRACTION`. Every pixel of the map is looked at, not only
+    the tested sample: a precipitate the sample misses is seen here.
+
+    Parameters
+    ----------
+    loadings : numpy.ndarray of shape (n_pixels, n_components)
+        NaN rows (pixels never unmixed) are left out.
+    endmembers : numpy.ndarray of shape (n_components, n_channels)
+
+    Returns
+    -------
+    numpy.ndarray of shape (n_components,), int
+    """
+    signal = np.asarray(loadings, dtype=np.float64) * endmembers.sum(axis=1)
+    signal = signal[np.isfinite(signal).all(axis=1)]
+    totals = signal.sum(axis=1, keepdims=True)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        shares = np.where(totals > 0, signal / totals, 0.0)
+    return (shares > HOLDING_FRACTION).sum(axis=0)
 
 
 def without_phases(loadings: np.ndarray, absent: np.ndarray) -> np.ndarray:

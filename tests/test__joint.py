@@ -7,7 +7,7 @@ import pytest
 from _helpers import FAST
 
 import hs_aeunmix
-from hs_aeunmix import _joint, datasets, metrics
+from hs_aeunmix import _joint, _presence, datasets, metrics
 from hs_aeunmix._axes import SignalCalibration
 
 OPTIONS = {**FAST, "max_epochs": 10}
@@ -122,8 +122,9 @@ def test_a_scan_found_to_lack_a_phase_gets_a_zero_map_for_it(longer_series):
     assert present > 0.1
 
 
+@pytest.mark.parametrize("tested", [None, 100])
 def test_a_precipitate_keeps_its_phase_where_the_rest_of_the_scan_lacks_it(
-    longer_series,
+    longer_series, tested, monkeypatch
 ):
     signals, truths, fit, _ = longer_series
     # One pure Pt pixel in the scan that lacks Pt: its level stays below
@@ -140,10 +141,13 @@ def test_a_precipitate_keeps_its_phase_where_the_rest_of_the_scan_lacks_it(
     with_precipitate.data = rng.poisson(rates).astype(signals[3].data.dtype)
     series = [s.deepcopy() for s in signals]
     series[3] = with_precipitate
+    if tested:
+        # Few spectra tested: the sample misses the pixel, the map does not.
+        monkeypatch.setattr(_presence, "PRESENCE_PIXELS", tested)
     result = hs_aeunmix.decompose_series(series, model=fit.model)
     pt = scores(fit, fit.scans[0], truths[0])["order"][2]
     assert not result.absent.any()
-    assert result.scans[3].levels.n_holding[pt] == 1
+    assert result.scans[3].levels.n_holding[pt] == (0 if tested else 1)
     reference = datasets.GroundTruth(
         truth.endmembers[:, fit.model.signal_calibration_.trained_channels],
         abundances,

@@ -8,6 +8,7 @@ from hs_aeunmix import _presence
 from hs_aeunmix._presence import (
     PhaseLevels,
     absent_phases,
+    held_in_map,
     phase_levels,
     without_phases,
 )
@@ -204,6 +205,22 @@ def test_a_scan_is_never_said_to_lack_every_phase():
 def test_a_phase_missing_from_most_scans_is_never_called_absent():
     series = [levels([0.4, 0.01]), levels([0.4, 0.012]), levels([0.4, 0.3])]
     assert not absent_phases(series, 2).any()
+
+
+def test_a_map_holds_a_phase_where_it_is_most_of_a_pixels_signal():
+    # Shares of the signal: loadings times each endmember's total.
+    endmembers = np.array([[1.0, 1.0], [2.0, 2.0], [0.5, 0.5]])
+    loadings = np.array(
+        [
+            [1.0, 0.0, 0.0],  # all the first phase
+            [1.0, 1.0, 0.0],  # a third / two thirds
+            [0.0, 0.0, 4.0],  # the third phase alone (signal 4)
+            [1.0, 0.0, 2.0],  # half and half: neither holds it
+            [np.nan, np.nan, np.nan],  # never unmixed
+            [0.0, 0.0, 0.0],  # no signal
+        ]
+    )
+    np.testing.assert_array_equal(held_in_map(loadings, endmembers), [1, 1, 1])
 
 
 def test_zeroed_maps_are_zero_and_the_rest_unchanged():
