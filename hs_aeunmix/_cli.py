@@ -103,6 +103,11 @@ def _plan(args: argparse.Namespace) -> list[_jobs.Job]:
                 f"{len(args.files)} files given to train: add --series to train "
                 "one model on all of them, or train them one at a time."
             )
+        if args.keep_absent and not args.series:
+            raise _jobs.Refusal(
+                "--keep-absent is for --series: one scan alone has no phase "
+                "found absent."
+            )
         jobs = _jobs.plan_jobs(
             args.files,
             args.output,
@@ -285,7 +290,12 @@ def _train_series(args: argparse.Namespace, jobs: Sequence[_jobs.Job]) -> int:
     ]
     try:
         start = time.perf_counter()
-        fit = decompose_series(signals, args.n_components, **_estimator_options(args))
+        fit = decompose_series(
+            signals,
+            args.n_components,
+            zero_absent=not args.keep_absent,
+            **_estimator_options(args),
+        )
         print(
             f"trained one model on {len(signals)} scans in "
             f"{time.perf_counter() - start:.2f} s, device {fit.model.device_}\n{fit}"
@@ -370,6 +380,7 @@ def run_watch(args: argparse.Namespace, jobs: Sequence[_jobs.Job] = ()) -> int:
         "--loss": args.loss,
         "--max-epochs": args.max_epochs,
         "--spatial/--no-spatial": args.spatial,
+        "--keep-absent": True if args.keep_absent else None,
     }
     if args.series is not None and args.n_components is None:
         raise _jobs.Refusal(
@@ -431,7 +442,10 @@ def run_watch(args: argparse.Namespace, jobs: Sequence[_jobs.Job] = ()) -> int:
         series = {
             "series": args.series,
             "n_components": args.n_components,
-            "training_options": _estimator_options(args),
+            "training_options": {
+                **_estimator_options(args),
+                **({"zero_absent": False} if args.keep_absent else {}),
+            },
             "on_series": report_series,
         }
     summary = watch_folder(

@@ -207,6 +207,16 @@ def _add_training_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_keep_absent(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--keep-absent",
+        action="store_true",
+        help="with --series: keep the map of a phase a scan is found to lack "
+        "as trained, instead of setting it to zero (the series' table still "
+        "says which; default: set to zero)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``hs-aeunmix`` argument parser (imports nothing heavy)."""
     parser = _Parser(
@@ -277,6 +287,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_common_options(train, DEFAULT_OUTPUT)
     _add_training_options(train)
+    _add_keep_absent(train)
     apply = commands.add_parser(
         "apply",
         help="unmix more scans with a trained model (no training)",
@@ -427,6 +438,7 @@ def _add_watch(commands) -> None:
     )
     _add_common_options(watch, DEFAULT_OUTPUT)
     _add_training_options(watch)
+    _add_keep_absent(watch)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -203,6 +203,9 @@ def test_train_a_series_writes_each_scan_and_one_model(tmp_path, capsys):
     arguments = ["train", *map(str, scans), "-n", "3", "-o", str(output)]
     assert main([*arguments, *FAST_TRAINING]) == 2
     _assert_one_error_line(capsys.readouterr(), "3 files given to train", "--series")
+    one = ["train", str(scans[0]), "-n", "3", "-o", str(output), "--keep-absent"]
+    assert main([*one, *FAST_TRAINING]) == 2
+    _assert_one_error_line(capsys.readouterr(), "--keep-absent is for --series")
     assert main([*arguments, "--series", *FAST_TRAINING]) == 0
     printed = capsys.readouterr().out
     assert "trained one model on 3 scans" in printed
@@ -224,6 +227,25 @@ def test_train_a_series_writes_each_scan_and_one_model(tmp_path, capsys):
             path.unlink()
     assert main([*arguments, "--series", *FAST_TRAINING]) == 2
     _assert_one_error_line(capsys.readouterr(), "already holds", "scan1_series.aeunmix")
+
+
+@pytest.mark.parametrize("keep", [False, True])
+def test_train_series_keep_absent_reaches_decompose_series(tmp_path, monkeypatch, keep):
+    from hs_aeunmix import _joint
+
+    seen = {}
+    original = _joint.decompose_series
+
+    def recording(*arguments, **options):
+        seen["zero_absent"] = options["zero_absent"]
+        return original(*arguments, **options)
+
+    monkeypatch.setattr(_joint, "decompose_series", recording)
+    scans = [_scan(tmp_path / f"scan{seed}.hspy", seed) for seed in (1, 2, 3)]
+    arguments = ["train", *map(str, scans), "-n", "3", "--series", *FAST_TRAINING]
+    arguments += ["-o", str(tmp_path / "out"), *(["--keep-absent"] if keep else [])]
+    assert main(arguments) == 0
+    assert seen["zero_absent"] is (not keep)
 
 
 def test_results_go_to_a_results_folder_not_beside_the_data(

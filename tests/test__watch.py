@@ -802,6 +802,7 @@ def _pretend_trained(output: Path, model_file: Path, *, n_files=2, sha=None) -> 
         (["--series", "2"], "--series 2 needs -n/--n-components K"),
         (["-m", "MODEL", "-n", "3"], "-n/--n-components is for --series"),
         (["-m", "MODEL", "--max-epochs", "2"], "--max-epochs: training options"),
+        (["-m", "MODEL", "--keep-absent"], "--keep-absent: training options"),
         (["--series", "2", "-n", "3"], "series.aeunmix already exists"),
         (["--series", "3", "-n", "3", "TRAINED"], "--series 2 -n 3 to go on"),
         (["--series", "2", "-n", "3", "CHANGED"], "is not the model this watch"),
@@ -823,6 +824,24 @@ def test_cli_series_refusals_are_one_line(tmp_path, model_file, capfd, extra, fr
     assert line.startswith("hs-aeunmix: ")
     assert fragment in line
     assert _names(output) == before
+
+
+@pytest.mark.parametrize("keep", [False, True])
+def test_cli_series_keep_absent_reaches_the_series_training(
+    tmp_path, monkeypatch, keep
+):
+    seen = {}
+
+    def fake_watch(folder, model, output, **arguments):
+        seen.update(arguments.get("training_options", {}))
+        return argparse.Namespace(line=lambda: "", failed=0, interrupted=False)
+
+    monkeypatch.setattr(_watch, "watch_folder", fake_watch)
+    folder = tmp_path / "acquisition"
+    folder.mkdir()
+    extra = ["--series", "2", "-n", "3", *(["--keep-absent"] if keep else [])]
+    assert main(_series_args(folder, tmp_path / "out", *extra)) == 0
+    assert seen.get("zero_absent", True) is (not keep)
 
 
 def test_series_arguments_are_checked(tmp_path, model_file):
