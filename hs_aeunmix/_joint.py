@@ -232,11 +232,10 @@ def decompose_series(
     max_offset : float, default 5.0
         Largest spectral offset between scans looked for, in channels.
     zero_absent : bool, default True
-        Set to zero the map of an endmember a scan is found to lack (and hand
-        its small share to the others), as decided on the scan's spectra
-        against the series (:mod:`hs_aeunmix._presence`; reported per scan
-        either way). A model reapplied to the scan later does not repeat the
-        decision.
+        Set to zero the map of an endmember a scan is found to lack, as
+        decided on the scan's spectra against the series and on the scan's
+        map (:mod:`hs_aeunmix._presence`; reported per scan either way). A
+        model reapplied to the scan later does not repeat the decision.
     lazy : bool, default False
         Read files lazily (only the sampled spectra are loaded for training).
     **options

@@ -93,16 +93,13 @@ scans are not called; where the joint endmembers themselves are wrong
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 
 import numpy as np
 from scipy.optimize import nnls
 
-from hs_aeunmix._screening import white_noise
+from hs_aeunmix._screening import white_noise_variance
 from hs_aeunmix._uncertainty import _MIN_COUNTS
-
-_logger = logging.getLogger(__name__)
 
 # Spectra of a scan tested: enough for a standard error of a few percent of
 # the mean increase, and a fraction of a second per scan.
@@ -325,8 +322,7 @@ def _misfit(design: np.ndarray, target: np.ndarray) -> float:
 def _variance(spectra: np.ndarray, columns: np.ndarray, counts: bool) -> np.ndarray:
     """Each pixel's noise variance per channel: Poisson for counts, else white."""
     if not counts:
-        noise = white_noise(spectra)
-        return np.broadcast_to(noise[:, None] ** 2, spectra.shape).copy()
+        return white_noise_variance(spectra)
     # Counts: the variance is the fitted rate, fitted once with the scan's
     # mean shape as the variance (a fit needs a variance to weight it by).
     mean = spectra.mean(axis=0)

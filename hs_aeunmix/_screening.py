@@ -221,6 +221,15 @@ def white_noise(spectra: np.ndarray) -> np.ndarray:
     return np.maximum(noise, 1e-6 * np.abs(spectra).max(axis=1) + 1e-30)
 
 
+def white_noise_variance(spectra: np.ndarray) -> np.ndarray:
+    """Each channel's noise variance under white noise: :func:`white_noise` squared.
+
+    A read-only view of shape ``spectra.shape`` (each spectrum's variance
+    repeated along its channels).
+    """
+    return np.broadcast_to(white_noise(spectra)[:, None] ** 2, spectra.shape)
+
+
 def screen(spectra: np.ndarray) -> Screening:
     """Find the pixels without signal and the spike values of ``spectra``.
 

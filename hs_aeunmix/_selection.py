@@ -195,7 +195,7 @@ from scipy.ndimage import gaussian_filter1d
 from scipy.optimize import linear_sum_assignment, nnls
 
 from hs_aeunmix._networks import UnmixingAutoencoder
-from hs_aeunmix._screening import white_noise
+from hs_aeunmix._screening import white_noise_variance
 from hs_aeunmix._training import TrainingHistory
 
 _logger = logging.getLogger(__name__)
@@ -455,7 +455,7 @@ def held_out_risks(
         expected = gaussian_filter1d(spectra, _COUNT_SMOOTHING, axis=1)
         variance = np.maximum(expected, 1.0 / counts_scale) / counts_scale
     else:
-        variance = np.broadcast_to(white_noise(spectra)[:, None] ** 2, spectra.shape)
+        variance = white_noise_variance(spectra)
     n_terms = 0 if background is None else background.shape[1]
     risks = np.empty(len(spectra))
     for row, (spectrum, channel_variance) in enumerate(

@@ -64,7 +64,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from hs_aeunmix._screening import is_count_data, white_noise
+from hs_aeunmix._screening import is_count_data, white_noise_variance
 
 # Pixels processed at once: bounds the (pixels x channels) temporaries.
 _BATCH = 2048
@@ -259,7 +259,7 @@ def fraction_covariance(
         if counts:
             variance = np.maximum(fitted, _MIN_COUNTS)
         else:
-            variance = np.broadcast_to(white_noise(x)[:, None] ** 2, x.shape)
+            variance = white_noise_variance(x)
         weights = 1.0 / variance
         information = (weights @ products).reshape(len(x), *unit_columns.shape[1:] * 2)
         # The fractions' columns scale with the pixel's intensity.
