@@ -73,6 +73,7 @@ from hs_aeunmix._training import (
     fixed_batches,
     minibatch_stream,
     pixel_objective,
+    precomputed_encoder_inputs,
     train,
 )
 from hs_aeunmix._vca import (
@@ -363,13 +364,19 @@ def train_network(
     loss_floor: float = 1.0,
     max_epochs: int | None = None,
     description: str = "Training autoencoder",
+    encoder_inputs: torch.Tensor | None = None,
 ) -> TrainingHistory:
     """Train one network on the prepared data (in place); returns its history.
 
     ``max_epochs`` defaults to the plan's; ``description`` labels the
-    progress bar.
+    progress bar; ``encoder_inputs``: what the encoder reads of the training
+    spectra, on ``device`` (:func:`training_encoder_inputs`), computed here
+    when not given.
     """
     module.to(device)
+    train_data = torch.from_numpy(prepared.train).to(device)
+    if encoder_inputs is None:
+        encoder_inputs = training_encoder_inputs(module, prepared, plan, device)
     objective = pixel_objective(
         get_loss(loss, sad_weight=plan.sad_weight),
         endmember_penalty(
@@ -389,9 +396,7 @@ def train_network(
         module,
         objective,
         minibatch_stream(
-            torch.from_numpy(prepared.train).to(device),
-            plan.batch_size,
-            generator,
+            train_data, plan.batch_size, generator, encoder_inputs=encoder_inputs
         ),
         validation,
         max_epochs=max_epochs,
@@ -402,6 +407,25 @@ def train_network(
         compile_steps=compiles_steps(module, device, max_epochs * STEPS_PER_EPOCH),
         show_progressbar=plan.show_progressbar,
         description=description,
+    )
+
+
+def training_encoder_inputs(
+    module: UnmixingAutoencoder,
+    prepared: Prepared,
+    plan: TrainingPlan,
+    device: torch.device,
+) -> torch.Tensor | None:
+    """What ``module``'s encoder reads of the training spectra, on ``device``.
+
+    The same for every network built with the same input stage (the starts
+    of one fit share it), so it is computed once for all of them; ``None``
+    where the encoder reads whole spectra
+    (:func:`~hs_aeunmix._training.precomputed_encoder_inputs`).
+    """
+    module.to(device)
+    return precomputed_encoder_inputs(
+        module, torch.from_numpy(prepared.train).to(device), plan.batch_size
     )
 
 
@@ -596,6 +620,8 @@ def fit_state(
         floor = loss_floor(prepared, n_components, loss, seed)
         candidate_epochs = min(CANDIDATE_EPOCHS, plan.training.max_epochs)
         candidates = []
+        # Every start's network has the input stage of ``inputs``.
+        encoder_inputs = None
         for number, start in enumerate(starts, 1):
             initial = with_fixed(start, scaled_fixed)
             same = next(
@@ -621,6 +647,10 @@ def fit_state(
                 n_fixed=0 if fixed is None else len(fixed),
                 **inputs,
             )
+            if encoder_inputs is None:
+                encoder_inputs = training_encoder_inputs(
+                    module, prepared, plan.training, device
+                )
             history = train_network(
                 module,
                 plan.training,
@@ -632,6 +662,7 @@ def fit_state(
                 loss_floor=floor,
                 max_epochs=candidate_epochs,
                 description=f"Start {number}/{len(starts)}: {initial.method.upper()}",
+                encoder_inputs=encoder_inputs,
             )
             losses = candidate_risks(module, prepared, basis)
             candidates.append(Candidate(module, history, initial.method, losses))
@@ -663,6 +694,7 @@ def fit_state(
                     loss_floor=floor,
                     max_epochs=remaining,
                     description=f"Training the kept start ({chosen.start.upper()})",
+                    encoder_inputs=encoder_inputs,
                 )
             )
         report = stability(

@@ -519,9 +519,14 @@ class UnmixingAutoencoder(nn.Module):
             centred = centred @ self.input_projection
         return centred / self.input_scale
 
-    def encode(self, x: torch.Tensor) -> torch.Tensor:
-        """Abundances (fractions with a per-pixel intensity) of scaled spectra ``x``."""
-        standardised = self.encoder_input(x)
+    def encode(
+        self, x: torch.Tensor, encoder_input: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Abundances (fractions with a per-pixel intensity) of scaled spectra ``x``.
+
+        ``encoder_input``: :meth:`encoder_input` of ``x``, when already computed.
+        """
+        standardised = self.encoder_input(x) if encoder_input is None else encoder_input
         if self.training and self.input_noise:
             standardised = standardised + self.input_noise * torch.randn_like(
                 standardised
@@ -589,8 +594,10 @@ class UnmixingAutoencoder(nn.Module):
             return mixture
         return mixture + self.background(x, mixture) @ self.baseline_basis.T
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        abundances = self.encode(x)
+    def forward(
+        self, x: torch.Tensor, encoder_input: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        abundances = self.encode(x, encoder_input)
         return self.reconstruct(self.abundance_noise(abundances), x), abundances
 
 

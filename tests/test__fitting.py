@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from _helpers import make_mixture
 
-from hs_aeunmix import AEUnmix, load_model, metrics
+from hs_aeunmix import AEUnmix, _fitting, load_model, metrics
 from hs_aeunmix._fitting import (
     MAX_TRAINING_PIXELS,
     MAX_VALIDATION_PIXELS,
@@ -109,6 +109,30 @@ def test_training_is_a_budget_of_steps(constant):
     ).fit(constant.spectra)
     assert model.n_iter_ == 3
     assert STEPS_PER_EPOCH == 50
+
+
+def test_encoder_inputs_computed_once_train_exactly_as_per_batch(monkeypatch):
+    # The input stage is computed once per fit instead of at every step:
+    # the same numbers, so the same model to the last bit.
+    mixture = make_mixture(shape=(24, 24), n_channels=1024, counts=200, seed=4)
+    precomputed = []
+    real = _fitting.training_encoder_inputs
+
+    def counted(*args):
+        precomputed.append(real(*args))
+        return precomputed[-1]
+
+    monkeypatch.setattr(_fitting, "training_encoder_inputs", counted)
+    once = AEUnmix(3, **QUICK).fit(mixture.spectra)
+    assert len(precomputed) == 1  # shared by the starts and the kept one
+    n_train = 24 * 24 - n_validation(24 * 24, once.validation_fraction)
+    assert precomputed[0].shape == (n_train, 32)  # input_components=32
+    monkeypatch.setattr(_fitting, "training_encoder_inputs", lambda *args: None)
+    per_batch = AEUnmix(3, **QUICK).fit(mixture.spectra)
+    np.testing.assert_array_equal(once.components_, per_batch.components_)
+    np.testing.assert_array_equal(
+        once.transform(mixture.spectra), per_batch.transform(mixture.spectra)
+    )
 
 
 def test_large_scans_train_on_a_bounded_sample():

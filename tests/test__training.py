@@ -13,6 +13,7 @@ from _helpers import make_mixture
 from torch import nn
 
 from hs_aeunmix import AEUnmix, _training, metrics
+from hs_aeunmix._networks import NetworkOptions, build_autoencoder
 from hs_aeunmix._training import (
     COMPILE_MIN_STEPS,
     STEPS_PER_EPOCH,
@@ -22,6 +23,7 @@ from hs_aeunmix._training import (
     compiles_steps,
     eager_gradients,
     minibatch_stream,
+    precomputed_encoder_inputs,
     resolve_show_progressbar,
 )
 from hs_aeunmix.datasets import GroundTruth
@@ -141,6 +143,63 @@ def test_batch_larger_than_the_data():
     data = torch.arange(7, dtype=torch.float32).unsqueeze(1)
     epoch = minibatch_stream(data, 256, torch.Generator().manual_seed(0), 2)
     assert [sorted(_rows([batch])) for batch in epoch()] == [list(range(7))] * 2
+
+
+def test_batches_with_encoder_inputs_pair_the_same_rows():
+    data = torch.arange(23, dtype=torch.float32).unsqueeze(1)
+    epoch = minibatch_stream(
+        data, 5, torch.Generator().manual_seed(0), 6, encoder_inputs=-10 * data
+    )
+    batches = list(epoch())
+    assert len(batches) == 6
+    for spectra, encoder_inputs in batches:
+        assert torch.equal(encoder_inputs, -10 * spectra)
+    # The same rows, in the same order, as a stream without encoder inputs.
+    plain = minibatch_stream(data, 5, torch.Generator().manual_seed(0), 6)
+    assert _rows(plain()) == _rows(spectra for spectra, _ in batches)
+
+
+def _projecting_model(n_channels: int, projection: bool) -> nn.Module:
+    generator = torch.Generator().manual_seed(0)
+    return build_autoencoder(
+        NetworkOptions(hidden_layer_sizes=(8,)),
+        endmembers=torch.rand(3, n_channels, generator=generator),
+        input_mean=torch.rand(n_channels, generator=generator),
+        input_scale=torch.rand(8 if projection else n_channels, generator=generator)
+        + 0.5,
+        input_projection=torch.randn(n_channels, 8, generator=generator)
+        if projection
+        else None,
+        pixel_total=float(n_channels),
+    )
+
+
+@pytest.mark.parametrize("n_rows", [1100, 256, 100])
+def test_precomputed_encoder_inputs_are_the_batches_own_numbers(n_rows):
+    # Bitwise: the steps must train exactly as when each batch computes them.
+    # 1024 channels onto 8 scores: a product whose rounding here depends on
+    # its number of rows (a block of 1024 rows rounds otherwise).
+    model = _projecting_model(1024, projection=True)
+    data = torch.rand(n_rows, 1024, generator=torch.Generator().manual_seed(1)) * 50
+    inputs = precomputed_encoder_inputs(model, data, 256)
+    assert inputs.shape == (n_rows, 8)
+    epoch = minibatch_stream(data, 256, torch.Generator().manual_seed(2), 8)
+    with torch.no_grad():
+        for batch, rows in zip(epoch(), _row_numbers(data, epoch), strict=True):
+            assert torch.equal(inputs[rows], model.encoder_input(batch))
+
+
+def _row_numbers(data: torch.Tensor, epoch) -> list[torch.Tensor]:
+    """The rows of each batch of a fresh stream like ``epoch``'s."""
+    numbered = torch.arange(len(data), dtype=torch.float64).unsqueeze(1)
+    stream = minibatch_stream(numbered, 256, torch.Generator().manual_seed(2), 8)
+    return [batch.squeeze(1).long() for batch in stream()]
+
+
+def test_no_encoder_inputs_are_kept_for_an_encoder_reading_whole_spectra():
+    # A copy of the whole training spectra would double their memory.
+    model = _projecting_model(30, projection=False)
+    assert precomputed_encoder_inputs(model, torch.rand(50, 30), 16) is None
 
 
 def test_progressbar_follows_hyperspy_preference():
