@@ -36,6 +36,7 @@ from hs_aeunmix._baseline import (
     polynomial_basis,
     without_background,
 )
+from hs_aeunmix._device import map_in_threads
 from hs_aeunmix._initialisation import (
     GIVEN,
     Initialisation,
@@ -224,13 +225,17 @@ def _scaled_rows(
 ) -> np.ndarray:
     """``spectra[rows]``, repaired and divided by ``scale``, as float32.
 
-    Built block by block: no float64 copy, no copy of the spectra left out.
+    Built block by block, the blocks on the CPU's cores at once: no float64
+    copy, no copy of the spectra left out.
     """
     result = np.empty((len(rows), spectra.shape[1]), dtype=np.float32)
-    done = 0
-    for chosen, values in _repaired(spectra, rows, screening):
-        result[done : done + len(chosen)] = values / scale
-        done += len(chosen)
+
+    def fill(start: int) -> None:
+        chosen = rows[start : start + BLOCK_ROWS]
+        values = screening.repair(spectra[chosen], chosen)
+        np.divide(values, scale, out=result[start : start + len(chosen)])
+
+    map_in_threads(fill, range(0, len(rows), BLOCK_ROWS))
     return result
 
 
@@ -617,7 +622,13 @@ def fit_state(
             ),
             baseline_basis=basis,
         )
-        floor = loss_floor(prepared, n_components, loss, seed)
+        # Only the minimum-volume term is scaled by it (an SVD of the
+        # held-out spectra: half a second on a large scan).
+        floor = (
+            loss_floor(prepared, n_components, loss, seed)
+            if plan.training.min_volume_weight > 0
+            else 1.0
+        )
         candidate_epochs = min(CANDIDATE_EPOCHS, plan.training.max_epochs)
         candidates = []
         # Every start's network has the input stage of ``inputs``.

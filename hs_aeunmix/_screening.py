@@ -39,6 +39,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from hs_aeunmix._device import map_in_threads
+
 # A pixel whose total intensity is at most this fraction of the median
 # pixel's holds no signal.
 DEAD_FRACTION = 1e-3
@@ -252,11 +254,10 @@ def screen(spectra: np.ndarray) -> Screening:
     if spectra.shape[1] < SPIKE_WIDTH:
         return Screening(dead, no_spikes, spectra.shape[1], counts)
     floor = 1e-12 * max(float(spectra.max()), -float(spectra.min()), 1e-30)
-    standing_out = np.zeros(spectra.shape[1], dtype=np.int64)
-    found = [no_spikes]
-    # Block by block (each row is judged on its own), so that a large sample
-    # needs a few blocks of temporaries, not several copies of itself.
-    for start in range(0, len(spectra), _BLOCK_ROWS):
+
+    def judge(start: int) -> tuple[np.ndarray, np.ndarray]:
+        """The spikes of a block of rows, and its count per channel of values
+        standing out."""
         rows = slice(start, start + _BLOCK_ROWS)
         block = spectra[rows]
         smooth = _smooth(block)
@@ -268,8 +269,17 @@ def screen(spectra: np.ndarray) -> Screening:
         peak = np.abs(smooth).max(axis=1, keepdims=True)
         alive = ~dead[rows, None]
         spikes = (excess > SPIKE_THRESHOLD * sigma) & (excess > 0.5 * peak) & alive
-        found.append(np.argwhere(spikes) + np.array([start, 0]))
-        standing_out += ((excess > SHARED_SIGMA * sigma) & alive).sum(axis=0)
+        standing_out = ((excess > SHARED_SIGMA * sigma) & alive).sum(axis=0)
+        return np.argwhere(spikes) + np.array([start, 0]), standing_out
+
+    # Block by block (each row is judged on its own), so that a large sample
+    # needs a few blocks of temporaries, not several copies of itself; the
+    # blocks on the CPU's cores at once.
+    judged = map_in_threads(judge, range(0, len(spectra), _BLOCK_ROWS))
+    found = [no_spikes, *(spikes for spikes, _ in judged)]
+    standing_out = sum(
+        (counted for _, counted in judged), np.zeros(spectra.shape[1], np.int64)
+    )
     shared = standing_out > max(3, SHARED_FRACTION * len(spectra))
     # A narrow band wanders by a channel between pixels (drift).
     shared = shared | np.roll(shared, 1) | np.roll(shared, -1)

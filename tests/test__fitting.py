@@ -135,6 +135,24 @@ def test_encoder_inputs_computed_once_train_exactly_as_per_batch(monkeypatch):
     )
 
 
+@pytest.mark.parametrize("min_volume_weight", [0.0, 0.01])
+def test_the_loss_floor_is_measured_only_for_the_minimum_volume_term(
+    constant, monkeypatch, min_volume_weight
+):
+    floors = []
+    real = _fitting.loss_floor
+
+    def measured(*args):
+        floors.append(real(*args))
+        return floors[-1]
+
+    monkeypatch.setattr(_fitting, "loss_floor", measured)
+    AEUnmix(3, min_volume_weight=min_volume_weight, **{**VERTEX, "max_epochs": 1}).fit(
+        constant.spectra
+    )
+    assert len(floors) == (1 if min_volume_weight else 0)
+
+
 def test_large_scans_train_on_a_bounded_sample():
     rng = np.random.default_rng(0)
     X = rng.random((MAX_TRAINING_PIXELS + 1000, 5))
@@ -200,7 +218,9 @@ def test_rows_reordered_in_place_are_those_of_fancy_indexing():
     np.testing.assert_array_equal(array, expected)
 
 
-def test_preparing_in_place_gives_the_copies_and_reuses_the_memory():
+def test_preparing_in_place_gives_the_copies_and_reuses_the_memory(monkeypatch):
+    # Blocks of 50 rows: the copies are made on several threads at once.
+    monkeypatch.setattr(_fitting, "BLOCK_ROWS", 50)
     spectra = make_mixture(shape=(24, 24), counts=100, seed=5).spectra.astype(
         np.float32
     )

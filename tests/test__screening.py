@@ -6,6 +6,7 @@ import warnings
 
 import numpy as np
 import pytest
+import torch
 from _helpers import make_mixture
 
 from hs_aeunmix import AEUnmix, _screening, datasets, metrics
@@ -176,6 +177,24 @@ def test_blocks_give_the_result_of_one_block(counts, monkeypatch):
         "spike_values": 3,
         "spike_pixels": 3,
     }
+
+
+def test_blocks_on_several_threads_give_the_result_of_one(counts, monkeypatch):
+    from hs_aeunmix import _screening
+
+    spectra = _scene_with_everything(counts)
+    monkeypatch.setattr(_screening, "_BLOCK_ROWS", 7)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        alone, alone_screening = screened(spectra)
+        torch.set_num_threads(4)
+        threaded, threaded_screening = screened(spectra)
+    finally:
+        torch.set_num_threads(before)
+    np.testing.assert_array_equal(threaded, alone)
+    np.testing.assert_array_equal(threaded_screening.spikes, alone_screening.spikes)
+    assert threaded_screening.summary() == alone_screening.summary()
 
 
 def test_a_band_drifting_by_a_channel_is_not_a_spike(counts):
