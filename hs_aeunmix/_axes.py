@@ -23,6 +23,9 @@ _logger = logging.getLogger(__name__)
 # Two calibrations are the same when every channel position agrees to this
 # fraction of a channel: far below any physical drift, far above rounding.
 _SAME_POSITION_TOLERANCE = 1e-6
+# How far, in its own channels, a new axis may fall short of the trained
+# range at each end (see channel_mapping).
+_EDGE_CHANNELS = 1
 
 
 def _text(value) -> str | None:
@@ -185,6 +188,9 @@ class ChannelMapping:
     back_weights: np.ndarray | None
     covered: np.ndarray | None
     intensity_factor: float
+    # Model channels beyond the new axis's ends (by at most one of its
+    # channels), which take its end channel's value.
+    n_extrapolated: int = 0
 
     @property
     def is_identity(self) -> bool:
@@ -236,16 +242,34 @@ def _unit_factor(units: str | None, target: str | None) -> float | None:
     return float(axis.scale)
 
 
+def _reaches(axis: np.ndarray, values: np.ndarray, tolerance: float) -> bool:
+    """Whether ``values`` lie within the increasing ``axis`` extended by
+    :data:`_EDGE_CHANNELS` of its end channels' widths (and ``tolerance``)."""
+    low = axis[0] - _EDGE_CHANNELS * (axis[1] - axis[0]) - tolerance
+    high = axis[-1] + _EDGE_CHANNELS * (axis[-1] - axis[-2]) + tolerance
+    return bool(values.min() >= low and values.max() <= high)
+
+
 def channel_mapping(
     trained: SignalCalibration, new: SignalCalibration
 ) -> ChannelMapping:
     """Plan how spectra on ``new``'s axis are fed to a model trained on ``trained``.
 
+    The new axis must cover the trained range, up to one of its own
+    channels at either end: a scan of the same window that drifted by a
+    fraction of a channel leaves the model's first or last channel just
+    outside it, and refusing the whole scan for that would make a model
+    unusable on the next scan of a drifting series. Such a channel takes
+    the value of the new axis's end channel (an error of at most the
+    spectrum's change over one channel, on the edge channels only), and
+    :attr:`ChannelMapping.n_extrapolated` counts them for the warning.
+
     Raises
     ------
     ValueError
-        When the units differ, or the new axis does not cover the trained
-        range; the message gives both calibrations and what to do.
+        When the units differ, or the new axis misses more than one of its
+        channels of the trained range at an end; the message gives both
+        calibrations and what to do.
     """
     advice = (
         "Crop or recalibrate the new signal so that its axis covers the "
@@ -276,11 +300,7 @@ def channel_mapping(
     descending = new_values.size > 1 and new_values[-1] < new_values[0]
     order = np.argsort(new_values) if descending else np.arange(new_values.size)
     sorted_values = new_values[order]
-    if (
-        new_values.size < 2
-        or kept.min() < sorted_values[0] - tolerance
-        or kept.max() > sorted_values[-1] + tolerance
-    ):
+    if new_values.size < 2 or not _reaches(sorted_values, kept, tolerance):
         raise ValueError(
             f"This signal's axis ({new.describe()}) does not cover the range the "
             f"model was trained on ({trained.describe()}). {advice}"
@@ -296,7 +316,18 @@ def channel_mapping(
     # half the dispersion holds half the counts per channel.
     factor = trained.scale / new.scale if trained.binned and new.binned else 1.0
     _logger.debug("Interpolating %s onto %s", new.describe(), trained.describe())
-    return ChannelMapping(trained, new_values, forward, back, covered, float(factor))
+    beyond = (kept < sorted_values[0] - tolerance) | (
+        kept > sorted_values[-1] + tolerance
+    )
+    return ChannelMapping(
+        trained,
+        new_values,
+        forward,
+        back,
+        covered,
+        float(factor),
+        n_extrapolated=int(beyond.sum()),
+    )
 
 
 def describe_difference(trained: SignalCalibration, new: SignalCalibration) -> str:

@@ -477,6 +477,13 @@ def _mapping(model: AEUnmix, signal) -> ChannelMapping:
                 if mapping.intensity_factor != 1.0
                 else ""
             )
+            + (
+                f"; {mapping.n_extrapolated} of the model's channels lie beyond "
+                "this signal's axis (by at most one of its channels) and take "
+                "the value of its end channel"
+                if mapping.n_extrapolated
+                else ""
+            )
             + ".",
             UserWarning,
             stacklevel=5,

@@ -202,6 +202,28 @@ class SeriesFit:
         return "\n".join(lines)
 
 
+def _mapping_to_model(reference, calibration, offset: float, signal):
+    """:func:`channel_mapping` of a scan, aligned by ``offset``, to a given model.
+
+    Its refusal says why a series meets it: a model trained on one scan
+    covers every channel of that scan, so a scan shifted by more than a
+    channel leaves some of the model's channels without data.
+    """
+    try:
+        return channel_mapping(reference, calibration)
+    except ValueError as error:
+        units = f" {reference.units}" if reference.units else ""
+        raise ValueError(
+            f"{signal.metadata.General.title or 'A scan'}: aligned to the model by "
+            f"its measured offset of {offset:+.4g}{units}, it no longer covers the "
+            f"model's channels ({error}) To unmix a series whose scans shift by "
+            "more than a channel, unmix it as one problem (decompose_series("
+            "signals, output_dimension) keeps the channels every scan covers), or "
+            "train the model on a window a few channels narrower than the scans "
+            "(s.crop_signal)."
+        ) from error
+
+
 def decompose_series(
     signals: Sequence,
     output_dimension: int | None = None,
@@ -327,7 +349,14 @@ def decompose_series(
     ]
     if model is None:
         reference = _common_channels(reference, corrected)
-    mappings = [channel_mapping(reference, calibration) for calibration in corrected]
+        mappings = [channel_mapping(reference, c) for c in corrected]
+    else:
+        mappings = [
+            _mapping_to_model(reference, calibration, offset, signal)
+            for calibration, offset, signal in zip(
+                corrected, offsets, signals, strict=True
+            )
+        ]
     mapped = [
         mapping.to_model(sample)
         for mapping, sample in zip(mappings, samples, strict=True)

@@ -148,9 +148,33 @@ def test_axis_reaching_exactly_the_trained_range_is_covered():
     mapping = channel_mapping(trained, new)
     mapped = mapping.to_model(_spectrum(new.values)[None])
     np.testing.assert_allclose(mapped[0], _spectrum(trained.values), rtol=2e-3)
+    assert mapping.n_extrapolated == 0
+
+
+def test_a_trained_channel_up_to_one_channel_beyond_takes_the_end_value():
+    trained = _calibration(700 + 1.0 * np.arange(60))  # 700 to 759
     short = _calibration(700 + 0.5 * np.arange(118))  # ends at 758.5
-    with pytest.raises(ValueError, match="does not cover"):
-        channel_mapping(trained, short)
+    mapping = channel_mapping(trained, short)
+    assert mapping.n_extrapolated == 1
+    spectrum = _spectrum(short.values)
+    mapped = mapping.to_model(spectrum[None])[0]
+    assert mapped[-1] == spectrum[-1]
+    np.testing.assert_allclose(mapped[:-1], _spectrum(trained.values[:-1]), rtol=2e-3)
+    # A drift of 0.3 channel at the start, on an axis as coarse as the model's.
+    drifted = _calibration(700.3 + 1.0 * np.arange(60))
+    mapping = channel_mapping(trained, drifted)
+    assert mapping.n_extrapolated == 1
+    assert (
+        mapping.to_model(_spectrum(drifted.values)[None])[0, 0]
+        == _spectrum(drifted.values)[0]
+    )
+    # Beyond one of the new axis's channels: refused.
+    for shorter in (
+        _calibration(700 + 0.5 * np.arange(117)),  # ends at 758
+        _calibration(701.01 + 1.0 * np.arange(60)),
+    ):
+        with pytest.raises(ValueError, match="does not cover"):
+            channel_mapping(trained, shorter)
 
 
 def test_descending_axis_is_interpolated():

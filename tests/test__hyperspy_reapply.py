@@ -229,8 +229,18 @@ def analytic_model():
         (272.3 + 0.5 * np.arange(180), r"offset shifted by -7\.7 eV, scale x1"),
         (270 + 0.25 * np.arange(400), r"scale x0\.5"),
         (np.sort(270 + 95 * np.linspace(0, 1, 300) ** 1.3), "non-uniform"),
+        # The same window drifted by less than a channel either way: the
+        # model's first or last channel lies just beyond the scan.
+        (
+            280.2 + 0.5 * np.arange(160),
+            r"offset shifted by \+0\.2 eV.*; 1 of the model's channels lie beyond",
+        ),
+        (
+            279.6 + 0.5 * np.arange(160),
+            r"offset shifted by -0\.4 eV.*; 1 of the model's channels lie beyond",
+        ),
     ],
-    ids=["shifted", "finer", "non-uniform"],
+    ids=["shifted", "finer", "non-uniform", "drifted up", "drifted down"],
 )
 def test_other_calibration_is_interpolated(analytic_model, values, message):
     model, trained_loadings = analytic_model

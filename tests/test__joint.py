@@ -301,6 +301,28 @@ def test_a_saved_model_is_applied_and_continued(series, fit, tmp_path):
     assert [scan.n_sampled for scan in continued.scans] == [144, 144]
 
 
+def test_a_single_scans_model_refuses_a_scan_shifted_beyond_a_channel(series):
+    # It covers every channel of its scan: the second scan, 1.5 channels off,
+    # leaves 1.5 of them without data, and the error says what to do.
+    signals, _, offsets = series
+    assert 1.0 < offsets[1] < 2.0
+    single = signals[0].deepcopy()
+    model = single.decomposition(
+        algorithm="ae",
+        output_dimension=3,
+        return_info=True,
+        print_info=False,
+        **FAST,
+    )
+    with pytest.raises(
+        ValueError,
+        match=r"Series scan 2 of 4: aligned to the model by its measured offset of "
+        r"\+1\.\d+ eV, it no longer covers the model's channels \(This signal's "
+        r"axis .* unmix it as one problem",
+    ):
+        hs_aeunmix.decompose_series([s.deepcopy() for s in signals], model=model)
+
+
 def test_each_map_gets_a_spatial_layer_fitted_to_that_scan(series, fit, per_pixel_fit):
     _, truths, _ = series
     # The same endmembers: the layer refines the maps only.
