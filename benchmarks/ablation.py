@@ -187,6 +187,10 @@ VARIANTS: dict[str, dict] = {
     "ties within 4 standard errors": {"patch": {"hs_aeunmix._selection.TIE_Z": 4.0}},
     # Shorter brief training of the starts (issue 25: the time of a call).
     "candidates 3 epochs": {"patch": {"hs_aeunmix._fitting.CANDIDATE_EPOCHS": 3}},
+    # The spectral-angle loss of daeu, whose endmember angles beat the
+    # default's on the family (2026-12-05, twelfth session).
+    "loss sad": {"loss": "sad"},
+    "loss mse_sad": {"loss": "mse_sad"},
 }
 CURRENT_ROUND = "ablation"
 
