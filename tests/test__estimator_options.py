@@ -72,7 +72,9 @@ def _fit(monkeypatch, options: dict, how: Callable[[AEUnmix], None]) -> Fit:
     def spied_epoch(model, gradients, train_batches, optimizer):
         def batches():
             for batch in train_batches():
-                fit.batch_rows.append(int(batch.shape[0]))
+                # (spectra, encoder inputs) where the encoder reads scores.
+                spectra = batch[0] if isinstance(batch, tuple) else batch
+                fit.batch_rows.append(int(spectra.shape[0]))
                 yield batch
 
         return real_epoch(model, gradients, batches, optimizer)
