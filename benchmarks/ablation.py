@@ -189,6 +189,9 @@ VARIANTS: dict[str, dict] = {
     "candidates 3 epochs": {"patch": {"hs_aeunmix._fitting.CANDIDATE_EPOCHS": 3}},
     # The spectral-angle loss of daeu, whose endmember angles beat the
     # default's on the family (2026-12-05, twelfth session).
+    # The same options after the exact speed-ups of issue 25 (2026-12-05,
+    # twelfth session): the same numbers, in less time.
+    "default, 2026-12-05, later": {},
     "loss sad": {"loss": "sad"},
     "loss mse_sad": {"loss": "mse_sad"},
 }
