@@ -64,6 +64,51 @@ PLAIN_SETTINGS = {
 }
 
 
+def _risk_monitored_training():
+    """``_fitting.train_network`` keeping the epoch of lowest held-out risk.
+
+    Issue 21: the start is chosen by the held-out risk of its endmembers
+    (SURE, ``_selection.held_out_risks``) because the networks' own
+    held-out loss prefers a simplex the noise has inflated; training then
+    keeps the epoch of lowest held-out *loss*, which may let the simplex
+    inflate again. Here every epoch is judged, and the best one kept and
+    early stopping decided, by the criterion that chose the start.
+    """
+    from hs_aeunmix import _fitting
+
+    real_train_network = _fitting.train_network
+
+    def train_network(module, plan, prepared, loss, device, generator, **options):
+        from hs_aeunmix import _selection, _training
+
+        spectra = prepared.validation if len(prepared.validation) else prepared.train
+        spectra = spectra[:: max(1, len(spectra) // _selection.RISK_PIXELS)]
+        counts_scale = prepared.data_scale if prepared.screening.counts else None
+        basis = module.baseline_basis
+        basis = None if basis is None else basis.detach().cpu().double().numpy()
+
+        def evaluate(model, objective, batches) -> float:
+            endmembers = model.decoder.endmembers.detach().cpu().numpy()
+            return float(
+                np.mean(
+                    _selection.held_out_risks(
+                        endmembers, spectra, counts_scale=counts_scale, background=basis
+                    )
+                )
+            )
+
+        real = _training.evaluate
+        _training.evaluate = evaluate
+        try:
+            return real_train_network(
+                module, plan, prepared, loss, device, generator, **options
+            )
+        finally:
+            _training.evaluate = real
+
+    return train_network
+
+
 def _averaged_choice(only_tied: bool):
     """``_fitting.choose`` that also averages the candidates' endmembers.
 
@@ -192,6 +237,11 @@ VARIANTS: dict[str, dict] = {
     # The same options after the exact speed-ups of issue 25 (2026-12-05,
     # twelfth session): the same numbers, in less time.
     "default, 2026-12-05, later": {},
+    # Issue 21: the kept epoch and early stopping judged by the held-out risk
+    # that chooses the start (2026-12-05, twelfth session).
+    "epochs kept by held-out risk": {
+        "patch": {"hs_aeunmix._fitting.train_network": _risk_monitored_training()}
+    },
     "loss sad": {"loss": "sad"},
     "loss mse_sad": {"loss": "mse_sad"},
 }
