@@ -64,7 +64,7 @@ PLAIN_SETTINGS = {
 }
 
 
-def _risk_monitored_training():
+def _risk_monitored_training(encoder_after: bool = False):
     """``_fitting.train_network`` keeping the epoch of lowest held-out risk.
 
     Issue 21: the start is chosen by the held-out risk of its endmembers
@@ -73,6 +73,10 @@ def _risk_monitored_training():
     keeps the epoch of lowest held-out *loss*, which may let the simplex
     inflate again. Here every epoch is judged, and the best one kept and
     early stopping decided, by the criterion that chose the start.
+    ``encoder_after``: the risk judges endmembers only (their abundances
+    are fitted by least squares), so after the kept start's training the
+    encoder alone trains on, the endmembers fixed, judged by its held-out
+    loss as usual.
     """
     from hs_aeunmix import _fitting
 
@@ -100,11 +104,23 @@ def _risk_monitored_training():
         real = _training.evaluate
         _training.evaluate = evaluate
         try:
-            return real_train_network(
+            history = real_train_network(
                 module, plan, prepared, loss, device, generator, **options
             )
         finally:
             _training.evaluate = real
+        if encoder_after and options.get("resume"):
+            endmembers = module.decoder.weight
+            endmembers.requires_grad_(False)
+            try:
+                history = history.followed_by(
+                    real_train_network(
+                        module, plan, prepared, loss, device, generator, **options
+                    )
+                )
+            finally:
+                endmembers.requires_grad_(True)
+        return history
 
     return train_network
 
@@ -241,6 +257,13 @@ VARIANTS: dict[str, dict] = {
     # that chooses the start (2026-12-05, twelfth session).
     "epochs kept by held-out risk": {
         "patch": {"hs_aeunmix._fitting.train_network": _risk_monitored_training()}
+    },
+    "epochs kept by held-out risk, then the encoder": {
+        "patch": {
+            "hs_aeunmix._fitting.train_network": _risk_monitored_training(
+                encoder_after=True
+            )
+        }
     },
     "loss sad": {"loss": "sad"},
     "loss mse_sad": {"loss": "mse_sad"},
