@@ -125,6 +125,76 @@ def _risk_monitored_training(encoder_after: bool = False):
     return train_network
 
 
+def _loss_epoch_unless_the_risk_rejects_it():
+    """``_fitting.train_network`` whose kept epoch the held-out risk can veto.
+
+    Training and early stopping as the default (held-out loss); every
+    epoch's weights and per-pixel held-out risks (``_selection.
+    held_out_risks``) are kept. The epoch of lowest loss stays unless its
+    risk is worse than the lowest risk's by more than the noise explains
+    (the paired mean difference beyond ``_selection.TIE_Z`` standard
+    errors, the start selection's tie): then the epoch of lowest loss among
+    those tied with the lowest risk is kept. Where the risk cannot tell the
+    epochs apart (a flat risk, as on the Raman scenes with a background)
+    nothing changes.
+    """
+    from hs_aeunmix import _fitting
+
+    real_train_network = _fitting.train_network
+
+    def train_network(module, plan, prepared, loss, device, generator, **options):
+        import copy
+
+        from hs_aeunmix import _selection, _training
+
+        spectra = prepared.validation if len(prepared.validation) else prepared.train
+        spectra = spectra[:: max(1, len(spectra) // _selection.RISK_PIXELS)]
+        counts_scale = prepared.data_scale if prepared.screening.counts else None
+        basis = module.baseline_basis
+        basis = None if basis is None else basis.detach().cpu().double().numpy()
+        epochs = []  # (loss, risks, state), in the order train() evaluates
+        real = _training.evaluate
+
+        def evaluate(model, objective, batches) -> float:
+            value = real(model, objective, batches)
+            risks = _selection.held_out_risks(
+                model.decoder.endmembers.detach().cpu().numpy(),
+                spectra,
+                counts_scale=counts_scale,
+                background=basis,
+            )
+            epochs.append((value, risks, copy.deepcopy(model.state_dict())))
+            return value
+
+        _training.evaluate = evaluate
+        try:
+            history = real_train_network(
+                module, plan, prepared, loss, device, generator, **options
+            )
+        finally:
+            _training.evaluate = real
+        # train() evaluated the starting weights first when they compete.
+        offset = 1 if options.get("resume") else 0
+        if len(epochs) <= offset or history.best_epoch < 0:
+            return history
+        kept = offset + history.best_epoch
+        lowest = min(range(len(epochs)), key=lambda i: epochs[i][1].mean())
+
+        def worse(i: int) -> bool:
+            difference = epochs[i][1] - epochs[lowest][1]
+            error = difference.std(ddof=1) / np.sqrt(len(difference))
+            return difference.mean() > _selection.TIE_Z * error
+
+        if worse(kept):
+            tied = [i for i in range(offset, len(epochs)) if not worse(i)]
+            choice = min(tied or [lowest], key=lambda i: epochs[i][0])
+            module.load_state_dict(epochs[choice][2])
+            module.eval()
+        return history
+
+    return train_network
+
+
 def _averaged_choice(only_tied: bool):
     """``_fitting.choose`` that also averages the candidates' endmembers.
 
@@ -257,6 +327,13 @@ VARIANTS: dict[str, dict] = {
     # that chooses the start (2026-12-05, twelfth session).
     "epochs kept by held-out risk": {
         "patch": {"hs_aeunmix._fitting.train_network": _risk_monitored_training()}
+    },
+    "epoch of lowest loss unless the risk rejects it": {
+        "patch": {
+            "hs_aeunmix._fitting.train_network": (
+                _loss_epoch_unless_the_risk_rejects_it()
+            )
+        }
     },
     "epochs kept by held-out risk, then the encoder": {
         "patch": {
