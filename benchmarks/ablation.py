@@ -64,6 +64,20 @@ PLAIN_SETTINGS = {
 }
 
 
+def _held_out_risks_of(module, prepared):
+    """``risks(model)``: each held-out pixel's risk of the model's endmembers.
+
+    The start selection's own measure (``_fitting.candidate_risks``), with
+    the background basis the network holds (``module``'s), for the epochs
+    of one training run.
+    """
+    from hs_aeunmix import _fitting
+
+    basis = module.baseline_basis
+    basis = None if basis is None else basis.detach().cpu().double().numpy()
+    return lambda model: _fitting.candidate_risks(model, prepared, basis)
+
+
 def _risk_monitored_training(encoder_after: bool = False):
     """``_fitting.train_network`` keeping the epoch of lowest held-out risk.
 
@@ -83,23 +97,12 @@ def _risk_monitored_training(encoder_after: bool = False):
     real_train_network = _fitting.train_network
 
     def train_network(module, plan, prepared, loss, device, generator, **options):
-        from hs_aeunmix import _selection, _training
+        from hs_aeunmix import _training
 
-        spectra = prepared.validation if len(prepared.validation) else prepared.train
-        spectra = spectra[:: max(1, len(spectra) // _selection.RISK_PIXELS)]
-        counts_scale = prepared.data_scale if prepared.screening.counts else None
-        basis = module.baseline_basis
-        basis = None if basis is None else basis.detach().cpu().double().numpy()
+        risks = _held_out_risks_of(module, prepared)
 
         def evaluate(model, objective, batches) -> float:
-            endmembers = model.decoder.endmembers.detach().cpu().numpy()
-            return float(
-                np.mean(
-                    _selection.held_out_risks(
-                        endmembers, spectra, counts_scale=counts_scale, background=basis
-                    )
-                )
-            )
+            return float(np.mean(risks(model)))
 
         real = _training.evaluate
         _training.evaluate = evaluate
@@ -150,23 +153,13 @@ def _loss_epoch_unless_the_risk_rejects_it(for_the_epochs_compared: bool = False
 
         from hs_aeunmix import _selection, _training
 
-        spectra = prepared.validation if len(prepared.validation) else prepared.train
-        spectra = spectra[:: max(1, len(spectra) // _selection.RISK_PIXELS)]
-        counts_scale = prepared.data_scale if prepared.screening.counts else None
-        basis = module.baseline_basis
-        basis = None if basis is None else basis.detach().cpu().double().numpy()
+        risks = _held_out_risks_of(module, prepared)
         epochs = []  # (loss, risks, state), in the order train() evaluates
         real = _training.evaluate
 
         def evaluate(model, objective, batches) -> float:
             value = real(model, objective, batches)
-            risks = _selection.held_out_risks(
-                model.decoder.endmembers.detach().cpu().numpy(),
-                spectra,
-                counts_scale=counts_scale,
-                background=basis,
-            )
-            epochs.append((value, risks, copy.deepcopy(model.state_dict())))
+            epochs.append((value, risks(model), copy.deepcopy(model.state_dict())))
             return value
 
         _training.evaluate = evaluate

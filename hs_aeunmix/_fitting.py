@@ -381,7 +381,7 @@ def train_network(
     module.to(device)
     train_data = torch.from_numpy(prepared.train).to(device)
     if encoder_inputs is None:
-        encoder_inputs = training_encoder_inputs(module, prepared, plan, device)
+        encoder_inputs = precomputed_encoder_inputs(module, train_data, plan.batch_size)
     objective = pixel_objective(
         get_loss(loss, sad_weight=plan.sad_weight),
         endmember_penalty(

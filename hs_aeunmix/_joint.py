@@ -73,7 +73,7 @@ from sklearn.utils import check_random_state
 
 from hs_aeunmix import _hyperspy_internals as internals
 from hs_aeunmix._adapters import ScanRun
-from hs_aeunmix._axes import SignalCalibration, channel_mapping
+from hs_aeunmix._axes import ChannelMapping, SignalCalibration, channel_mapping
 from hs_aeunmix._estimator import AEUnmix, load_model
 from hs_aeunmix._fitting import MAX_TRAINING_PIXELS
 from hs_aeunmix._hyperspy import decompose_with, has_grid, scan_grid, uses_neighbours
@@ -202,7 +202,12 @@ class SeriesFit:
         return "\n".join(lines)
 
 
-def _mapping_to_model(reference, calibration, offset: float, signal):
+def _mapping_to_model(
+    reference: SignalCalibration,
+    calibration: SignalCalibration,
+    offset: float,
+    signal,
+) -> ChannelMapping:
     """:func:`channel_mapping` of a scan, aligned by ``offset``, to a given model.
 
     Its refusal says why a series meets it: a model trained on one scan

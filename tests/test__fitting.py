@@ -111,23 +111,30 @@ def test_training_is_a_budget_of_steps(constant):
     assert STEPS_PER_EPOCH == 50
 
 
+def _recorded(monkeypatch, name: str) -> list:
+    """What each call of ``_fitting.<name>`` returns, in order (the calls run)."""
+    results = []
+    real = getattr(_fitting, name)
+
+    def recording(*args):
+        results.append(real(*args))
+        return results[-1]
+
+    monkeypatch.setattr(_fitting, name, recording)
+    return results
+
+
 def test_encoder_inputs_computed_once_train_exactly_as_per_batch(monkeypatch):
     # The input stage is computed once per fit instead of at every step:
     # the same numbers, so the same model to the last bit.
     mixture = make_mixture(shape=(24, 24), n_channels=1024, counts=200, seed=4)
-    precomputed = []
-    real = _fitting.training_encoder_inputs
-
-    def counted(*args):
-        precomputed.append(real(*args))
-        return precomputed[-1]
-
-    monkeypatch.setattr(_fitting, "training_encoder_inputs", counted)
+    precomputed = _recorded(monkeypatch, "training_encoder_inputs")
     once = AEUnmix(3, **QUICK).fit(mixture.spectra)
     assert len(precomputed) == 1  # shared by the starts and the kept one
     n_train = 24 * 24 - n_validation(24 * 24, once.validation_fraction)
     assert precomputed[0].shape == (n_train, 32)  # input_components=32
-    monkeypatch.setattr(_fitting, "training_encoder_inputs", lambda *args: None)
+    # Without them every batch computes its own.
+    monkeypatch.setattr(_fitting, "precomputed_encoder_inputs", lambda *args: None)
     per_batch = AEUnmix(3, **QUICK).fit(mixture.spectra)
     np.testing.assert_array_equal(once.components_, per_batch.components_)
     np.testing.assert_array_equal(
@@ -139,14 +146,7 @@ def test_encoder_inputs_computed_once_train_exactly_as_per_batch(monkeypatch):
 def test_the_loss_floor_is_measured_only_for_the_minimum_volume_term(
     constant, monkeypatch, min_volume_weight
 ):
-    floors = []
-    real = _fitting.loss_floor
-
-    def measured(*args):
-        floors.append(real(*args))
-        return floors[-1]
-
-    monkeypatch.setattr(_fitting, "loss_floor", measured)
+    floors = _recorded(monkeypatch, "loss_floor")
     AEUnmix(3, min_volume_weight=min_volume_weight, **{**VERTEX, "max_epochs": 1}).fit(
         constant.spectra
     )
