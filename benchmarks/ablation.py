@@ -64,137 +64,9 @@ PLAIN_SETTINGS = {
 }
 
 
-def _held_out_risks_of(module, prepared):
-    """``risks(model)``: each held-out pixel's risk of the model's endmembers.
-
-    The start selection's own measure (``_fitting.candidate_risks``), with
-    the background basis the network holds (``module``'s), for the epochs
-    of one training run.
-    """
-    from hs_aeunmix import _fitting
-
-    basis = module.baseline_basis
-    basis = None if basis is None else basis.detach().cpu().double().numpy()
-    return lambda model: _fitting.candidate_risks(model, prepared, basis)
-
-
-def _risk_monitored_training(encoder_after: bool = False):
-    """``_fitting.train_network`` keeping the epoch of lowest held-out risk.
-
-    Issue 21: the start is chosen by the held-out risk of its endmembers
-    (SURE, ``_selection.held_out_risks``) because the networks' own
-    held-out loss prefers a simplex the noise has inflated; training then
-    keeps the epoch of lowest held-out *loss*, which may let the simplex
-    inflate again. Here every epoch is judged, and the best one kept and
-    early stopping decided, by the criterion that chose the start.
-    ``encoder_after``: the risk judges endmembers only (their abundances
-    are fitted by least squares), so after the kept start's training the
-    encoder alone trains on, the endmembers fixed, judged by its held-out
-    loss as usual.
-    """
-    from hs_aeunmix import _fitting
-
-    real_train_network = _fitting.train_network
-
-    def train_network(module, plan, prepared, loss, device, generator, **options):
-        from hs_aeunmix import _training
-
-        risks = _held_out_risks_of(module, prepared)
-
-        def evaluate(model, objective, batches) -> float:
-            return float(np.mean(risks(model)))
-
-        real = _training.evaluate
-        _training.evaluate = evaluate
-        try:
-            history = real_train_network(
-                module, plan, prepared, loss, device, generator, **options
-            )
-        finally:
-            _training.evaluate = real
-        if encoder_after and options.get("resume"):
-            endmembers = module.decoder.weight
-            endmembers.requires_grad_(False)
-            try:
-                history = history.followed_by(
-                    real_train_network(
-                        module, plan, prepared, loss, device, generator, **options
-                    )
-                )
-            finally:
-                endmembers.requires_grad_(True)
-        return history
-
-    return train_network
-
-
-def _loss_epoch_unless_the_risk_rejects_it(for_the_epochs_compared: bool = False):
-    """``_fitting.train_network`` whose kept epoch the held-out risk can veto.
-
-    Training and early stopping as the default (held-out loss); every
-    epoch's weights and per-pixel held-out risks (``_selection.
-    held_out_risks``) are kept. The epoch of lowest loss stays unless its
-    risk is worse than the lowest risk's by more than the noise explains
-    (the paired mean difference beyond ``_selection.TIE_Z`` standard
-    errors, the start selection's tie): then the epoch of lowest loss among
-    those tied with the lowest risk is kept. Where the risk cannot tell the
-    epochs apart (a flat risk, as on the Raman scenes with a background)
-    nothing changes. ``for_the_epochs_compared``: the lowest of m noisy
-    risks is lower than the epoch's true risk by chance, so the tie's z is
-    that of a one-sided test at 2.5 % / m (Bonferroni; 1.96 for m = 1, the
-    start selection's 2) instead of ``TIE_Z``.
-    """
-    from hs_aeunmix import _fitting
-
-    real_train_network = _fitting.train_network
-
-    def train_network(module, plan, prepared, loss, device, generator, **options):
-        import copy
-
-        from hs_aeunmix import _selection, _training
-
-        risks = _held_out_risks_of(module, prepared)
-        epochs = []  # (loss, risks, state), in the order train() evaluates
-        real = _training.evaluate
-
-        def evaluate(model, objective, batches) -> float:
-            value = real(model, objective, batches)
-            epochs.append((value, risks(model), copy.deepcopy(model.state_dict())))
-            return value
-
-        _training.evaluate = evaluate
-        try:
-            history = real_train_network(
-                module, plan, prepared, loss, device, generator, **options
-            )
-        finally:
-            _training.evaluate = real
-        # train() evaluated the starting weights first when they compete.
-        offset = 1 if options.get("resume") else 0
-        if len(epochs) <= offset or history.best_epoch < 0:
-            return history
-        kept = offset + history.best_epoch
-        lowest = min(range(len(epochs)), key=lambda i: epochs[i][1].mean())
-
-        z = _selection.TIE_Z
-        if for_the_epochs_compared:
-            from scipy.stats import norm
-
-            z = float(norm.ppf(1 - 0.025 / len(epochs)))
-
-        def worse(i: int) -> bool:
-            difference = epochs[i][1] - epochs[lowest][1]
-            error = difference.std(ddof=1) / np.sqrt(len(difference))
-            return difference.mean() > z * error
-
-        if worse(kept):
-            tied = [i for i in range(offset, len(epochs)) if not worse(i)]
-            choice = min(tied or [lowest], key=lambda i: epochs[i][0])
-            module.load_state_dict(epochs[choice][2])
-            module.eval()
-        return history
-
-    return train_network
+def _the_loss_choice(losses, risks, kept: int) -> int:
+    """``_selection.epoch_to_keep`` that keeps the held-out loss's epoch."""
+    return kept
 
 
 def _averaged_choice(only_tied: bool):
@@ -325,31 +197,17 @@ VARIANTS: dict[str, dict] = {
     # The same options after the exact speed-ups of issue 25 (2026-12-05,
     # twelfth session): the same numbers, in less time.
     "default, 2026-12-05, later": {},
-    # Issue 21: the kept epoch and early stopping judged by the held-out risk
-    # that chooses the start (2026-12-05, twelfth session).
-    "epochs kept by held-out risk": {
-        "patch": {"hs_aeunmix._fitting.train_network": _risk_monitored_training()}
-    },
-    "epoch of lowest loss unless the risk rejects it": {
-        "patch": {
-            "hs_aeunmix._fitting.train_network": (
-                _loss_epoch_unless_the_risk_rejects_it()
-            )
-        }
-    },
-    "epoch of lowest loss unless the risk rejects it, for the epochs compared": {
-        "patch": {
-            "hs_aeunmix._fitting.train_network": (
-                _loss_epoch_unless_the_risk_rejects_it(for_the_epochs_compared=True)
-            )
-        }
-    },
-    "epochs kept by held-out risk, then the encoder": {
-        "patch": {
-            "hs_aeunmix._fitting.train_network": _risk_monitored_training(
-                encoder_after=True
-            )
-        }
+    # Issue 21: the kept epoch judged by the held-out risk that chooses the
+    # start (2026-12-05, twelfth session). The records of "epochs kept by
+    # held-out risk" (risk also stopping early), its variant "..., then the
+    # encoder" and "epoch of lowest loss unless the risk rejects it" (the tie
+    # at TIE_Z) were run with patches removed since (commit 59f083a has
+    # them); "..., for the epochs compared" is now the package's rule
+    # (_selection.epoch_to_keep), the default since 2026-12-05 (thirteenth
+    # session) and recorded under the next label.
+    "default, 2026-12-05, epoch veto": {},
+    "without the epoch veto": {
+        "patch": {"hs_aeunmix._training.epoch_to_keep": _the_loss_choice}
     },
     "loss sad": {"loss": "sad"},
     "loss mse_sad": {"loss": "mse_sad"},
@@ -375,8 +233,11 @@ def _worker(task):
     return record
 
 
-def _summary(records: list[dict], label: str, baseline: dict) -> str:
+def _summary(records: list[dict], label: str, baseline: dict) -> str | None:
+    """A table row, or None where ``label`` shares no scene with ``baseline``."""
     rows = [r for r in records if r["variant"] == label and r["index"] in baseline]
+    if not rows:
+        return None
     angles = np.array([family._value(r, "angle") for r in rows])
     rmse = np.array([family._value(r, "rmse") for r in rows])
     reference = np.array([family._value(baseline[r["index"]], "angle") for r in rows])
@@ -409,7 +270,8 @@ def table(records_by_generator: dict[str, list[dict]], compared: str) -> str:
             f"RMSE p90 | better / worse than {compared} (> 0.01 rad) |",
             "| --- | --- | --- | --- | --- | --- | --- |",
         ]
-        lines += [_summary(records, label, baseline) for label in present]
+        rows = (_summary(records, label, baseline) for label in present)
+        lines += [row for row in rows if row is not None]
         lines.append("")
     return "\n".join(lines)
 

@@ -100,37 +100,45 @@ def run_one(task: tuple[str, int]) -> dict:
     # Keyed by network: a start equal to an earlier one shares its network.
     scored: dict[int, dict] = {}
     ordered: list[dict] = []
-    risks = _fitting.candidate_risks
+    held_out_risk = _fitting.held_out_risk
 
-    def recorded(module, prepared, basis):
-        losses = risks(module, prepared, basis)
+    def recorded(prepared, basis):
+        risks = held_out_risk(prepared, basis)
         spectra = prepared.validation if len(prepared.validation) else prepared.train
         spectra = spectra[:: max(1, len(spectra) // PIXELS)]
-        endmembers = module.decoder.endmembers.detach().cpu().numpy()
-        comparable = endmembers.shape[1] == truth.endmembers.shape[1]
-        scored[id(module)] = {
-            "angle": float(metrics.mean_spectral_angle(endmembers, truth.endmembers))
-            if comparable
-            else float("nan"),
-            "deviance": float(
-                deviances(
-                    endmembers,
-                    spectra,
-                    prepared.data_scale if prepared.screening.counts else None,
-                ).mean()
-            ),
-        }
-        return losses
+
+        # Training judges its epochs too: a candidate's last call is its own.
+        def judged(module):
+            losses = risks(module)
+            endmembers = module.decoder.endmembers.detach().cpu().numpy()
+            comparable = endmembers.shape[1] == truth.endmembers.shape[1]
+            scored[id(module)] = {
+                "angle": float(
+                    metrics.mean_spectral_angle(endmembers, truth.endmembers)
+                )
+                if comparable
+                else float("nan"),
+                "deviance": float(
+                    deviances(
+                        endmembers,
+                        spectra,
+                        prepared.data_scale if prepared.screening.counts else None,
+                    ).mean()
+                ),
+            }
+            return losses
+
+        return judged
 
     def chosen(candidates, _):
         ordered.extend(scored[id(candidate.module)] for candidate in candidates)
 
-    _fitting.candidate_risks = recorded
+    _fitting.held_out_risk = recorded
     try:
         with _averaged_starts(signal, "six", chosen):
             *_, model = family.default_fit(generator, index, "development")
     finally:
-        _fitting.candidate_risks = risks
+        _fitting.held_out_risk = held_out_risk
     candidates = ordered
     report = model.stability_
     return {

@@ -71,11 +71,11 @@ def record(task) -> dict:
     torch.set_num_threads(1)
     hs.preferences.General.show_progressbar = False
     seen: dict = {}
-    candidate_risks, choose = _fitting.candidate_risks, _fitting.choose
+    held_out_risk, choose = _fitting.held_out_risk, _fitting.choose
 
-    def recording_losses(module, prepared, basis):
+    def recording_losses(prepared, basis):
         seen["validation"] = prepared.validation[:NNLS_PIXELS].astype(float)
-        return candidate_risks(module, prepared, basis)
+        return held_out_risk(prepared, basis)
 
     def recording_choose(candidates):
         seen["candidates"] = [
@@ -86,7 +86,7 @@ def record(task) -> dict:
         seen["chosen"] = choose(candidates)
         return seen["chosen"]
 
-    _fitting.candidate_risks = recording_losses
+    _fitting.held_out_risk = recording_losses
     _fitting.choose = recording_choose
     try:
         scene = getattr(datasets, family.GENERATORS[generator])
@@ -99,7 +99,7 @@ def record(task) -> dict:
             )
             (plain, _), _ = peers.timed(peers.plain_autoencoder, signal, n, index)
     finally:
-        _fitting.candidate_risks, _fitting.choose = candidate_risks, choose
+        _fitting.held_out_risk, _fitting.choose = held_out_risk, choose
     validation = seen["validation"]
 
     def angle(endmembers):

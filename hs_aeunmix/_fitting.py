@@ -23,7 +23,7 @@ the estimator); the result is a :class:`~hs_aeunmix._state.FittedState`.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -60,8 +60,8 @@ from hs_aeunmix._selection import (
     CANDIDATE_EPOCHS,
     RISK_PIXELS,
     Candidate,
+    HeldOutRisk,
     choose,
-    held_out_risks,
     stability,
 )
 from hs_aeunmix._spatial import PixelImage, fit_neighbourhood
@@ -370,27 +370,28 @@ def train_network(
     max_epochs: int | None = None,
     description: str = "Training autoencoder",
     encoder_inputs: torch.Tensor | None = None,
+    risks: Callable[[UnmixingAutoencoder], np.ndarray] | None = None,
 ) -> TrainingHistory:
     """Train one network on the prepared data (in place); returns its history.
 
     ``max_epochs`` defaults to the plan's; ``description`` labels the
     progress bar; ``encoder_inputs``: what the encoder reads of the training
     spectra, on ``device`` (:func:`training_encoder_inputs`), computed here
-    when not given.
+    when not given; ``risks`` (:func:`held_out_risk`) may overrule the
+    held-out loss's choice of epoch where pixels are held out and no
+    penalty is put on the endmembers (:func:`~hs_aeunmix._training.train`).
     """
     module.to(device)
     train_data = torch.from_numpy(prepared.train).to(device)
     if encoder_inputs is None:
         encoder_inputs = precomputed_encoder_inputs(module, train_data, plan.batch_size)
-    objective = pixel_objective(
-        get_loss(loss, sad_weight=plan.sad_weight),
-        endmember_penalty(
-            volume_weight=plan.volume_weight,
-            l21_weight=plan.l21_weight,
-            min_volume_weight=plan.min_volume_weight,
-            loss_floor=loss_floor,
-        ),
+    penalty = endmember_penalty(
+        volume_weight=plan.volume_weight,
+        l21_weight=plan.l21_weight,
+        min_volume_weight=plan.min_volume_weight,
+        loss_floor=loss_floor,
     )
+    objective = pixel_objective(get_loss(loss, sad_weight=plan.sad_weight), penalty)
     max_epochs = plan.max_epochs if max_epochs is None else max_epochs
     validation = None
     if len(prepared.validation):
@@ -409,6 +410,9 @@ def train_network(
         endmember_learning_rate=plan.endmember_learning_rate,
         patience=plan.patience,
         starting_weights_compete=resume,
+        # A penalty is a prior the user chose on the endmembers, which the
+        # risk (their fit alone) would overrule.
+        risks=risks if validation is not None and penalty is None else None,
         compile_steps=compiles_steps(module, device, max_epochs * STEPS_PER_EPOCH),
         show_progressbar=plan.show_progressbar,
         description=description,
@@ -462,23 +466,33 @@ def loss_floor(prepared: Prepared, n_components: int, loss: str, seed: int) -> f
     return value if np.isfinite(value) and value > 0 else 1.0
 
 
-def candidate_risks(
-    module: UnmixingAutoencoder, prepared: Prepared, basis: np.ndarray | None
-) -> np.ndarray:
-    """Held-out risks of a candidate's endmembers (training pixels if none held out).
+def held_out_risk(
+    prepared: Prepared, basis: np.ndarray | None
+) -> Callable[[UnmixingAutoencoder], np.ndarray]:
+    """``risks(module)``: held-out risks of a network's endmembers.
 
     On at most :data:`~hs_aeunmix._selection.RISK_PIXELS` evenly spaced
-    held-out spectra (see :func:`~hs_aeunmix._selection.held_out_risks`);
-    ``basis`` is the background model's, if any.
+    held-out spectra (training spectra if none are held out; see
+    :class:`~hs_aeunmix._selection.HeldOutRisk`); ``basis`` is the
+    background model's, if any. The same endmembers are judged once: the
+    epoch training keeps and the candidate it becomes share their risks.
     """
     spectra = prepared.validation if len(prepared.validation) else prepared.train
-    spectra = spectra[:: max(1, len(spectra) // RISK_PIXELS)]
-    return held_out_risks(
-        module.decoder.endmembers.detach().cpu().numpy(),
-        spectra,
+    risk = HeldOutRisk(
+        spectra[:: max(1, len(spectra) // RISK_PIXELS)],
         counts_scale=prepared.data_scale if prepared.screening.counts else None,
         background=basis,
     )
+    judged: dict[bytes, np.ndarray] = {}
+
+    def risks(module: UnmixingAutoencoder) -> np.ndarray:
+        endmembers = module.decoder.endmembers.detach().cpu().numpy()
+        key = endmembers.tobytes()
+        if key not in judged:
+            judged[key] = risk(endmembers)
+        return judged[key]
+
+    return risks
 
 
 # pixel_scale="auto": fractions of fixed-intensity endmembers are kept when
@@ -570,6 +584,7 @@ def fit_state(
         _logger.info("Background model: %d terms", baseline_terms)
     if baseline_terms:
         basis = polynomial_basis(X.shape[1], baseline_terms)
+    risks = held_out_risk(prepared, basis)
     if previous:
         module = network_from_state(plan.network, previous)
         history = train_network(
@@ -581,13 +596,9 @@ def fit_state(
             generator,
             resume=True,
             description="Training on from the fitted weights",
+            risks=risks,
         )
-        chosen = Candidate(
-            module,
-            history,
-            previous.init,
-            candidate_risks(module, prepared, basis),
-        )
+        chosen = Candidate(module, history, previous.init, risks(module))
         loss, report = previous.loss, previous.report
     else:
         loss = plan.loss
@@ -674,8 +685,9 @@ def fit_state(
                 max_epochs=candidate_epochs,
                 description=f"Start {number}/{len(starts)}: {initial.method.upper()}",
                 encoder_inputs=encoder_inputs,
+                risks=risks,
             )
-            losses = candidate_risks(module, prepared, basis)
+            losses = risks(module)
             candidates.append(Candidate(module, history, initial.method, losses))
             _logger.info(
                 "Start %s: %d epochs, held-out loss %.6g, risk %.6g",
@@ -706,6 +718,7 @@ def fit_state(
                     max_epochs=remaining,
                     description=f"Training the kept start ({chosen.start.upper()})",
                     encoder_inputs=encoder_inputs,
+                    risks=risks,
                 )
             )
         report = stability(

@@ -23,6 +23,7 @@ from hyperspy.external.progressbar import progressbar
 
 from hs_aeunmix._losses import LossFunction, Penalty
 from hs_aeunmix._networks import MultiBranchConvEncoder, UnmixingAutoencoder
+from hs_aeunmix._selection import epoch_to_keep
 
 _logger = logging.getLogger(__name__)
 
@@ -403,6 +404,30 @@ def resolve_show_progressbar(show_progressbar: bool | None) -> bool:
     return bool(show_progressbar)
 
 
+def _risk_judged_state(
+    history: TrainingHistory,
+    judged: list[tuple[np.ndarray, dict[str, torch.Tensor]]],
+    starting_weights_compete: bool,
+) -> dict[str, torch.Tensor]:
+    """The weights to keep of the judged epochs; updates ``history.best_epoch``."""
+    offset = int(starting_weights_compete)
+    losses = [history.initial_loss] * offset + history.validation_loss
+    # Ctrl-C may fall between an epoch's evaluation and its judgement.
+    judged = judged[: len(losses)]
+    losses = losses[: len(judged)]
+    kept = offset + history.best_epoch
+    choice = epoch_to_keep(losses, [epoch_risks for epoch_risks, _ in judged], kept)
+    if choice != kept:
+        _logger.info(
+            "The held-out risk of epoch %d's endmembers is worse than the noise "
+            "explains; epoch %d is kept",
+            kept - offset + 1,
+            choice - offset + 1,
+        )
+        history.best_epoch = choice - offset
+    return judged[choice][1]
+
+
 def train(
     model: UnmixingAutoencoder,
     objective: Objective,
@@ -414,6 +439,7 @@ def train(
     endmember_learning_rate: float,
     patience: int,
     starting_weights_compete: bool = False,
+    risks: Callable[[UnmixingAutoencoder], np.ndarray] | None = None,
     compile_steps: bool = False,
     show_progressbar: bool | None = None,
     description: str = "Training autoencoder",
@@ -440,6 +466,13 @@ def train(
     starting_weights_compete
         Evaluate the model before the first epoch and keep those weights
         unless an epoch improves on them (fine-tuning a trained model).
+    risks
+        ``risks(model)``: the (n_pixels,) held-out risks of the model's
+        endmembers (:class:`~hs_aeunmix._selection.HeldOutRisk`). Every
+        evaluated epoch's risks and weights are kept, and the held-out risk
+        may overrule the loss's choice of epoch
+        (:func:`~hs_aeunmix._selection.epoch_to_keep`). Needs validation
+        batches.
     compile_steps
         Run the training steps' objective through :func:`torch.compile`
         (:func:`compiled_gradients`; :func:`compiles_steps` says when it
@@ -462,6 +495,8 @@ def train(
     ended, the starting weights are kept and ``history.best_loss`` is their
     loss.
     """
+    if risks is not None and validation_batches is None:
+        raise ValueError("risks judge held-out pixels: give validation_batches")
     started = time.perf_counter()
     endmembers = model.decoder.weight
     others = [
@@ -476,9 +511,17 @@ def train(
     history = TrainingHistory()
     best_loss = np.inf
     best_state = copy.deepcopy(model.state_dict())
+    # Each evaluated epoch's risks and weights, starting weights first.
+    judged: list[tuple[np.ndarray, dict[str, torch.Tensor]]] = []
+
+    def judge() -> None:
+        if risks is not None:
+            judged.append((risks(model), copy.deepcopy(model.state_dict())))
+
     if starting_weights_compete:
         batches = validation_batches or train_batches
         best_loss = history.initial_loss = evaluate(model, objective, batches())
+        judge()
     epochs_without_improvement = 0
     gradients = (compiled_gradients if compile_steps else eager_gradients)(objective)
     if compile_steps:
@@ -503,6 +546,7 @@ def train(
                 history.validation_loss.append(
                     evaluate(model, objective, validation_batches())
                 )
+                judge()
             monitored = history.monitored_loss()[-1]
             if not np.isfinite(monitored):
                 raise FloatingPointError(
@@ -538,6 +582,8 @@ def train(
             stacklevel=2,
         )
     epochs.close()
+    if judged:
+        best_state = _risk_judged_state(history, judged, starting_weights_compete)
     model.load_state_dict(best_state)
     model.eval()
     if history.best_epoch < 0 and history.initial_loss is None:

@@ -346,3 +346,33 @@ def test_the_poisson_loss_fits_intensities_by_likelihood(constant):
     assert model.module_.scale_rule == "poisson"
     model = AEUnmix(3, **{**VERTEX, "pixel_scale": True}).fit(constant.spectra)
     assert model.module_.scale_rule == "least_squares"
+
+
+@pytest.mark.parametrize(
+    ("options", "epochs_judged"),
+    [
+        ({"validation_fraction": 0.1}, 3),
+        ({"validation_fraction": 0.0}, 0),
+        # A prior the user put on the endmembers is not overruled by the fit.
+        ({"validation_fraction": 0.1, "volume_weight": 1e-6}, 0),
+    ],
+)
+def test_every_epoch_is_judged_by_its_held_out_risk_once(
+    constant, monkeypatch, options, epochs_judged
+):
+    judged = []
+
+    class Risks(_fitting.HeldOutRisk):
+        def __call__(self, endmembers):
+            judged.append(endmembers.copy())
+            return super().__call__(endmembers)
+
+    monkeypatch.setattr(_fitting, "HeldOutRisk", Risks)
+    model = AEUnmix(3, **options, **{**VERTEX, "max_epochs": 3}).fit(constant.spectra)
+    # The kept epoch's risks are the candidate's: without epochs judged,
+    # the candidate alone is (on training pixels if none are held out).
+    assert len(judged) == max(epochs_judged, 1)
+    kept = model.history_.best_epoch if epochs_judged else -1
+    np.testing.assert_array_equal(
+        judged[kept], model.module_.decoder.endmembers.detach().numpy()
+    )

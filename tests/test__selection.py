@@ -19,6 +19,7 @@ from hs_aeunmix._selection import (
     Candidate,
     StabilityReport,
     choose,
+    epoch_to_keep,
     held_out_risks,
     simplex_volume,
     stability,
@@ -514,11 +515,16 @@ def test_a_background_the_basis_spans_changes_no_risk():
 def test_the_start_kept_is_the_one_of_lowest_held_out_risk(monkeypatch, favoured):
     calls = []
 
-    def risks(endmembers, spectra, **kwargs):
-        calls.append(None)
-        return np.full(len(spectra), 1.0 if len(calls) == favoured + 1 else 2.0)
+    class Risks:
+        def __init__(self, spectra, **kwargs):
+            self.n_pixels = len(spectra)
 
-    monkeypatch.setattr(_fitting, "held_out_risks", risks)
+        def __call__(self, endmembers):
+            calls.append(None)
+            return np.full(self.n_pixels, 1.0 if len(calls) == favoured + 1 else 2.0)
+
+    # One call per start: the risks of its kept epoch are judged once.
+    monkeypatch.setattr(_fitting, "HeldOutRisk", Risks)
     spectra = make_mixture(shape=(16, 16), counts=100, seed=4).spectra
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
@@ -534,11 +540,15 @@ def test_the_start_kept_is_the_one_of_lowest_held_out_risk(monkeypatch, favoured
 def test_count_spectra_are_judged_with_poisson_noise(monkeypatch):
     scales = []
 
-    def risks(endmembers, spectra, *, counts_scale, background):
-        scales.append(counts_scale)
-        return np.ones(len(spectra))
+    class Risks:
+        def __init__(self, spectra, *, counts_scale, background):
+            scales.append(counts_scale)
+            self.n_pixels = len(spectra)
 
-    monkeypatch.setattr(_fitting, "held_out_risks", risks)
+        def __call__(self, endmembers):
+            return np.ones(self.n_pixels)
+
+    monkeypatch.setattr(_fitting, "HeldOutRisk", Risks)
     counts = make_mixture(shape=(16, 16), counts=100, seed=4).spectra
     options = {"init": "vca", "max_epochs": 1, "random_state": 0}
     with warnings.catch_warnings():
@@ -547,3 +557,29 @@ def test_count_spectra_are_judged_with_poisson_noise(monkeypatch):
         AEUnmix(3, show_progressbar=False, **options).fit(counts + 0.5)
     assert scales[0] > 0  # the factor that turns the network's units into counts
     assert scales[1] is None
+
+
+def _exceeding(base: np.ndarray, z: float) -> np.ndarray:
+    """``base`` plus differences whose mean is exactly ``z`` standard errors."""
+    spread = np.random.default_rng(3).normal(size=len(base))
+    spread = (spread - spread.mean()) / spread.std(ddof=1)
+    return base + z / np.sqrt(len(base)) + spread
+
+
+def test_the_epoch_tie_is_corrected_for_the_epochs_compared():
+    # The kept epoch's risk is 2.4 standard errors above the lowest: beyond
+    # the tie for two epochs (z = 2.24), within it for six (z = 2.64).
+    lowest = np.random.default_rng(2).normal(100.0, 5.0, 400)
+    kept = _exceeding(lowest, 2.4)
+    assert epoch_to_keep([2.0, 1.0], [lowest, kept], kept=1) == 0
+    far = [lowest + 50.0] * 4
+    assert epoch_to_keep([2.0, 1.0, 3, 3, 3, 3], [lowest, kept, *far], kept=1) == 1
+
+
+def test_the_kept_epoch_is_the_lowest_loss_among_those_tied_with_the_lowest_risk():
+    lowest = np.random.default_rng(2).normal(100.0, 5.0, 400)
+    tied = _exceeding(lowest, 0.5)
+    worse = _exceeding(lowest, 8.0)
+    losses = [3.0, 2.0, 1.0, 0.5]
+    assert epoch_to_keep(losses, [worse, lowest, tied, worse], kept=3) == 2
+    assert epoch_to_keep(losses, [worse, lowest, tied, tied], kept=3) == 3

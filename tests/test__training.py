@@ -347,3 +347,102 @@ def test_a_step_torch_cannot_compile_is_run_eagerly(monkeypatch):
     with pytest.warns(RuntimeWarning, match="could not compile the training step"):
         fallen_back = _conv_fit()[0]
     np.testing.assert_array_equal(fallen_back.components_, eager.components_)
+
+
+# --- the held-out risk's veto on the kept epoch ------------------------------
+
+
+def _risk_judged_run(monkeypatch, losses, levels, *, starting_weights_compete):
+    """``train`` with scripted held-out losses and risk levels per evaluation.
+
+    Each epoch marks the endmembers with its number (0: the starting
+    weights); returns the history and the mark of the weights kept.
+    """
+    model = _projecting_model(6, projection=False)
+    with torch.no_grad():
+        model.decoder.weight.fill_(0.0)
+    marks = iter(range(1, len(losses) + 1))
+
+    def one_epoch(model, gradients, batches, optimizer):
+        with torch.no_grad():
+            model.decoder.weight.fill_(float(next(marks)))
+        return 0.0
+
+    evaluations = iter(losses)
+    monkeypatch.setattr(_training, "_train_one_epoch", one_epoch)
+    monkeypatch.setattr(_training, "evaluate", lambda *args: next(evaluations))
+    # Each pixel's own noise is shared by every epoch's risk (it cancels in
+    # the paired test); what differs between epochs is small.
+    pixel_noise = np.random.default_rng(0).normal(0.0, 5.0, 400)
+    epoch_noise = np.random.default_rng(1)
+
+    def risks(model):
+        level = levels[int(model.decoder.weight[0, 0])]
+        return pixel_noise + level + epoch_noise.normal(0.0, 0.1, 400)
+
+    history = _training.train(
+        model,
+        None,
+        lambda: [],
+        lambda: [],
+        max_epochs=len(losses) - starting_weights_compete,
+        learning_rate=1e-3,
+        endmember_learning_rate=1e-3,
+        patience=10,
+        starting_weights_compete=starting_weights_compete,
+        risks=risks,
+        show_progressbar=False,
+    )
+    return history, int(model.decoder.weight[0, 0])
+
+
+def test_an_epoch_whose_risk_is_worse_beyond_the_noise_is_not_kept(monkeypatch):
+    # The loss keeps epoch 4, whose risk (9) is far above epoch 2's (5);
+    # epoch 3's is within the noise of epoch 2's and its loss is lower.
+    history, kept = _risk_judged_run(
+        monkeypatch,
+        [5.0, 4.0, 3.0, 1.0, 2.0, 2.5],
+        [None, 10.0, 5.0, 5.005, 9.0, 9.0, 9.0],
+        starting_weights_compete=False,
+    )
+    assert (kept, history.best_epoch) == (3, 2)
+    assert history.validation_loss == [5.0, 4.0, 3.0, 1.0, 2.0, 2.5]
+
+
+def test_the_loss_epoch_stays_where_the_risk_cannot_tell_the_epochs_apart(
+    monkeypatch,
+):
+    history, kept = _risk_judged_run(
+        monkeypatch,
+        [5.0, 4.0, 3.0, 1.0, 2.0, 2.5],
+        [None, 5.005, 5.0, 5.005, 5.004, 5.0, 5.0],
+        starting_weights_compete=False,
+    )
+    assert (kept, history.best_epoch) == (4, 3)
+
+
+def test_the_risk_can_keep_the_starting_weights(monkeypatch):
+    history, kept = _risk_judged_run(
+        monkeypatch,
+        [3.0, 4.0, 1.0],
+        [5.0, 5.005, 9.0],
+        starting_weights_compete=True,
+    )
+    assert (kept, history.best_epoch) == (0, -1)
+    assert history.initial_loss == 3.0
+
+
+def test_risks_need_held_out_pixels():
+    model = _projecting_model(6, projection=False)
+    with pytest.raises(ValueError, match="risks judge held-out pixels"):
+        _training.train(
+            model,
+            None,
+            lambda: [],
+            None,
+            max_epochs=1,
+            learning_rate=1e-3,
+            endmember_learning_rate=1e-3,
+            patience=1,
+            risks=lambda model: np.zeros(3),
+        )
