@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import mmap
 import threading
 import time
 import warnings
@@ -404,6 +405,32 @@ def resolve_show_progressbar(show_progressbar: bool | None) -> bool:
     return bool(show_progressbar)
 
 
+def _copy_apart(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A copy of ``state`` on the host, in an anonymous memory map of its own.
+
+    Copies kept through training in the process heap lie above the
+    temporaries each epoch frees, which the heap then cannot reuse whole:
+    one such copy per epoch raised the peak memory by an evaluation batch
+    (16 MiB) per epoch on a 256 x 256 x 1024 scan.
+    """
+    offsets, end = [], 0
+    for tensor in state.values():
+        offsets.append(end)
+        # Each tensor starts on a 64-byte boundary (any dtype's alignment).
+        end += -(-tensor.numel() * tensor.element_size() // 64) * 64
+    memory = mmap.mmap(-1, max(end, 1))
+    copied = {}
+    for (name, tensor), offset in zip(state.items(), offsets, strict=True):
+        if not tensor.numel():
+            copied[name] = torch.empty_like(tensor, device="cpu")
+            continue
+        view = torch.frombuffer(
+            memory, dtype=tensor.dtype, count=tensor.numel(), offset=offset
+        )
+        copied[name] = view.view(tensor.shape).copy_(tensor)
+    return copied
+
+
 def _risk_judged_state(
     history: TrainingHistory,
     judged: list[tuple[np.ndarray, dict[str, torch.Tensor]]],
@@ -516,7 +543,7 @@ def train(
 
     def judge() -> None:
         if risks is not None:
-            judged.append((risks(model), copy.deepcopy(model.state_dict())))
+            judged.append((risks(model), _copy_apart(model.state_dict())))
 
     if starting_weights_compete:
         batches = validation_batches or train_batches

@@ -446,3 +446,18 @@ def test_risks_need_held_out_pixels():
             patience=1,
             risks=lambda model: np.zeros(3),
         )
+
+
+def test_epoch_copies_are_exact_and_apart_from_the_weights():
+    state = {
+        "weight": torch.randn(5, 3),
+        "count": torch.tensor(7, dtype=torch.int64),
+        "odd": torch.randn(3, dtype=torch.float16),
+        "empty": torch.empty(0, 4),
+    }
+    copied = _training._copy_apart(state)
+    for name, tensor in state.items():
+        assert copied[name].dtype == tensor.dtype
+        assert torch.equal(copied[name], tensor)
+    state["weight"].add_(1.0)
+    assert not torch.equal(copied["weight"], state["weight"])
