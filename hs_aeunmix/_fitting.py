@@ -673,6 +673,8 @@ def fit_state(
                 encoder_inputs = training_encoder_inputs(
                     module, prepared, plan.training, device
                 )
+            # No epoch veto here (_selection.epoch_to_keep): the starts are
+            # compared by the risk of the epoch each one's loss keeps.
             history = train_network(
                 module,
                 plan.training,
@@ -685,7 +687,6 @@ def fit_state(
                 max_epochs=candidate_epochs,
                 description=f"Start {number}/{len(starts)}: {initial.method.upper()}",
                 encoder_inputs=encoder_inputs,
-                risks=risks,
             )
             losses = risks(module)
             candidates.append(Candidate(module, history, initial.method, losses))

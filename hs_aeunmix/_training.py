@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import copy
 import logging
-import mmap
 import threading
 import time
 import warnings
@@ -22,6 +21,7 @@ import torch
 from hyperspy.defaults_parser import preferences
 from hyperspy.external.progressbar import progressbar
 
+from hs_aeunmix._allocator import copied_apart
 from hs_aeunmix._losses import LossFunction, Penalty
 from hs_aeunmix._networks import MultiBranchConvEncoder, UnmixingAutoencoder
 from hs_aeunmix._selection import epoch_to_keep
@@ -405,53 +405,34 @@ def resolve_show_progressbar(show_progressbar: bool | None) -> bool:
     return bool(show_progressbar)
 
 
-def _copy_apart(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """A copy of ``state`` on the host, in an anonymous memory map of its own.
-
-    Copies kept through training in the process heap lie above the
-    temporaries each epoch frees, which the heap then cannot reuse whole:
-    one such copy per epoch raised the peak memory by an evaluation batch
-    (16 MiB) per epoch on a 256 x 256 x 1024 scan.
-    """
-    offsets, end = [], 0
-    for tensor in state.values():
-        offsets.append(end)
-        # Each tensor starts on a 64-byte boundary (any dtype's alignment).
-        end += -(-tensor.numel() * tensor.element_size() // 64) * 64
-    memory = mmap.mmap(-1, max(end, 1))
-    copied = {}
-    for (name, tensor), offset in zip(state.items(), offsets, strict=True):
-        if not tensor.numel():
-            copied[name] = torch.empty_like(tensor, device="cpu")
-            continue
-        view = torch.frombuffer(
-            memory, dtype=tensor.dtype, count=tensor.numel(), offset=offset
-        )
-        copied[name] = view.view(tensor.shape).copy_(tensor)
-    return copied
-
-
 def _risk_judged_state(
     history: TrainingHistory,
     judged: list[tuple[np.ndarray, dict[str, torch.Tensor]]],
-    starting_weights_compete: bool,
-) -> dict[str, torch.Tensor]:
-    """The weights to keep of the judged epochs; updates ``history.best_epoch``."""
-    offset = int(starting_weights_compete)
-    losses = [history.initial_loss] * offset + history.validation_loss
+) -> dict[str, torch.Tensor] | None:
+    """The weights of the epoch the risk keeps; updates ``history.best_epoch``.
+
+    ``judged``: each trained epoch's risks and weights. None where the
+    starting weights were kept (no epoch improved on their loss): they are
+    not judged (see :func:`train`).
+    """
     # Ctrl-C may fall between an epoch's evaluation and its judgement.
-    judged = judged[: len(losses)]
-    losses = losses[: len(judged)]
-    kept = offset + history.best_epoch
-    choice = epoch_to_keep(losses, [epoch_risks for epoch_risks, _ in judged], kept)
+    n_epochs = min(len(judged), len(history.validation_loss))
+    kept = history.best_epoch
+    if kept < 0 or kept >= n_epochs:
+        return None
+    choice = epoch_to_keep(
+        history.validation_loss[:n_epochs],
+        [epoch_risks for epoch_risks, _ in judged[:n_epochs]],
+        kept,
+    )
     if choice != kept:
         _logger.info(
             "The held-out risk of epoch %d's endmembers is worse than the noise "
             "explains; epoch %d is kept",
-            kept - offset + 1,
-            choice - offset + 1,
+            kept + 1,
+            choice + 1,
         )
-        history.best_epoch = choice - offset
+        history.best_epoch = choice
     return judged[choice][1]
 
 
@@ -496,10 +477,12 @@ def train(
     risks
         ``risks(model)``: the (n_pixels,) held-out risks of the model's
         endmembers (:class:`~hs_aeunmix._selection.HeldOutRisk`). Every
-        evaluated epoch's risks and weights are kept, and the held-out risk
-        may overrule the loss's choice of epoch
-        (:func:`~hs_aeunmix._selection.epoch_to_keep`). Needs validation
-        batches.
+        trained epoch's risks and weights are kept, and the held-out risk
+        may overrule the loss's choice among them
+        (:func:`~hs_aeunmix._selection.epoch_to_keep`). Competing starting
+        weights are not judged: they were chosen (among starts, by this
+        risk) for being lowest, a minimum biased low; they stay where no
+        epoch improves on their loss. Needs validation batches.
     compile_steps
         Run the training steps' objective through :func:`torch.compile`
         (:func:`compiled_gradients`; :func:`compiles_steps` says when it
@@ -538,17 +521,16 @@ def train(
     history = TrainingHistory()
     best_loss = np.inf
     best_state = copy.deepcopy(model.state_dict())
-    # Each evaluated epoch's risks and weights, starting weights first.
+    # Each trained epoch's risks and weights (outside the heap, both).
     judged: list[tuple[np.ndarray, dict[str, torch.Tensor]]] = []
 
     def judge() -> None:
         if risks is not None:
-            judged.append((risks(model), _copy_apart(model.state_dict())))
+            judged.append((risks(model), copied_apart(model.state_dict())))
 
     if starting_weights_compete:
         batches = validation_batches or train_batches
         best_loss = history.initial_loss = evaluate(model, objective, batches())
-        judge()
     epochs_without_improvement = 0
     gradients = (compiled_gradients if compile_steps else eager_gradients)(objective)
     if compile_steps:
@@ -609,8 +591,8 @@ def train(
             stacklevel=2,
         )
     epochs.close()
-    if judged:
-        best_state = _risk_judged_state(history, judged, starting_weights_compete)
+    if judged and (judged_state := _risk_judged_state(history, judged)) is not None:
+        best_state = judged_state
     model.load_state_dict(best_state)
     model.eval()
     if history.best_epoch < 0 and history.initial_loss is None:

@@ -6,8 +6,10 @@ import resource
 
 import numpy as np
 import pytest
+import torch
 
 from hs_aeunmix import AEUnmix, _allocator
+from hs_aeunmix._allocator import copied_apart
 
 glibc_only = pytest.mark.skipif(
     _allocator._LIBC is None, reason="mallopt is glibc's (Linux)"
@@ -72,3 +74,18 @@ def test_training_and_transform_keep_freed_memory(settings):
     calls.clear()
     model.transform(spectra)
     assert calls[0] == kept
+
+
+def test_epoch_copies_are_exact_and_apart_from_the_weights():
+    state = {
+        "weight": torch.randn(5, 3),
+        "count": torch.tensor(7, dtype=torch.int64),
+        "odd": torch.randn(3, dtype=torch.float16),
+        "empty": torch.empty(0, 4),
+    }
+    copied = copied_apart(state)
+    for name, tensor in state.items():
+        assert copied[name].dtype == tensor.dtype
+        assert torch.equal(copied[name], tensor)
+    state["weight"].add_(1.0)
+    assert not torch.equal(copied["weight"], state["weight"])
