@@ -65,22 +65,22 @@ PLAIN_SETTINGS = {
 
 
 def _the_loss_choice(losses, risks, kept: int) -> int:
-    """``_selection.epoch_to_keep`` that keeps the held-out loss's epoch."""
+    """``_risk.epoch_to_keep`` that keeps the held-out loss's epoch."""
     return kept
 
 
 def _veto_among_trained_epochs(losses, risks, kept: int) -> int:
-    """``_selection.epoch_to_keep`` among the epochs trained after the choice.
+    """``_risk.epoch_to_keep`` among the epochs trained after the choice.
 
     The kept start's training evaluates its starting weights first (index
     0): the start chosen for the lowest risk among the starts, a minimum
     biased low. They stay only where no epoch improved on their loss.
     """
-    from hs_aeunmix import _selection
+    from hs_aeunmix import _risk
 
     if kept == 0 or len(risks) < 2:
         return kept
-    return 1 + _selection.epoch_to_keep(losses[1:], risks[1:], kept - 1)
+    return 1 + _risk.epoch_to_keep(losses[1:], risks[1:], kept - 1)
 
 
 def _averaged_choice(only_tied: bool):
@@ -217,7 +217,7 @@ VARIANTS: dict[str, dict] = {
     # encoder" and "epoch of lowest loss unless the risk rejects it" (the tie
     # at TIE_Z) were run with patches removed since (commit 59f083a has
     # them); "..., for the epochs compared" is now the package's rule
-    # (_selection.epoch_to_keep), the default since 2026-12-05 (thirteenth
+    # (_risk.epoch_to_keep), the default since 2026-12-05 (thirteenth
     # session) and recorded under the next label.
     "default, 2026-12-05, epoch veto": {},
     # The veto after the start is chosen only (the default since; the label

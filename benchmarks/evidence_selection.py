@@ -1,6 +1,6 @@
 """Diagnosis: choosing the start by Bayesian evidence instead of SURE (issue 21).
 
-The held-out risk (``hs_aeunmix._selection.held_out_risks``, Stein's
+The held-out risk (``hs_aeunmix._risk.held_out_risks``, Stein's
 unbiased estimate of the reconstruction error) rewards a simplex whose
 non-negative fits clip to zero, so on scenes without pure pixels it can
 prefer a shrunken simplex (``benchmarks/averaged_starts.py --risks family

@@ -10,7 +10,8 @@ are a variant of ``ablation.py`` (``results/ablation_held_out_GENERATOR
 
 Usage::
 
-    python benchmarks/subgroups.py --variant "epoch veto after the choice of start"
+    python benchmarks/subgroups.py \
+        --variant "epoch veto among the epochs trained after the choice"
 
 Prints, per generator, ``family.table`` of the default and the peers, then
 per subgroup the columns where a peer is at least as good, and which peer.
@@ -86,7 +87,9 @@ def losses(records: list[dict]) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--variant", default="epoch veto after the choice of start")
+    parser.add_argument(
+        "--variant", default="epoch veto among the epochs trained after the choice"
+    )
     parser.add_argument("--generators", nargs="+", default=list(family.GENERATORS))
     args = parser.parse_args(argv)
     for generator in args.generators:

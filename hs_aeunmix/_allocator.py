@@ -21,7 +21,7 @@ nothing. The same effect for a whole process: jemalloc or tcmalloc in
 ``LD_PRELOAD``, as PyTorch's performance guide recommends.
 
 The weights training keeps from every epoch (for
-:func:`~hs_aeunmix._selection.epoch_to_keep`) are copied outside the heap
+:func:`~hs_aeunmix._risk.epoch_to_keep`) are copied outside the heap
 (:func:`copied_apart`): in the heap, each copy lies above the large
 temporaries freed after it, which can then no longer be reused whole. Kept
 there, they grew the peak memory of a 256 x 256 x 1024 fit by an evaluation

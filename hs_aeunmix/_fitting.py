@@ -55,15 +55,9 @@ from hs_aeunmix._plan import (
     build_network,
     network_from_state,
 )
+from hs_aeunmix._risk import RISK_PIXELS, HeldOutRisk
 from hs_aeunmix._screening import Screening, screen
-from hs_aeunmix._selection import (
-    CANDIDATE_EPOCHS,
-    RISK_PIXELS,
-    Candidate,
-    HeldOutRisk,
-    choose,
-    stability,
-)
+from hs_aeunmix._selection import CANDIDATE_EPOCHS, Candidate, choose, stability
 from hs_aeunmix._spatial import PixelImage, fit_neighbourhood
 from hs_aeunmix._state import FittedState
 from hs_aeunmix._subspace import block_moments, leading_axes
@@ -471,9 +465,9 @@ def held_out_risk(
 ) -> Callable[[UnmixingAutoencoder], np.ndarray]:
     """``risks(module)``: held-out risks of a network's endmembers.
 
-    On at most :data:`~hs_aeunmix._selection.RISK_PIXELS` evenly spaced
+    On at most :data:`~hs_aeunmix._risk.RISK_PIXELS` evenly spaced
     held-out spectra (training spectra if none are held out; see
-    :class:`~hs_aeunmix._selection.HeldOutRisk`); ``basis`` is the
+    :class:`~hs_aeunmix._risk.HeldOutRisk`); ``basis`` is the
     background model's, if any. The same endmembers are judged once: the
     epoch training keeps and the candidate it becomes share their risks.
     """
@@ -673,7 +667,7 @@ def fit_state(
                 encoder_inputs = training_encoder_inputs(
                     module, prepared, plan.training, device
                 )
-            # No epoch veto here (_selection.epoch_to_keep): the starts are
+            # No epoch veto here (_risk.epoch_to_keep): the starts are
             # compared by the risk of the epoch each one's loss keeps.
             history = train_network(
                 module,

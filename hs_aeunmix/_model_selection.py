@@ -167,7 +167,9 @@ def scan_components(
     """Train one model per number of endmembers and suggest the number to use.
 
     Every model holds out the same pixels (same ``random_state``), so their
-    validation losses compare the same spectra. The model with ``n + 1``
+    validation losses compare the same spectra (the lowest each model
+    reached, :attr:`~hs_aeunmix._training.TrainingHistory.lowest_loss`).
+    The model with ``n + 1``
     endmembers starts from the endmembers of the model with ``n`` plus the
     spectrum that model reproduces worst, so each step only has to learn
     what the previous model missed. The suggestion is the smallest number
@@ -237,7 +239,9 @@ def scan_components(
                 )
             model.fit(spectra)
         models.append(model)
-        losses.append(model.history_.best_loss)
+        # What n endmembers can fit: the epoch kept may be another one, when
+        # the held-out risk judged its endmembers better.
+        losses.append(model.history_.lowest_loss)
         scaled = torch.from_numpy(model.components_ / model.data_scale_)
         volumes.append(float(volume_penalty(scaled)))
         previous = model

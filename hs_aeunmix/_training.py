@@ -24,7 +24,7 @@ from hyperspy.external.progressbar import progressbar
 from hs_aeunmix._allocator import copied_apart
 from hs_aeunmix._losses import LossFunction, Penalty
 from hs_aeunmix._networks import MultiBranchConvEncoder, UnmixingAutoencoder
-from hs_aeunmix._selection import epoch_to_keep
+from hs_aeunmix._risk import epoch_to_keep
 
 _logger = logging.getLogger(__name__)
 
@@ -62,6 +62,18 @@ class TrainingHistory:
         if self.best_epoch < 0:
             return np.nan if self.initial_loss is None else self.initial_loss
         return self.monitored_loss()[self.best_epoch]
+
+    @property
+    def lowest_loss(self) -> float:
+        """The lowest monitored loss reached, the starting weights' included.
+
+        What the network could fit, whichever epoch was kept: the held-out
+        risk may keep another one (:func:`~hs_aeunmix._risk.epoch_to_keep`).
+        """
+        losses = self.monitored_loss() + [
+            loss for loss in [self.initial_loss] if loss is not None
+        ]
+        return min(losses) if losses else np.nan
 
     def followed_by(self, later: TrainingHistory) -> TrainingHistory:
         """This history continued by ``later`` (training resumed from its weights).
@@ -476,10 +488,10 @@ def train(
         unless an epoch improves on them (fine-tuning a trained model).
     risks
         ``risks(model)``: the (n_pixels,) held-out risks of the model's
-        endmembers (:class:`~hs_aeunmix._selection.HeldOutRisk`). Every
+        endmembers (:class:`~hs_aeunmix._risk.HeldOutRisk`). Every
         trained epoch's risks and weights are kept, and the held-out risk
         may overrule the loss's choice among them
-        (:func:`~hs_aeunmix._selection.epoch_to_keep`). Competing starting
+        (:func:`~hs_aeunmix._risk.epoch_to_keep`). Competing starting
         weights are not judged: they were chosen (among starts, by this
         risk) for being lowest, a minimum biased low; they stay where no
         epoch improves on their loss. Needs validation batches.
@@ -521,7 +533,8 @@ def train(
     history = TrainingHistory()
     best_loss = np.inf
     best_state = copy.deepcopy(model.state_dict())
-    # Each trained epoch's risks and weights (outside the heap, both).
+    # Each trained epoch's risks and weights (these outside the heap, see
+    # hs_aeunmix._allocator).
     judged: list[tuple[np.ndarray, dict[str, torch.Tensor]]] = []
 
     def judge() -> None:

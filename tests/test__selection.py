@@ -13,14 +13,13 @@ from _helpers import make_mixture
 from hs_aeunmix import AEUnmix, ModelMismatchWarning, _estimator, _fitting
 from hs_aeunmix._adapters import RESIDUAL_WARNING_FACTOR, warn_if_explained_worse
 from hs_aeunmix._baseline import polynomial_basis
+from hs_aeunmix._risk import held_out_risks
 from hs_aeunmix._selection import (
     MIN_SUPPORT,
     UNSTABLE_SPREAD,
     Candidate,
     StabilityReport,
     choose,
-    epoch_to_keep,
-    held_out_risks,
     simplex_volume,
     stability,
     tied,
@@ -557,29 +556,3 @@ def test_count_spectra_are_judged_with_poisson_noise(monkeypatch):
         AEUnmix(3, show_progressbar=False, **options).fit(counts + 0.5)
     assert scales[0] > 0  # the factor that turns the network's units into counts
     assert scales[1] is None
-
-
-def _exceeding(base: np.ndarray, z: float) -> np.ndarray:
-    """``base`` plus differences whose mean is exactly ``z`` standard errors."""
-    spread = np.random.default_rng(3).normal(size=len(base))
-    spread = (spread - spread.mean()) / spread.std(ddof=1)
-    return base + z / np.sqrt(len(base)) + spread
-
-
-def test_the_epoch_tie_is_corrected_for_the_epochs_compared():
-    # The kept epoch's risk is 2.4 standard errors above the lowest: beyond
-    # the tie for two epochs (z = 2.24), within it for six (z = 2.64).
-    lowest = np.random.default_rng(2).normal(100.0, 5.0, 400)
-    kept = _exceeding(lowest, 2.4)
-    assert epoch_to_keep([2.0, 1.0], [lowest, kept], kept=1) == 0
-    far = [lowest + 50.0] * 4
-    assert epoch_to_keep([2.0, 1.0, 3, 3, 3, 3], [lowest, kept, *far], kept=1) == 1
-
-
-def test_the_kept_epoch_is_the_lowest_loss_among_those_tied_with_the_lowest_risk():
-    lowest = np.random.default_rng(2).normal(100.0, 5.0, 400)
-    tied = _exceeding(lowest, 0.5)
-    worse = _exceeding(lowest, 8.0)
-    losses = [3.0, 2.0, 1.0, 0.5]
-    assert epoch_to_keep(losses, [worse, lowest, tied, worse], kept=3) == 2
-    assert epoch_to_keep(losses, [worse, lowest, tied, tied], kept=3) == 3

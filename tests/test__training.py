@@ -454,3 +454,12 @@ def test_risks_need_held_out_pixels():
             patience=1,
             risks=lambda model: np.zeros(3),
         )
+
+
+def test_lowest_loss_is_what_any_epoch_reached():
+    # The kept epoch may be another one (the held-out risk's veto).
+    history = TrainingHistory([4.0, 3.0, 2.0], [3.0, 1.0, 2.0], best_epoch=2)
+    assert (history.best_loss, history.lowest_loss) == (2.0, 1.0)
+    history.initial_loss = 0.5
+    assert history.lowest_loss == 0.5
+    assert np.isnan(TrainingHistory().lowest_loss)
