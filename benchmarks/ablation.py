@@ -69,20 +69,6 @@ def _the_loss_choice(losses, risks, kept: int) -> int:
     return kept
 
 
-def _veto_among_trained_epochs(losses, risks, kept: int) -> int:
-    """``_risk.epoch_to_keep`` among the epochs trained after the choice.
-
-    The kept start's training evaluates its starting weights first (index
-    0): the start chosen for the lowest risk among the starts, a minimum
-    biased low. They stay only where no epoch improved on their loss.
-    """
-    from hs_aeunmix import _risk
-
-    if kept == 0 or len(risks) < 2:
-        return kept
-    return 1 + _risk.epoch_to_keep(losses[1:], risks[1:], kept - 1)
-
-
 def _averaged_choice(only_tied: bool):
     """``_fitting.choose`` that also averages the candidates' endmembers.
 
@@ -216,19 +202,16 @@ VARIANTS: dict[str, dict] = {
     # held-out risk" (risk also stopping early), its variant "..., then the
     # encoder" and "epoch of lowest loss unless the risk rejects it" (the tie
     # at TIE_Z) were run with patches removed since (commit 59f083a has
-    # them); "..., for the epochs compared" is now the package's rule
-    # (_risk.epoch_to_keep), the default since 2026-12-05 (thirteenth
-    # session) and recorded under the next label.
-    "default, 2026-12-05, epoch veto": {},
-    # The veto after the start is chosen only (the default since; the label
-    # above was run while it also judged the starts' brief training).
-    "epoch veto after the choice of start": {},
-    "epoch veto among the epochs trained after the choice": {
-        "patch": {"hs_aeunmix._training.epoch_to_keep": _veto_among_trained_epochs}
-    },
-    # That rule in the package (_training.train no longer judges the
-    # starting weights), which the patch above ran with the "after the
-    # choice" package; the default since.
+    # them). "..., for the epochs compared" became the package's rule
+    # (_risk.epoch_to_keep) in three versions (2026-12-05, thirteenth
+    # session), whose records stay under their labels: "default, 2026-12-05,
+    # epoch veto" (every training judged, commit 4481d9d), "epoch veto after
+    # the choice of start" (the kept start's training only, its starting
+    # weights judged too; never committed) and "epoch veto among the epochs
+    # trained after the choice" (that version with the starting weights
+    # left out by a patch, since removed: the package's rule from commit
+    # 2544929 on, which gave the patch's numbers on the 24 development
+    # scenes). The default since:
     "default, 2026-12-05, epoch veto among trained epochs": {},
     "without the epoch veto": {
         "patch": {"hs_aeunmix._training.epoch_to_keep": _the_loss_choice}

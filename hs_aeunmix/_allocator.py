@@ -105,11 +105,6 @@ def freed_memory_reused() -> Iterator[None]:
                 _LIBC.malloc_trim(0)
 
 
-def _mapped(n_bytes: int) -> mmap.mmap:
-    """Anonymous memory of its own, returned to the system when dropped."""
-    return mmap.mmap(-1, max(n_bytes, 1))
-
-
 def copied_apart(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Host copies of ``tensors`` in one anonymous map (see the module docstring)."""
     offsets, end = [], 0
@@ -117,7 +112,8 @@ def copied_apart(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         offsets.append(end)
         # Each tensor starts on a 64-byte boundary (any dtype's alignment).
         end += -(-tensor.numel() * tensor.element_size() // 64) * 64
-    memory = _mapped(end)
+    # Anonymous memory of its own, returned to the system when dropped.
+    memory = mmap.mmap(-1, max(end, 1))
     copies = {}
     for (name, tensor), offset in zip(tensors.items(), offsets, strict=True):
         if not tensor.numel():

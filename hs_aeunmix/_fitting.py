@@ -468,8 +468,7 @@ def held_out_risk(
     On at most :data:`~hs_aeunmix._risk.RISK_PIXELS` evenly spaced
     held-out spectra (training spectra if none are held out; see
     :class:`~hs_aeunmix._risk.HeldOutRisk`); ``basis`` is the
-    background model's, if any. The same endmembers are judged once: the
-    epoch training keeps and the candidate it becomes share their risks.
+    background model's, if any.
     """
     spectra = prepared.validation if len(prepared.validation) else prepared.train
     risk = HeldOutRisk(
@@ -477,16 +476,7 @@ def held_out_risk(
         counts_scale=prepared.data_scale if prepared.screening.counts else None,
         background=basis,
     )
-    judged: dict[bytes, np.ndarray] = {}
-
-    def risks(module: UnmixingAutoencoder) -> np.ndarray:
-        endmembers = module.decoder.endmembers.detach().cpu().numpy()
-        key = endmembers.tobytes()
-        if key not in judged:
-            judged[key] = risk(endmembers)
-        return judged[key]
-
-    return risks
+    return lambda module: risk(module.decoder.endmembers.detach().cpu().numpy())
 
 
 # pixel_scale="auto": fractions of fixed-intensity endmembers are kept when

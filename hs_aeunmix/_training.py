@@ -70,9 +70,9 @@ class TrainingHistory:
         What the network could fit, whichever epoch was kept: the held-out
         risk may keep another one (:func:`~hs_aeunmix._risk.epoch_to_keep`).
         """
-        losses = self.monitored_loss() + [
-            loss for loss in [self.initial_loss] if loss is not None
-        ]
+        losses = self.monitored_loss()
+        if self.initial_loss is not None:
+            losses = [*losses, self.initial_loss]
         return min(losses) if losses else np.nan
 
     def followed_by(self, later: TrainingHistory) -> TrainingHistory:
@@ -427,10 +427,11 @@ def _risk_judged_state(
     starting weights were kept (no epoch improved on their loss): they are
     not judged (see :func:`train`).
     """
-    # Ctrl-C may fall between an epoch's evaluation and its judgement.
+    # Ctrl-C may fall between an epoch's evaluation and its judgement (the
+    # best epoch is updated after both).
     n_epochs = min(len(judged), len(history.validation_loss))
     kept = history.best_epoch
-    if kept < 0 or kept >= n_epochs:
+    if kept < 0:
         return None
     choice = epoch_to_keep(
         history.validation_loss[:n_epochs],

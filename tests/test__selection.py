@@ -522,7 +522,7 @@ def test_the_start_kept_is_the_one_of_lowest_held_out_risk(monkeypatch, favoured
             calls.append(None)
             return np.full(self.n_pixels, 1.0 if len(calls) == favoured + 1 else 2.0)
 
-    # One call per start: the risks of its kept epoch are judged once.
+    # One call per start: the starts' training is not judged epoch by epoch.
     monkeypatch.setattr(_fitting, "HeldOutRisk", Risks)
     spectra = make_mixture(shape=(16, 16), counts=100, seed=4).spectra
     with warnings.catch_warnings():

@@ -396,29 +396,26 @@ def _risk_judged_run(monkeypatch, losses, levels, *, starting_weights_compete):
     return history, int(model.decoder.weight[0, 0])
 
 
-def test_an_epoch_whose_risk_is_worse_beyond_the_noise_is_not_kept(monkeypatch):
-    # The loss keeps epoch 4, whose risk (9) is far above epoch 2's (5);
-    # epoch 3's is within the noise of epoch 2's and its loss is lower.
-    history, kept = _risk_judged_run(
-        monkeypatch,
-        [5.0, 4.0, 3.0, 1.0, 2.0, 2.5],
-        [None, 10.0, 5.0, 5.005, 9.0, 9.0, 9.0],
-        starting_weights_compete=False,
-    )
-    assert (kept, history.best_epoch) == (3, 2)
-    assert history.validation_loss == [5.0, 4.0, 3.0, 1.0, 2.0, 2.5]
-
-
-def test_the_loss_epoch_stays_where_the_risk_cannot_tell_the_epochs_apart(
-    monkeypatch,
+@pytest.mark.parametrize(
+    ("levels", "kept_epoch"),
+    [
+        # The loss keeps epoch 4, whose risk (9) is far above epoch 2's (5);
+        # epoch 3's is within the noise of epoch 2's and its loss is lower.
+        ([None, 10.0, 5.0, 5.005, 9.0, 9.0, 9.0], 3),
+        # The risk cannot tell the epochs apart: the loss's epoch stays.
+        ([None, 5.005, 5.0, 5.005, 5.004, 5.0, 5.0], 4),
+    ],
+    ids=["worse beyond the noise", "within the noise"],
+)
+def test_the_risk_overrules_the_loss_only_beyond_the_noise(
+    monkeypatch, levels, kept_epoch
 ):
+    losses = [5.0, 4.0, 3.0, 1.0, 2.0, 2.5]
     history, kept = _risk_judged_run(
-        monkeypatch,
-        [5.0, 4.0, 3.0, 1.0, 2.0, 2.5],
-        [None, 5.005, 5.0, 5.005, 5.004, 5.0, 5.0],
-        starting_weights_compete=False,
+        monkeypatch, losses, levels, starting_weights_compete=False
     )
-    assert (kept, history.best_epoch) == (4, 3)
+    assert (kept, history.best_epoch) == (kept_epoch, kept_epoch - 1)
+    assert history.validation_loss == losses
 
 
 @pytest.mark.parametrize(
