@@ -54,7 +54,7 @@ class HeldOutRisk:
     equations, formed for all spectra at once by matrix products, rather
     than on an ``(n_channels, n_components)`` design per spectrum: the same
     least-squares problem (the same coefficients, up to rounding), about
-    four times faster on 1,024 channels (issue 25).
+    twice as fast on 1,024 channels (issue 25).
 
     Parameters
     ----------

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 from scipy.ndimage import gaussian_filter1d
@@ -109,3 +111,31 @@ def test_the_kept_epoch_is_the_lowest_loss_among_those_tied_with_the_lowest_risk
     losses = [3.0, 2.0, 1.0, 0.5]
     assert epoch_to_keep(losses, [worse, lowest, tied, worse], kept=3) == 2
     assert epoch_to_keep(losses, [worse, lowest, tied, tied], kept=3) == 3
+
+
+def test_the_risk_runs_its_products_on_one_blas_thread():
+    # Called between training steps: BLAS threads left spinning after its
+    # products would take the cores from torch's.
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    seen = []
+
+    class Recording(HeldOutRisk):
+        def _risks(self, endmembers):
+            seen.extend(
+                pool["num_threads"]
+                for pool in threadpool_info()
+                if pool["user_api"] == "blas"
+            )
+            return super()._risks(endmembers)
+
+    rng = np.random.default_rng(1)
+    spectra = rng.random((20, 40))
+    with threadpool_limits(limits=2, user_api="blas"):
+        outside = [
+            p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"
+        ]
+        Recording(spectra)(rng.random((2, 40)))
+    assert seen
+    assert set(seen) == {1}
+    assert max(outside) == 2 or os.cpu_count() == 1
