@@ -385,7 +385,11 @@ def train_network(
         min_volume_weight=plan.min_volume_weight,
         loss_floor=loss_floor,
     )
-    objective = pixel_objective(get_loss(loss, sad_weight=plan.sad_weight), penalty)
+    objective = pixel_objective(
+        get_loss(loss, sad_weight=plan.sad_weight),
+        penalty,
+        of_residual=LOSS_SPECS[loss].of_residual,
+    )
     max_epochs = plan.max_epochs if max_epochs is None else max_epochs
     validation = None
     if len(prepared.validation):

@@ -89,10 +89,17 @@ class LossSpec:
         per-pixel intensity is the maximum-likelihood one instead of the
         least-squares one, and a background fitted by least squares
         (``baseline=``) contradicts it.
+    of_residual : bool
+        The loss depends on a reconstruction only through its residual
+        (the squared error): a background fitted by least squares can then
+        be projected out of the spectrum and of the mixture instead of
+        being added to the reconstruction
+        (:meth:`~hs_aeunmix._networks.UnmixingAutoencoder.residual_pair`).
     """
 
     pixel_loss: Callable[[float], LossFunction]
     rates: bool = False
+    of_residual: bool = False
 
     @property
     def scale_rule(self) -> str:
@@ -110,7 +117,7 @@ def _squared_error_with_angle(sad_weight: float) -> LossFunction:
 #: Every reconstruction loss by name. ``loss``'s allowed values and the
 #: model file's schema are derived from this table: a new loss is one entry.
 LOSS_SPECS: dict[str, LossSpec] = {
-    "mse": LossSpec(lambda sad_weight: pixel_squared_error),
+    "mse": LossSpec(lambda sad_weight: pixel_squared_error, of_residual=True),
     "sad": LossSpec(lambda sad_weight: pixel_spectral_angle),
     "mse_sad": LossSpec(_squared_error_with_angle),
     "poisson": LossSpec(lambda sad_weight: pixel_poisson_deviance, rates=True),

@@ -600,6 +600,30 @@ class UnmixingAutoencoder(nn.Module):
         abundances = self.encode(x, encoder_input)
         return self.reconstruct(self.abundance_noise(abundances), x), abundances
 
+    def residual_pair(
+        self, x: torch.Tensor, encoder_input: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(prediction, target)`` whose difference is ``x`` minus its reconstruction.
+
+        For losses of the residual alone (the squared error). Without a
+        background, the reconstruction and ``x``. With one, the mixture and
+        ``x`` both without their background part: the background is the
+        least-squares fit of what the mixture leaves, so the residual is
+        ``P x - s P u`` (``P`` the projection off the background, ``u`` the
+        unit mixture, ``s`` the intensity fitted to ``P x``), the same as
+        :meth:`forward`'s to rounding, without forming the background and
+        the reconstruction (on 1,559 channels, the decoder and loss about
+        40 % cheaper, a whole training step about 10 %; issue 25).
+        """
+        abundances = self.abundance_noise(self.encode(x, encoder_input))
+        if self.baseline_basis is None:
+            return self.reconstruct(abundances, x), x
+        target = self._without_background(x)
+        unit = self._without_background(self._unit_mixture(x, abundances))
+        if self.pixel_total is None:
+            return unit, target
+        return pixel_intensity(target, unit, self.scale_rule) * unit, target
+
 
 def build_autoencoder(
     options: NetworkOptions,

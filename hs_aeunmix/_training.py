@@ -261,16 +261,26 @@ def fixed_batches(data: torch.Tensor, batch_size: int):
 Objective = Callable[[UnmixingAutoencoder, Any], tuple[torch.Tensor, int]]
 
 
-def pixel_objective(loss_function: LossFunction, penalty: Penalty | None) -> Objective:
+def pixel_objective(
+    loss_function: LossFunction, penalty: Penalty | None, *, of_residual: bool = False
+) -> Objective:
     """Objective of a batch of spectra: the loss plus the endmember penalty.
 
+    ``of_residual``: the loss depends on the reconstruction only through
+    its residual (:attr:`~hs_aeunmix._losses.LossSpec.of_residual`), so it
+    is computed on the model's
+    :meth:`~hs_aeunmix._networks.UnmixingAutoencoder.residual_pair`.
     Returns ``(loss, n_pixels)``.
     """
 
     def objective(model: UnmixingAutoencoder, batch):
         spectra, encoder_input = batch if isinstance(batch, tuple) else (batch, None)
-        reconstruction, _ = model(spectra, encoder_input)
-        loss = loss_function(reconstruction, spectra)
+        if of_residual:
+            prediction, target = model.residual_pair(spectra, encoder_input)
+        else:
+            prediction, _ = model(spectra, encoder_input)
+            target = spectra
+        loss = loss_function(prediction, target)
         if penalty is not None:
             loss = loss + penalty(model.decoder.endmembers)
         return loss, spectra.shape[0]

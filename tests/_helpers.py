@@ -103,3 +103,30 @@ def assert_on_simplex(abundances: np.ndarray) -> None:
     """Every row of ``abundances`` (last axis) is non-negative and sums to one."""
     assert abundances.min() >= 0
     np.testing.assert_allclose(abundances.sum(axis=-1), 1.0, rtol=0, atol=1e-12)
+
+
+def background_autoencoder(
+    n_channels: int,
+    n_components: int,
+    n_terms: int,
+    *,
+    pixel_total: float | None,
+    max_shift: float | None = None,
+):
+    """A small dense autoencoder with a polynomial background of ``n_terms``."""
+    import torch
+
+    from hs_aeunmix._baseline import polynomial_basis
+    from hs_aeunmix._networks import NetworkOptions, build_autoencoder
+
+    torch.manual_seed(0)
+    basis = polynomial_basis(n_channels, n_terms).astype(np.float32)
+    return build_autoencoder(
+        NetworkOptions(hidden_layer_sizes=(16,)),
+        endmembers=torch.rand(n_components, n_channels),
+        input_mean=torch.zeros(n_channels),
+        input_scale=torch.ones(n_channels),
+        pixel_total=pixel_total,
+        baseline_basis=torch.from_numpy(basis),
+        max_shift=max_shift,
+    )

@@ -376,3 +376,31 @@ def test_the_kept_starts_epochs_are_judged_by_their_held_out_risk_once(
     if judged_in_training:
         kept = model.module_.decoder.endmembers.detach().numpy()
         assert any(np.array_equal(endmembers, kept) for endmembers in judged)
+
+
+@pytest.mark.parametrize(("loss", "pair_used"), [("mse", True), ("sad", False)])
+def test_training_a_background_model_computes_the_loss_on_the_residual_pair(
+    monkeypatch, loss, pair_used
+):
+    from hs_aeunmix import _networks
+
+    calls = []
+    residual_pair = _networks.UnmixingAutoencoder.residual_pair
+
+    def counted(self, *args):
+        calls.append(1)
+        return residual_pair(self, *args)
+
+    monkeypatch.setattr(_networks.UnmixingAutoencoder, "residual_pair", counted)
+    mixture = make_mixture(shape=(12, 12), n_channels=40)
+    AEUnmix(
+        n_components=3,
+        baseline=2,
+        loss=loss,
+        init="vca",
+        max_epochs=1,
+        spatial=False,
+        random_state=0,
+        show_progressbar=False,
+    ).fit(mixture.spectra + np.linspace(0.0, 1.0, 40))
+    assert bool(calls) == pair_used

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from hs_aeunmix._losses import (
+    LOSS_SPECS,
     MIN_VOLUME_DELTA,
     VOLUME_EPSILON,
     endmember_penalty,
@@ -105,6 +106,19 @@ def test_poisson_minimum_is_at_the_counts(pair):
     loss = get_loss("poisson", sad_weight=0)
     assert float(loss(counts, counts)) < float(loss(counts * 1.05, counts))
     assert float(loss(counts, counts)) < float(loss(counts * 0.95, counts))
+
+
+@pytest.mark.parametrize("name", sorted(LOSS_SPECS))
+def test_losses_marked_of_the_residual_depend_on_nothing_else(name, pair):
+    # A loss computed on the spectrum and mixture without their background
+    # part (the residual pair) must give what it gives on the reconstruction.
+    loss = get_loss(name, sad_weight=0.5)
+    reconstruction, target = pair
+    shift = torch.linspace(-0.05, 2.0, target.shape[1], dtype=target.dtype)
+    unchanged = torch.isclose(
+        loss(reconstruction + shift, target + shift), loss(reconstruction, target)
+    )
+    assert bool(unchanged) == LOSS_SPECS[name].of_residual
 
 
 def test_unknown_loss():

@@ -7,6 +7,7 @@ import copy
 import numpy as np
 import pytest
 import torch
+from _helpers import background_autoencoder
 
 from hs_aeunmix._networks import (
     DenseEncoder,
@@ -281,3 +282,47 @@ def test_unknown_encoder():
             input_mean=torch.zeros(5),
             input_scale=torch.ones(5),
         )
+
+
+@pytest.mark.parametrize(
+    ("pixel_total", "max_shift"), [(None, None), (20.0, None), (20.0, 2.0)]
+)
+def test_the_residual_pair_leaves_the_reconstructions_residual(pixel_total, max_shift):
+    # With a background the pair is the mixture and the spectrum without
+    # their background part; their difference is still the residual of
+    # the reconstruction (the background is the least-squares fit of what
+    # the mixture leaves), and so are the loss's gradients.
+    model = background_autoencoder(
+        60, 3, 3, pixel_total=pixel_total, max_shift=max_shift
+    ).eval()
+    spectra = torch.rand(8, 60) + torch.linspace(0, 2, 60) ** 2
+    reconstruction, _ = model(spectra)
+    prediction, target = model.residual_pair(spectra)
+    torch.testing.assert_close(
+        target - prediction, spectra - reconstruction, rtol=0, atol=1e-5
+    )
+    gradients = []
+    for loss in (
+        torch.nn.functional.mse_loss(model(spectra)[0], spectra),
+        torch.nn.functional.mse_loss(*model.residual_pair(spectra)),
+    ):
+        model.zero_grad()
+        loss.backward()
+        gradients.append(model.decoder.weight.grad.clone())
+    torch.testing.assert_close(gradients[0], gradients[1], rtol=1e-4, atol=1e-6)
+    # It never forms the background part of the reconstruction.
+    assert not torch.allclose(target, spectra)
+
+
+def test_the_residual_pair_without_a_background_is_the_reconstruction_and_spectrum():
+    model = build_autoencoder(
+        NetworkOptions(hidden_layer_sizes=(16,)),
+        endmembers=torch.rand(3, 30),
+        input_mean=torch.zeros(30),
+        input_scale=torch.ones(30),
+        pixel_total=5.0,
+    ).eval()
+    spectra = torch.rand(6, 30)
+    prediction, target = model.residual_pair(spectra)
+    assert torch.equal(prediction, model(spectra)[0])
+    assert target is spectra

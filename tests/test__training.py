@@ -9,7 +9,7 @@ import warnings
 import numpy as np
 import pytest
 import torch
-from _helpers import make_mixture
+from _helpers import background_autoencoder, make_mixture
 from torch import nn
 
 from hs_aeunmix import AEUnmix, _training, metrics
@@ -460,3 +460,29 @@ def test_lowest_loss_is_what_any_epoch_reached():
     history.initial_loss = 0.5
     assert history.lowest_loss == 0.5
     assert np.isnan(TrainingHistory().lowest_loss)
+
+
+@pytest.mark.parametrize("of_residual", [True, False])
+def test_a_loss_of_the_residual_is_computed_on_the_residual_pair(of_residual):
+    # A background model's step then never forms the reconstruction.
+    from hs_aeunmix._losses import get_loss
+
+    model = background_autoencoder(40, 2, 2, pixel_total=10.0)
+    calls = []
+    reconstruct = model.reconstruct
+
+    def counted(*args):
+        calls.append(1)
+        return reconstruct(*args)
+
+    model.reconstruct = counted
+    batch = torch.rand(6, 40)
+    loss, n_pixels = _training.pixel_objective(
+        get_loss("mse", sad_weight=0.0), None, of_residual=of_residual
+    )(model.eval(), batch)
+    assert n_pixels == 6
+    assert len(calls) == (0 if of_residual else 1)
+    expected = torch.nn.functional.mse_loss(
+        reconstruct(model.encode(batch), batch), batch
+    )
+    torch.testing.assert_close(loss, expected, rtol=1e-5, atol=1e-7)
