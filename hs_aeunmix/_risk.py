@@ -27,9 +27,11 @@ RISK_PIXELS = 1024
 # Width (channels, Gaussian) of the smoothing that estimates each channel's
 # expected counts, the Poisson variance of a count spectrum.
 _COUNT_SMOOTHING = 2.0
-# Directions of a spectrum's normal equations with eigenvalues below this
-# fraction of their trace are what rounding leaves of a design that does not
-# span them.
+# What rounding leaves of a design that does not span a direction, as a
+# fraction of the unprojected design's size: an endmember whose squared norm
+# the background's projection leaves below this fraction of its own, and a
+# direction of a spectrum's normal equations whose eigenvalue is below this
+# fraction of their trace, count for nothing.
 _RANK_TOLERANCE = 1e-10
 
 
@@ -89,9 +91,8 @@ class HeldOutRisk:
         if self._n_terms:
             # The background's coefficients are free: fit what it leaves.
             bases, _ = np.linalg.qr(background[None] * weights[:, :, None])
-            targets -= (bases @ (targets[:, None, :] @ bases).transpose(0, 2, 1))[
-                ..., 0
-            ]
+            coefficients = (targets[:, None, :] @ bases).transpose(0, 2, 1)
+            targets -= (bases @ coefficients)[..., 0]
             # (n_pixels * n_terms, n_channels): each spectrum's orthonormal
             # background functions in its noise units, times its weights.
             self._weighted_bases = (
