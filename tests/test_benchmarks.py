@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -82,3 +83,39 @@ def test_samson_reference_fractions_are_nnls_on_reference_endmembers(benchmark_r
         truth.endmembers,
     )
     np.testing.assert_allclose(fractions, raw / sums, rtol=0, atol=1e-12)
+
+
+@pytest.fixture(scope="module")
+def subgroups():
+    path = SCRIPT.parent / "subgroups.py"
+    spec = importlib.util.spec_from_file_location("benchmark_subgroups", path)
+    module = importlib.util.module_from_spec(spec)
+    # subgroups.py imports its neighbour family.py.
+    sys.path.insert(0, str(SCRIPT.parent))
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(SCRIPT.parent))
+    return module
+
+
+def test_paired_evidence_counts_scenes_and_resamples(subgroups):
+    default = np.array([0.10, 0.20, 0.30, 0.40, 0.50])
+    # Better by more than the margin on every scene: every resample agrees.
+    assert subgroups.paired_evidence(default - 0.05, default, np.median) == (
+        "better on 5, worse on 0; holds in 100% of resamples"
+    )
+    # Ahead by less than the margin: no scene counts, the statistic still does.
+    assert subgroups.paired_evidence(default - 0.005, default, np.median) == (
+        "better on 0, worse on 0; holds in 100% of resamples"
+    )
+    # Worse on every scene: no resample puts the peer ahead.
+    assert subgroups.paired_evidence(default + 0.05, default, np.median) == (
+        "better on 0, worse on 5; holds in 0% of resamples"
+    )
+    # One scene much better, four slightly worse: the median's lead is lost in
+    # most resamples, however the 90th percentile falls.
+    peer = default + np.array([-0.3, 0.02, 0.02, 0.02, 0.02])
+    evidence = subgroups.paired_evidence(peer, default, np.median)
+    assert evidence.startswith("better on 1, worse on 4; holds in ")
+    assert int(evidence.split("holds in ")[1].split("%")[0]) < 50
