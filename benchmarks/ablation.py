@@ -276,6 +276,16 @@ VARIANTS: dict[str, dict] = {
     },
     "encoder step 3e-3, 2026-12-05": {"learning_rate": 3e-3},
     "batches of 512, 2026-12-05": {"batch_size": 512},
+    # Low-dose STEM-EELS (2026-12-05, fifteenth session): the featureless
+    # start finds closer endmembers there, with worse maps; a stronger
+    # spatial prior on the maps, with and without it.
+    "spatial weight 100": {"spatial_weight": 100.0},
+    "flat start among the candidates, spatial weight 100": {
+        "spatial_weight": 100.0,
+        "patch": {
+            "hs_aeunmix._initialisation.AUTO_STARTS": ("ica", "spa", "vca", "flat")
+        },
+    },
     "loss sad": {"loss": "sad"},
     "loss mse_sad": {"loss": "mse_sad"},
 }
