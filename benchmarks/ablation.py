@@ -286,6 +286,7 @@ VARIANTS: dict[str, dict] = {
             "hs_aeunmix._initialisation.AUTO_STARTS": ("ica", "spa", "vca", "flat")
         },
     },
+    "per-pixel scale always": {"pixel_scale": True},
     "loss sad": {"loss": "sad"},
     "loss mse_sad": {"loss": "mse_sad"},
 }
