@@ -56,6 +56,9 @@ import peers
 RESULTS = Path(__file__).parent / "results"
 FAILED_ANGLE = math.pi / 2
 FAILED_RMSE = 1.0
+# A scene is better or worse for a method than for another by more than this
+# (rad, or abundance RMSE): the tables' "better / worse" counts.
+MARGIN = 0.01
 
 
 METHODS: dict[str, Callable] = {"ae": peers.autoencoder(), **peers.PEERS}
@@ -206,6 +209,15 @@ def _value(record: dict, key: str) -> float:
     value = float(record[key])
     # A zero endmember (a dead pixel taken as a vertex) has no angle.
     return worst if math.isnan(value) else value
+
+
+def better_worse(values: np.ndarray, reference: np.ndarray) -> tuple[int, int]:
+    """Scenes where ``values`` are below and above ``reference`` by more than
+    :data:`MARGIN` (the same scenes in the same order)."""
+    return (
+        int(np.sum(values < reference - MARGIN)),
+        int(np.sum(values > reference + MARGIN)),
+    )
 
 
 def add_scene_arguments(

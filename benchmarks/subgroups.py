@@ -39,8 +39,6 @@ RESULTS = Path(__file__).parent / "results"
 PEERS = ("NMF", "SVD+ICA", "VCA+FCLS", "MCR-ALS", "plain AE", "daeu")
 # Paired bootstrap resamples of the scenes behind each lost column.
 RESAMPLES = 2000
-# A scene is better or worse for a method by more than this (rad or RMSE).
-MARGIN = 0.01
 COLUMNS = {
     "angle median": ("angle", np.median),
     "angle p90": ("angle", lambda values: np.percentile(values, 90)),
@@ -104,11 +102,10 @@ def paired_evidence(peer: np.ndarray, default: np.ndarray, statistic) -> str:
 
     ``peer`` and ``default``: one value per scene, the same scenes in the same
     order. Says on how many scenes the peer is better and worse by more than
-    :data:`MARGIN`, and in what share of :data:`RESAMPLES` paired bootstrap
+    :data:`family.MARGIN`, and in what share of :data:`RESAMPLES` paired bootstrap
     resamples of the scenes its statistic is at least as good.
     """
-    better = int(np.sum(peer < default - MARGIN))
-    worse = int(np.sum(peer > default + MARGIN))
+    better, worse = family.better_worse(peer, default)
     draws = np.random.default_rng(0).integers(0, len(peer), size=(RESAMPLES, len(peer)))
     held = np.mean(
         [statistic(peer[rows]) <= statistic(default[rows]) for rows in draws]
