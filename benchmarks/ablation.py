@@ -244,6 +244,13 @@ VARIANTS: dict[str, dict] = {
     # spectrum and the mixture without their background part (the same loss
     # to rounding, 10-13 % faster fits; 2026-12-05, fourteenth session).
     "default, 2026-12-05, residual pair": {},
+    # Issue 21: with fewer directions of variation above the noise than the
+    # endmembers need, every start projected on the mean spectrum plus those
+    # directions (2026-12-05, sixteenth session; README, "Directions above
+    # the noise"). Before it, the package gave the records of "default,
+    # 2026-12-05, residual pair" (development) and "epoch veto among the
+    # epochs trained after the choice" (held-out) on every scene.
+    "default, 2026-12-05, starts within the directions above the noise": {},
     "without the epoch veto": {
         "patch": {"hs_aeunmix._training.epoch_to_keep": _the_loss_choice}
     },

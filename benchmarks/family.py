@@ -132,6 +132,7 @@ def _run(split, index, method, options, generator) -> dict:
         if report is not None:
             record["identifiable"] = bool(report.identifiable)
             record["start"] = report.starts[report.chosen]
+            record["directions"] = report.directions
         if model is not None:
             record["background_terms"] = len(model.baseline_components_)
             record["pixel_scale"] = bool(model.module_.has_pixel_scale)

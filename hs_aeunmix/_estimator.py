@@ -283,8 +283,12 @@ class AEUnmix(
         Per endmember: the largest angle to the matching endmember of the
         other starts that fit as well (``spread``), the number of training
         pixels where it dominates (``support``) and its largest fraction;
-        ``print(model.stability_)`` shows a table. ``fit`` warns when an
-        endmember is not identified or carried by few pixels.
+        ``print(model.stability_)`` shows a table; ``directions``: how many
+        directions of variation of the training spectra rise above their
+        noise (``n_components`` endmembers need ``n_components - 1``).
+        ``fit`` warns when an endmember is not identified or carried by few
+        pixels, and when the spectra vary above their noise along too few
+        directions.
     screening_ : dict
         What training left out or repaired: ``dead_pixels``,
         ``spike_values``, ``spike_pixels``.
@@ -683,6 +687,20 @@ class AEUnmix(
                 f"{UNSTABLE_SPREAD} rad). Treat them with care: fix known spectra "
                 "(fixed_endmembers=), try another number of endmembers, or see "
                 "model.stability_.",
+                UserWarning,
+                stacklevel=3,
+            )
+        if report is not None and report.below_noise:
+            needed = len(report.spread) - 1
+            warnings.warn(
+                f"The spectra vary more than their noise explains along "
+                f"{report.directions} direction(s), and {len(report.spread)} "
+                f"endmembers need {needed}: at most {report.directions + 1} "
+                "endmembers can be told apart pixel by pixel, and the others are "
+                "shaped by the noise. "
+                "Raise the counts per spectrum (bin the scan: signal.rebin), ask "
+                "for fewer endmembers, or fix known spectra (fixed_endmembers=). "
+                "See model.stability_.",
                 UserWarning,
                 stacklevel=3,
             )

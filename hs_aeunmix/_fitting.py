@@ -60,7 +60,14 @@ from hs_aeunmix._screening import Screening, screen
 from hs_aeunmix._selection import CANDIDATE_EPOCHS, Candidate, choose, stability
 from hs_aeunmix._spatial import PixelImage, fit_neighbourhood
 from hs_aeunmix._state import FittedState
-from hs_aeunmix._subspace import block_moments, leading_axes
+from hs_aeunmix._subspace import (
+    block_moments,
+    centred_eigenvalues,
+    directions_above_noise,
+    leading_axes,
+    moments,
+    uses_moments,
+)
 from hs_aeunmix._training import (
     STEPS_PER_EPOCH,
     TrainingHistory,
@@ -591,13 +598,26 @@ def fit_state(
     else:
         loss = plan.loss
         scaled_fixed = None if fixed is None else fixed / prepared.data_scale
+        # One pass over the sample for the starts' principal axes and for
+        # the directions the noise does not explain (the report's).
+        sums = moments(prepared.train, basis) if uses_moments(prepared.train) else None
+        directions = directions_above_noise(
+            centred_eigenvalues(prepared.train, remove=basis, from_moments=sums),
+            *prepared.train.shape,
+        )
         if isinstance(plan.init, np.ndarray):
             starts = [
                 Initialisation(np.clip(plan.init / prepared.data_scale, 0, None), GIVEN)
             ]
         else:
             starts = candidate_starts(
-                prepared.train, n_components, plan.init, seed, baseline_basis=basis
+                prepared.train,
+                n_components,
+                plan.init,
+                seed,
+                baseline_basis=basis,
+                from_moments=sums,
+                directions=directions,
             )
         pixel_scale = plan.network.pixel_scale
         if pixel_scale == "auto":
@@ -711,7 +731,11 @@ def fit_state(
                 )
             )
         report = stability(
-            candidates, index, prepared.train, prepared.validation
+            candidates,
+            index,
+            prepared.train,
+            prepared.validation,
+            directions=directions,
         ).as_dict()
     module = chosen.module
     if basis is not None:

@@ -195,6 +195,8 @@ _STABILITY_SCHEMA = {
         "chosen": {"type": "integer", "minimum": 0},
         "objectives": _NUMBERS,
         "fits": _NUMBERS,
+        # Absent from files written before it was measured.
+        "directions": {"type": ["integer", "null"], "minimum": 0},
     },
 }
 #: JSON Schema (draft 2020-12) of the model header.

@@ -255,6 +255,12 @@ class StabilityReport:
     objectives, fits : tuple of float
         Held-out objective (the network's loss plus penalties) and mean
         held-out risk (:func:`~hs_aeunmix._risk.held_out_risks`) of each candidate.
+    directions : int or None
+        Directions along which the training spectra vary more than their
+        noise explains (:func:`~hs_aeunmix._subspace.directions_above_noise`):
+        ``n`` endmembers at one intensity need ``n - 1``. None in model
+        files written before it was measured (format 2 files of 2026-12-05
+        and earlier).
     """
 
     spread: np.ndarray
@@ -265,6 +271,14 @@ class StabilityReport:
     chosen: int
     objectives: tuple[float, ...]
     fits: tuple[float, ...]
+    directions: int | None = None
+
+    @property
+    def below_noise(self) -> bool:
+        """Whether the spectra vary above their noise along fewer directions
+        than the endmembers need (``n_components - 1``): some endmembers
+        cannot be told apart pixel by pixel."""
+        return self.directions is not None and self.directions < len(self.spread) - 1
 
     @property
     def unstable(self) -> np.ndarray:
@@ -288,8 +302,9 @@ class StabilityReport:
 
     @property
     def identifiable(self) -> bool:
-        """No endmember is unstable or thinly supported."""
-        return not len(self.unidentified)
+        """No endmember is unstable or thinly supported, and the spectra vary
+        above their noise along as many directions as the endmembers need."""
+        return not len(self.unidentified) and not self.below_noise
 
     def as_dict(self) -> dict:
         """JSON-ready form (model files)."""
@@ -302,6 +317,7 @@ class StabilityReport:
             "chosen": int(self.chosen),
             "objectives": [float(v) for v in self.objectives],
             "fits": [float(v) for v in self.fits],
+            "directions": self.directions,
         }
 
     @classmethod
@@ -318,6 +334,9 @@ class StabilityReport:
             chosen=int(values["chosen"]),
             objectives=tuple(float(v) for v in values["objectives"]),
             fits=tuple(float(v) for v in values["fits"]),
+            directions=(
+                None if values.get("directions") is None else int(values["directions"])
+            ),
         )
 
     def __str__(self) -> str:
@@ -338,6 +357,11 @@ class StabilityReport:
             lines.append(
                 f"{index:>9}  {shown:>12}  {support:>12}  {fraction:12.2f}{flag}"
             )
+        if self.directions is not None:
+            lines.append(
+                f"Directions of variation above the noise: {self.directions} "
+                f"({len(self.spread)} endmembers need {len(self.spread) - 1})"
+            )
         lines.append(self.verdict)
         return "\n".join(lines)
 
@@ -356,6 +380,11 @@ class StabilityReport:
             reasons.append(
                 f"endmembers {_listed(self.thin)} dominate fewer than "
                 f"{self.min_support} pixels"
+            )
+        if self.below_noise:
+            reasons.append(
+                f"the spectra vary above their noise along {self.directions} "
+                f"of the {len(self.spread) - 1} directions the endmembers need"
             )
         return "Not identified: " + "; ".join(reasons)
 
@@ -449,13 +478,17 @@ def choose(candidates: list[Candidate]) -> int:
 
 
 def stability(
-    candidates: list[Candidate], chosen: int, *pixels: np.ndarray
+    candidates: list[Candidate],
+    chosen: int,
+    *pixels: np.ndarray,
+    directions: int | None = None,
 ) -> StabilityReport:
     """The report of the module docstring for ``candidates[chosen]``.
 
     ``candidates[i].fit`` is the held-out data fit (without penalties),
     ``history.best_loss`` the held-out objective; ``pixels`` are the blocks
-    of spectra (training and held-out) the support is counted on.
+    of spectra (training and held-out) the support is counted on;
+    ``directions`` as in :class:`StabilityReport`.
     """
     objectives = np.array([candidate.history.best_loss for candidate in candidates])
     fits = np.array([candidate.fit for candidate in candidates])
@@ -480,4 +513,5 @@ def stability(
         chosen=chosen,
         objectives=tuple(float(value) for value in objectives),
         fits=tuple(float(value) for value in fits),
+        directions=directions,
     )

@@ -12,6 +12,25 @@ thin SVD.
 Each axis is oriented so that the spectrum farthest along it lies on its
 positive side (scikit-learn's ``svd_flip`` for tall matrices), a convention
 that does not depend on how the spectra are represented.
+
+How many directions rise above the noise (:func:`directions_above_noise`)
+follows from the same moments: the spectra of ``k`` endmembers at one
+intensity vary along ``k - 1`` directions, and at low dose some or all of
+them sink into the noise. Pure noise of variance ``sigma**2`` in ``n``
+spectra of ``p`` channels gives the eigenvalues of the Marchenko-Pastur
+law, whose largest is ``sigma**2 (1 + sqrt(beta))**2``, ``beta = min(n, p) /
+max(n, p)``; the noise level is read from the median eigenvalue, as in
+Gavish & Donoho (IEEE Trans. Inf. Theory 60, 5040 (2014)): with many more
+channels than endmembers most eigenvalues are noise. A direction counts
+when its eigenvalue exceeds that edge :data:`NOISE_EDGE_FACTOR` times. For
+white noise, an eigenvalue at twice the edge has an eigenvector within
+0.3 rad of the true direction with five or more spectra per channel, and
+within 0.42 rad whatever their numbers (the spiked-covariance formulas of
+Baik, Ben Arous & Peche; Paul, Stat. Sinica 17, 1617 (2007)); noise whose
+variance differs between channels (Poisson noise follows the spectrum)
+spreads the noise eigenvalues above the white-noise edge, up to about 1.7
+times it on the STEM-EELS scenes measured (2026-12-05), which the factor
+leaves out.
 """
 
 from __future__ import annotations
@@ -20,10 +39,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.integrate
 import scipy.linalg
+import scipy.optimize
 
 # Spectra converted to float64 at once.
 _BLOCK_ROWS = 2048
+# A direction of variation rises above the noise when its eigenvalue exceeds
+# the largest that noise alone gives this many times (module docstring).
+NOISE_EDGE_FACTOR = 2.0
 
 
 @dataclass(frozen=True)
@@ -151,6 +175,71 @@ def principal_axes(
         )
     signs = orientation(scores)
     return PrincipalAxes(mean, singular, axes * signs[:, None], scores * signs)
+
+
+def centred_eigenvalues(
+    spectra: np.ndarray,
+    *,
+    remove: np.ndarray | None = None,
+    from_moments: Moments | None = None,
+) -> np.ndarray:
+    """Eigenvalues of the spectra's centred second moments, decreasing.
+
+    The ``min(n_spectra - 1, n_channels - t)`` that can be non-zero (``t``
+    columns in ``remove``, projected out first as in :func:`principal_axes`);
+    ``from_moments`` as there.
+    """
+    n_spectra, n_channels = spectra.shape
+    kept = n_channels - (0 if remove is None else remove.shape[1])
+    if not uses_moments(spectra):
+        values = np.vstack(list(_float_blocks(spectra, remove)))
+        values -= values.mean(axis=0)
+        eigenvalues = scipy.linalg.svdvals(values) ** 2
+    else:
+        sums = moments(spectra, remove) if from_moments is None else from_moments
+        mean = sums.total / sums.count
+        eigenvalues = scipy.linalg.eigvalsh(
+            sums.second - sums.count * np.outer(mean, mean)
+        )[::-1]
+    return np.clip(eigenvalues[: max(1, min(n_spectra - 1, kept))], 0.0, None)
+
+
+def marchenko_pastur_median(beta: float) -> float:
+    """Median of the Marchenko-Pastur law of ratio ``beta`` (0 < beta <= 1).
+
+    The law of the eigenvalues of white noise of unit variance.
+    """
+    low, high = (1 - np.sqrt(beta)) ** 2, (1 + np.sqrt(beta)) ** 2
+
+    def density(x: float) -> float:
+        return np.sqrt(max((high - x) * (x - low), 0.0)) / (2 * np.pi * beta * x)
+
+    def below(t: float) -> float:
+        return scipy.integrate.quad(density, low, t)[0] - 0.5
+
+    # Above zero: at beta = 1 the density has an integrable pole at 0.
+    return float(scipy.optimize.brentq(below, max(low, 1e-12), high, xtol=1e-10))
+
+
+def directions_above_noise(
+    eigenvalues: np.ndarray, n_spectra: int, n_channels: int
+) -> int:
+    """How many of ``eigenvalues`` (:func:`centred_eigenvalues`) noise does not explain.
+
+    Each is compared with :data:`NOISE_EDGE_FACTOR` times the largest
+    eigenvalue pure noise gives, the noise level read from their median
+    (see the module docstring). Fewer than about ten eigenvalues say
+    nothing about the noise: then every direction counts.
+    """
+    m = len(eigenvalues)
+    if m < 10:
+        return m
+    beta = m / max(n_spectra, n_channels)
+    median = float(np.median(eigenvalues))
+    if median <= 0:
+        return int((eigenvalues > 0).sum())
+    edge = median / marchenko_pastur_median(beta) * (1 + np.sqrt(beta)) ** 2
+    return int((eigenvalues > NOISE_EDGE_FACTOR * edge).sum())
 
 
 def uses_moments(spectra: np.ndarray) -> bool:

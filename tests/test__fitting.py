@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 from _helpers import make_mixture
@@ -97,6 +99,43 @@ def test_an_ica_answer_off_the_mark_is_not_taken_and_the_doubt_reported():
     assert metrics.spectral_angles(model.components_, endmembers).max() < 0.05
     assert not report.identifiable
     assert np.nanmax(report.spread) > 0.1
+
+
+@pytest.mark.parametrize(
+    ("counts", "directions"),
+    # Counts per channel of the mean spectrum: at 0.05 (five counts per
+    # spectrum) the Poisson noise hides both directions three endmembers
+    # need; at 200 both stand out.
+    [(0.05, 0), (200, 2)],
+)
+def test_fit_counts_the_directions_above_the_noise_and_warns_when_too_few(
+    counts, directions
+):
+    spectra = make_mixture(counts=counts).spectra
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model = AEUnmix(3, init="vca", max_epochs=1, random_state=0).fit(spectra)
+    report = model.stability_
+    assert report.directions == directions
+    below = [w for w in caught if "more than their noise explains" in str(w.message)]
+    assert len(below) == (directions < 2)
+    assert report.below_noise is (directions < 2)
+
+
+def test_starts_within_the_directions_above_the_noise_find_closer_endmembers(
+    monkeypatch,
+):
+    # Ten counts per spectrum: one of the two directions rises above the
+    # noise. A vertex or independent-component start along the other is
+    # noise that training keeps: without the projection the worst
+    # endmember ends 0.9 rad off, with it within 0.45 rad.
+    mixture = make_mixture(counts=0.1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        model = AEUnmix(3, max_epochs=10, random_state=0).fit(mixture.spectra)
+    assert model.stability_.directions == 1
+    angles = metrics.spectral_angles(model.components_, mixture.endmembers)
+    assert angles.max() < 0.45
 
 
 def test_training_is_a_budget_of_steps(constant):

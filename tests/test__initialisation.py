@@ -193,3 +193,43 @@ def test_cluster_means_average_the_noise_that_vertex_starts_pick():
     assert angles["kmeans"] < 0.05
     assert angles["kmeans"] < angles["spa"] / 3
     assert angles["kmeans"] < angles["vca"] / 3
+
+
+# ------------------------------- starts within the directions above the noise
+@pytest.fixture(scope="module")
+def faint():
+    # Five counts per spectrum: the Poisson noise hides the two directions
+    # of variation three endmembers need (test__fitting checks the count).
+    return make_mixture(counts=0.05).spectra.astype(np.float32)
+
+
+def test_with_no_direction_above_the_noise_every_start_is_the_mean(faint):
+    starts = initialisation.candidate_starts(faint, 3, "auto", 0, directions=0)
+    assert [s.method for s in starts] == ["ica", "spa", "vca"]
+    for start in starts:
+        np.testing.assert_allclose(
+            start.endmembers, np.tile(faint.mean(axis=0), (3, 1)), rtol=1e-6
+        )
+
+
+def test_starts_keep_only_the_directions_above_the_noise(faint):
+    free = initialisation.candidate_starts(faint, 3, "auto", 0)
+    kept = initialisation.candidate_starts(faint, 3, "auto", 0, directions=1)
+    mean = faint.mean(axis=0, dtype=np.float64)
+    for before, after in zip(free, kept, strict=True):
+        # Three points on one line through the mean, in the channels that
+        # clipping at zero left alone.
+        unclipped = (after.endmembers > 0).all(axis=0)
+        assert unclipped.sum() >= 20
+        offsets = (after.endmembers - mean)[:, unclipped]
+        singular = np.linalg.svd(offsets, compute_uv=False)
+        assert singular[1] < 1e-8 * singular[0]
+        assert not np.allclose(before.endmembers, after.endmembers)
+
+
+@pytest.mark.parametrize("directions", [None, 2, 5])
+def test_enough_directions_leave_the_starts_as_found(faint, directions):
+    free = initialisation.candidate_starts(faint, 3, "auto", 0)
+    same = initialisation.candidate_starts(faint, 3, "auto", 0, directions=directions)
+    for before, after in zip(free, same, strict=True):
+        np.testing.assert_array_equal(before.endmembers, after.endmembers)

@@ -511,6 +511,27 @@ def test_hyperparameters_as_a_list(calibrated_file, tmp_path):
     _refused(path, match="hyperparameters")
 
 
+def test_a_file_written_before_directions_were_measured_loads(model_file, tmp_path):
+    def without_directions(header):
+        del header["stability"]["directions"]
+
+    path = _craft(
+        model_file, tmp_path / "older.aeunmix", edit_header=without_directions
+    )
+    assert load_model(model_file).stability_.directions is not None
+    assert load_model(path).stability_.directions is None
+
+
+@pytest.mark.parametrize("value", [-1, 1.5, "two"])
+def test_directions_must_be_a_count(model_file, tmp_path, value):
+    path = _craft(
+        model_file,
+        tmp_path / "directions.aeunmix",
+        edit_header=_setter("stability", "directions", value=value),
+    )
+    _refused(path, match="directions")
+
+
 @pytest.mark.parametrize("index", [100, 10**6, -1])
 def test_trained_channels_out_of_range(calibrated_file, tmp_path, index):
     path = _craft(

@@ -208,14 +208,24 @@ def test_report_round_trips_through_json_form():
         _candidate("ica", ENDMEMBERS, PURE, 1.0),
         _candidate("vca", _rotated(0.3), MIXED, 2.0),
     ]
-    report = stability(candidates, 1, _pixels(60))
+    report = stability(candidates, 1, _pixels(60), directions=4)
     again = StabilityReport.from_dict(report.as_dict())
+    assert again.directions == 4
     np.testing.assert_array_equal(again.spread, report.spread)
     np.testing.assert_array_equal(again.support, report.support)
     np.testing.assert_array_equal(again.max_fraction, report.max_fraction)
     assert (again.pixels, again.starts, again.chosen) == (60, ("ica", "vca"), 1)
     assert again.objectives == report.objectives
     assert again.fits == report.fits
+
+
+def test_a_report_written_before_directions_were_measured_reads_as_unknown():
+    candidates = [_candidate("vca", ENDMEMBERS, PURE, 1.0)]
+    older = stability(candidates, 0, _pixels(60)).as_dict()
+    del older["directions"]
+    again = StabilityReport.from_dict(older)
+    assert again.directions is None
+    assert not again.below_noise
 
 
 def test_report_table_flags_what_it_found():
@@ -234,8 +244,8 @@ def test_report_table_flags_what_it_found():
 
 
 # ------------------------------------------------- every clause of a verdict
-def _report(spread, support, pixels) -> StabilityReport:
-    """A report of two starts with the given spread and support."""
+def _report(spread, support, pixels, directions=None) -> StabilityReport:
+    """A report of two starts with the given spread, support and directions."""
     n = len(support)
     return StabilityReport(
         spread=np.array(spread, dtype=float),
@@ -246,7 +256,26 @@ def _report(spread, support, pixels) -> StabilityReport:
         chosen=1,
         objectives=(1.0, 1.0),
         fits=(1.0, 1.0),
+        directions=directions,
     )
+
+
+@pytest.mark.parametrize(
+    ("directions", "identifiable"),
+    # Two endmembers need one direction of variation above the noise;
+    # unknown (an older model file) says nothing.
+    [(0, False), (1, True), (5, True), (None, True)],
+)
+def test_too_few_directions_above_the_noise_is_not_identified(directions, identifiable):
+    report = _report([0.0, 0.0], [500, 500], 1000, directions)
+    assert report.identifiable is identifiable
+    assert report.below_noise is not identifiable
+    if not identifiable:
+        assert report.verdict == (
+            "Not identified: the spectra vary above their noise along 0 of the 1 "
+            "directions the endmembers need"
+        )
+        assert "Directions of variation above the noise: 0" in str(report)
 
 
 @pytest.mark.parametrize(
@@ -299,23 +328,37 @@ def test_fit_counts_the_support_on_training_and_held_out_pixels():
 
 
 @pytest.mark.parametrize(
-    ("spread", "support", "warned"),
+    ("spread", "support", "warned", "directions"),
     [
-        ([0.0, 0.0, 0.0], [20, 20, 24], []),
-        ([0.0, 0.3, 0.0], [20, 20, 24], [r"Endmembers \[1\] are not identified"]),
-        ([0.0, 0.0, 0.0], [20, 2, 42], [r"Endmembers \[1\] dominate .* fewer than 5"]),
+        ([0.0, 0.0, 0.0], [20, 20, 24], [], 2),
+        (
+            [0.0, 0.0, 0.0],
+            [20, 20, 24],
+            [r"The spectra vary more than their noise explains along 1 direction"],
+            1,
+        ),
+        ([0.0, 0.3, 0.0], [20, 20, 24], [r"Endmembers \[1\] are not identified"], 2),
+        (
+            [0.0, 0.0, 0.0],
+            [20, 2, 42],
+            [r"Endmembers \[1\] dominate .* fewer than 5"],
+            None,
+        ),
         (
             [0.3, 0.0, 0.0],
             [20, 2, 42],
             [r"Endmembers \[0\] are not identified", r"Endmembers \[1\] dominate"],
+            2,
         ),
     ],
 )
 def test_fit_warns_about_each_clause_of_the_report(
-    monkeypatch, spread, support, warned
+    monkeypatch, spread, support, warned, directions
 ):
     monkeypatch.setattr(
-        _fitting, "stability", lambda *args: _report(spread, support, 64)
+        _fitting,
+        "stability",
+        lambda *args, **kwargs: _report(spread, support, 64, directions),
     )
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
