@@ -251,6 +251,10 @@ VARIANTS: dict[str, dict] = {
     # 2026-12-05, residual pair" (development) and "epoch veto among the
     # epochs trained after the choice" (held-out) on every scene.
     "default, 2026-12-05, starts within the directions above the noise": {},
+    # How much the count's factor on the noise edge matters (a measurement,
+    # not a choice: the factor's argument is in hs_aeunmix._subspace).
+    "noise edge factor 1.5": {"patch": {"hs_aeunmix._subspace.NOISE_EDGE_FACTOR": 1.5}},
+    "noise edge factor 3": {"patch": {"hs_aeunmix._subspace.NOISE_EDGE_FACTOR": 3.0}},
     "without the epoch veto": {
         "patch": {"hs_aeunmix._training.epoch_to_keep": _the_loss_choice}
     },
