@@ -12,6 +12,7 @@ Usage::
 
     python benchmarks/subgroups.py \
         --variant "epoch veto among the epochs trained after the choice"
+    python benchmarks/subgroups.py --variant LABEL --scenes 40 60
 
 Prints, per generator, ``family.table`` of the default and the peers, then
 per subgroup the columns where a peer is at least as good, and which peer,
@@ -119,9 +120,19 @@ def main(argv: list[str] | None = None) -> int:
         "--variant", default="epoch veto among the epochs trained after the choice"
     )
     parser.add_argument("--generators", nargs="+", default=list(family.GENERATORS))
+    parser.add_argument(
+        "--scenes",
+        nargs=2,
+        type=int,
+        metavar=("FIRST", "STOP"),
+        help="only held-out scenes FIRST to STOP - 1 (a range not used for a choice)",
+    )
     args = parser.parse_args(argv)
     for generator in args.generators:
         records = records_of(generator, args.variant)
+        if args.scenes is not None:
+            first, stop = args.scenes
+            records = [r for r in records if first <= r["index"] < stop]
         if not records:
             print(f"**{generator}**: no shared held-out scenes\n")
             continue
