@@ -302,7 +302,6 @@ class _StartFinder:
         self.baseline_basis = baseline_basis
         self._moments = from_moments
         self._denoised: Denoised | None = None
-        self._signal: PrincipalAxes | None = None
 
     def shared_moments(self) -> Moments | None:
         if not uses_moments(self.spectra):
@@ -323,16 +322,13 @@ class _StartFinder:
 
     def within_signal(self, endmembers: np.ndarray, directions: int) -> np.ndarray:
         """``endmembers`` projected on the spectra's mean plus their
-        ``directions`` leading principal axes (the mean alone for none)."""
-        if self._signal is None:
-            # Found once for every start (a pass over the spectra).
-            self._signal = principal_axes(
-                self.spectra,
-                max(directions, 1),
-                remove=self.baseline_basis,
-                from_moments=self.shared_moments(),
-            )
-        mean, axes = self._signal.mean, self._signal.axes[:directions]
+        ``directions`` leading principal axes (the mean alone for none).
+
+        The axes are the shared denoising's (``n_components`` of them, more
+        than the ``directions`` kept): no other pass over the spectra.
+        """
+        principal = self.shared_denoising().principal
+        mean, axes = principal.mean, principal.axes[:directions]
         return mean + ((endmembers - mean) @ axes.T) @ axes
 
     def random(self) -> np.ndarray:
@@ -433,7 +429,8 @@ def candidate_starts(
     (README, "Starts within the directions above the noise").
     """
     names = AUTO_STARTS if method == "auto" else (method,)
-    if directions is not None and directions < n_components - 1:
+    within = directions is not None and directions < n_components - 1
+    if within:
         _logger.info(
             "Starts kept within the %d directions above the noise (%d needed)",
             directions,
@@ -451,7 +448,7 @@ def candidate_starts(
                 raise
             _logger.info("Start %s skipped: %s", name, error)
             continue
-        if directions is not None and directions < n_components - 1:
+        if within:
             endmembers = finder.within_signal(endmembers, directions)
         endmembers = (
             np.clip(endmembers, 0, None)

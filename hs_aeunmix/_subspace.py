@@ -114,6 +114,11 @@ def moments(spectra: np.ndarray, remove: np.ndarray | None = None) -> Moments:
     return Moments(sums.count, keep @ sums.total, keep @ sums.second @ keep)
 
 
+def _scatter(sums: Moments, mean: np.ndarray) -> np.ndarray:
+    """The spectra's sum of outer products about ``mean``, from their moments."""
+    return sums.second - sums.count * np.outer(mean, mean)
+
+
 def leading_axes(
     sums: Moments, k: int, *, centre: bool = True
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -124,9 +129,8 @@ def leading_axes(
     """
     n_channels = len(sums.total)
     mean = sums.total / sums.count if centre else np.zeros(n_channels)
-    matrix = sums.second - sums.count * np.outer(mean, mean)
     eigenvalues, vectors = scipy.linalg.eigh(
-        matrix, subset_by_index=[n_channels - k, n_channels - 1]
+        _scatter(sums, mean), subset_by_index=[n_channels - k, n_channels - 1]
     )
     axes = np.ascontiguousarray(vectors[:, ::-1].T)
     return mean, np.sqrt(np.clip(eigenvalues[::-1], 0.0, None)), axes
@@ -197,10 +201,8 @@ def centred_eigenvalues(
         eigenvalues = scipy.linalg.svdvals(values) ** 2
     else:
         sums = moments(spectra, remove) if from_moments is None else from_moments
-        mean = sums.total / sums.count
-        eigenvalues = scipy.linalg.eigvalsh(
-            sums.second - sums.count * np.outer(mean, mean)
-        )[::-1]
+        eigenvalues = scipy.linalg.eigvalsh(_scatter(sums, sums.total / sums.count))
+        eigenvalues = eigenvalues[::-1]
     return np.clip(eigenvalues[: max(1, min(n_spectra - 1, kept))], 0.0, None)
 
 
