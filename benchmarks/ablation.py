@@ -326,12 +326,15 @@ def _summary(records: list[dict], label: str, baseline: dict) -> str | None:
         return None
     angles = np.array([family._value(r, "angle") for r in rows])
     rmse = np.array([family._value(r, "rmse") for r in rows])
-    reference = np.array([family._value(baseline[r["index"]], "angle") for r in rows])
-    better, worse = family.better_worse(angles, reference)
+    counts = []
+    for key, values in (("angle", angles), ("rmse", rmse)):
+        reference = np.array([family._value(baseline[r["index"]], key) for r in rows])
+        better, worse = family.better_worse(values, reference)
+        counts.append(f"{better} / {worse}")
     return (
         f"| {label} | {len(rows)} | {np.median(angles):.4f} | "
         f"{np.percentile(angles, 90):.4f} | {np.median(rmse):.4f} | "
-        f"{np.percentile(rmse, 90):.4f} | {better} / {worse} |"
+        f"{np.percentile(rmse, 90):.4f} | {' | '.join(counts)} |"
     )
 
 
@@ -352,8 +355,9 @@ def table(records_by_generator: dict[str, list[dict]], compared: str) -> str:
             f"**{generator}** ({records[0]['split']}, up to {len(baseline)} scenes)",
             "",
             "| variant | scenes | angle median | angle p90 | RMSE median | "
-            f"RMSE p90 | better / worse than {compared} (> {family.MARGIN} rad) |",
-            "| --- | --- | --- | --- | --- | --- | --- |",
+            f"RMSE p90 | angle better / worse than {compared} (> {family.MARGIN} "
+            f"rad) | RMSE better / worse (> {family.MARGIN}) |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- |",
         ]
         rows = (_summary(records, label, baseline) for label in present)
         lines += [row for row in rows if row is not None]

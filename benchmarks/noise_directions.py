@@ -49,6 +49,7 @@ BEFORE = {
 def directions(generator: str, index: int, split: str) -> tuple[int, int]:
     """``(directions above the noise, endmembers)`` of one scene."""
     from hs_aeunmix import _subspace, datasets
+    from hs_aeunmix._screening import DEAD_FRACTION
 
     scene = getattr(datasets, family.GENERATORS[generator])
     with warnings.catch_warnings():
@@ -57,7 +58,7 @@ def directions(generator: str, index: int, split: str) -> tuple[int, int]:
     spectra = np.asarray(signal.data, dtype=np.float64)
     spectra = spectra.reshape(-1, spectra.shape[-1])
     totals = spectra.sum(axis=1)
-    spectra = spectra[totals > 1e-3 * np.median(totals[totals > 0])]
+    spectra = spectra[totals > DEAD_FRACTION * np.median(totals[totals > 0])]
     eigenvalues = _subspace.centred_eigenvalues(spectra)
     found = _subspace.directions_above_noise(eigenvalues, *spectra.shape)
     return found, truth.n_endmembers
