@@ -22,6 +22,8 @@ fluorescence backgrounds over the fingerprint region.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 from scipy.optimize import linprog
@@ -54,7 +56,38 @@ def resolve_terms(baseline, units: str | None) -> int:
 _SIGNIFICANCE = 3.0
 # ... and by at least this share of what that residual holds beyond the noise.
 _MISFIT_SHARE = 0.2
+# Or when the smooth directions carry at least this share of the spectra's
+# variation between pixels above the noise (see holds_background).
+SMOOTH_SHARE = 0.9
 _TEST_SAMPLE = 4000
+
+
+@dataclass(frozen=True)
+class BackgroundEvidence:
+    """What :func:`holds_background` decides from.
+
+    Attributes
+    ----------
+    residual_test : bool
+        Removing the polynomials lowers the rank-n residual by more than
+        noise explains and by a share of its misfit.
+    smooth_share : float
+        Share of the spectra's variation between pixels above the noise
+        that lies in the polynomials' directions (NaN without any).
+    smooth_to_noise : float
+        That smooth variation in units of the noise it holds.
+    """
+
+    residual_test: bool
+    smooth_share: float
+    smooth_to_noise: float
+
+    @property
+    def held(self) -> bool:
+        """Whether a background is held."""
+        return self.residual_test or bool(
+            self.smooth_to_noise > _SIGNIFICANCE and self.smooth_share >= SMOOTH_SHARE
+        )
 
 
 def holds_background(
@@ -87,14 +120,41 @@ def holds_background(
     fired (a calibration drift of 1.9 channels, spikes left by the
     screening); on the family's Raman scenes the second condition changes
     no decision.
+
+    A background is also held, whatever the residuals, when it is **nearly
+    all that varies**: the ``n_terms`` smooth directions carry at least
+    :data:`SMOOTH_SHARE` of the spectra's variation between pixels above
+    the noise, and at least three times the noise in those directions.
+    Where the rank-n approximation takes the background in (at low dose a
+    weak endmember's direction serves it better), removing it no longer
+    lowers the residual and the test above misses it; 8 of the 27
+    fluorescent development scenes of the Raman-compound generator were
+    missed so. Differences between band spectra put little of their
+    variation in smooth directions: at most 0.53 of it on that generator's
+    33 development scenes without fluorescence, 0.85 on the family's 10
+    broad-band Raman scenes without a background (``datasets.random_scene``),
+    where the share was chosen (the family's development scenes with a
+    background are all found by the test above). Checked on the
+    Raman-compound generator, left out: it finds 7 of its 8 missed
+    backgrounds (shares 0.91-1.00; the eighth, 0.44, is found by the test
+    above on training's screened sample) and gives none of its scenes
+    without one a background (``benchmarks/background_share.py``; README,
+    "A background when it is nearly all that varies").
     """
+    return background_evidence(spectra, n_components, n_terms, seed).held
+
+
+def background_evidence(
+    spectra: np.ndarray, n_components: int, n_terms: int, seed: int
+) -> BackgroundEvidence:
+    """The numbers :func:`holds_background` decides from (arguments as there)."""
     from sklearn.utils.extmath import randomized_svd
 
     sample = spectra[:: max(1, len(spectra) // _TEST_SAMPLE)].astype(np.float64)
     n_channels = sample.shape[1]
     free = n_channels - n_components - n_terms
     if free <= 0 or n_components >= min(sample.shape):
-        return False
+        return BackgroundEvidence(False, np.nan, 0.0)
     basis = polynomial_basis(n_channels, n_terms)
 
     def residual(values: np.ndarray) -> float:
@@ -103,13 +163,25 @@ def holds_background(
 
     without = residual(sample)
     removed = residual(sample - (sample @ basis) @ basis.T)
-    if removed <= 0:
-        return without > 0
-    reduction = without - removed
     noise = float(np.mean(der_snr_noise(sample) ** 2)) if n_channels > 4 else 0.0
-    return bool(
-        reduction / removed > _SIGNIFICANCE * n_terms / free
-        and reduction >= _MISFIT_SHARE * (without - noise)
+    reduction = without - removed
+    residual_test = (
+        without > 0
+        if removed <= 0
+        else bool(
+            reduction / removed > _SIGNIFICANCE * n_terms / free
+            and reduction >= _MISFIT_SHARE * (without - noise)
+        )
+    )
+    # Variation between pixels per spectrum, above the noise: in every
+    # direction and in the smooth ones.
+    centred = sample - sample.mean(axis=0)
+    varying = float(np.mean(np.sum(centred**2, axis=1))) - n_channels * noise
+    smooth = float(np.mean(np.sum((centred @ basis) ** 2, axis=1))) - n_terms * noise
+    return BackgroundEvidence(
+        residual_test,
+        smooth / varying if varying > 0 else np.nan,
+        smooth / (n_terms * noise) if noise > 0 else np.inf,
     )
 
 

@@ -6,7 +6,7 @@ import hyperspy.api as hs
 import numpy as np
 import pytest
 
-from hs_aeunmix import AEUnmix, datasets, metrics
+from hs_aeunmix import AEUnmix, _baseline, datasets, metrics
 from hs_aeunmix._baseline import (
     AUTO_DEGREE,
     holds_background,
@@ -164,3 +164,37 @@ def test_a_calibration_drift_without_fluorescence_is_no_background():
     assert holds_background(
         fluorescent.data.reshape(-1, channels), n, AUTO_DEGREE, seed=0
     )
+
+
+@pytest.mark.parametrize("index", [14, 48])
+def test_a_background_the_rank_n_approximation_takes_in_is_detected(index, monkeypatch):
+    # Development scenes of the Raman-compound generator whose fluorescence
+    # the best rank-n approximation absorbs (its residual is the noise with
+    # or without the polynomials): nearly all that varies between the pixels
+    # above the noise is smooth, which band spectra alone do not give.
+    fluorescent, truth, _ = datasets.raman_compound_scene(index, fluorescence=True)
+    plain, _, _ = datasets.raman_compound_scene(index, fluorescence=False)
+    n, channels = truth.n_endmembers, fluorescent.data.shape[-1]
+    spectra = fluorescent.data.reshape(-1, channels)
+    assert holds_background(spectra, n, AUTO_DEGREE, seed=0)
+    assert not holds_background(plain.data.reshape(-1, channels), n, AUTO_DEGREE, 0)
+    monkeypatch.setattr(_baseline, "SMOOTH_SHARE", np.inf)
+    assert not holds_background(spectra, n, AUTO_DEGREE, seed=0)
+
+
+@pytest.mark.parametrize(("amplitude", "held"), [(1.5, False), (4.0, True)])
+def test_a_smooth_variation_must_stand_above_the_noise(amplitude, held):
+    # White noise of unit variance plus a random cubic per spectrum, taken
+    # in whole by the rank-6 approximation (the residual test cannot fire).
+    # Its share of the variation above the noise is all of it, but at 1.5
+    # it holds about twice the noise in the 4 smooth directions: an
+    # estimate of the noise 1 % off moves the share past any threshold.
+    rng = np.random.default_rng(0)
+    basis = polynomial_basis(200, AUTO_DEGREE)
+    bands = 10 + 5 * np.exp(-0.5 * ((np.arange(200) - 80) / 3) ** 2)
+    coefficients = amplitude * rng.standard_normal((3000, AUTO_DEGREE))
+    spectra = bands + coefficients @ basis.T + rng.standard_normal((3000, 200))
+    evidence = _baseline.background_evidence(spectra, 6, AUTO_DEGREE, seed=0)
+    assert not evidence.residual_test
+    assert evidence.smooth_share >= _baseline.SMOOTH_SHARE
+    assert evidence.held is held
