@@ -695,9 +695,9 @@ class AEUnmix(
             warnings.warn(
                 f"The spectra vary more than their noise explains along "
                 f"{report.directions} direction(s), and {len(report.spread)} "
-                f"endmembers need {needed}: at most {report.directions + 1} "
-                "endmembers can be told apart pixel by pixel, and the others are "
-                "shaped by the noise. "
+                f"endmembers need {needed}: the others are shaped by the noise "
+                "unless a few pixels hold them (a small precipitate adds little "
+                "variance: look for it in s - s.get_decomposition_model()). "
                 "Raise the counts per spectrum (bin the scan: signal.rebin), ask "
                 "for fewer endmembers, or fix known spectra (fixed_endmembers=). "
                 "See model.stability_.",

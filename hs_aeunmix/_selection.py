@@ -276,8 +276,9 @@ class StabilityReport:
     @property
     def below_noise(self) -> bool:
         """Whether the spectra vary above their noise along fewer directions
-        than the endmembers need (``n_components - 1``): some endmembers
-        cannot be told apart pixel by pixel."""
+        than the endmembers need (``n_components - 1``): the variance does
+        not identify some endmembers (a phase held by a few pixels adds
+        little of it, though its pixels may stand out of their noise)."""
         return self.directions is not None and self.directions < len(self.spread) - 1
 
     @property
