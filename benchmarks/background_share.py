@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import warnings
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -42,13 +41,9 @@ def has_background(description) -> bool:
 
 def scene_evidence(generator: str, index: int, split: str):
     """``(truth, evidence)`` of a Raman scene, None for another modality."""
-    from hs_aeunmix import datasets
     from hs_aeunmix._baseline import AUTO_DEGREE, background_evidence
 
-    scene = getattr(datasets, family.GENERATORS[generator])
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        signal, truth, description = scene(index, split)
+    signal, truth, description = family.generated(generator, index, split)
     if description.modality != "raman":
         return None
     spectra = signal.data.reshape(-1, signal.data.shape[-1])

@@ -143,6 +143,16 @@ def _run(split, index, method, options, generator) -> dict:
     return record
 
 
+def generated(generator: str, index: int, split: str):
+    """Scene ``index`` of ``split``: ``(signal, truth, description)``, the
+    generator's warnings silenced."""
+    from hs_aeunmix import datasets
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return getattr(datasets, GENERATORS[generator])(index, split)
+
+
 def default_fit(generator: str, index: int, split: str):
     """Scene ``index`` of ``split`` and the default's model of it.
 

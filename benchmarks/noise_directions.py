@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -48,13 +47,10 @@ BEFORE = {
 
 def directions(generator: str, index: int, split: str) -> tuple[int, int]:
     """``(directions above the noise, endmembers)`` of one scene."""
-    from hs_aeunmix import _subspace, datasets
+    from hs_aeunmix import _subspace
     from hs_aeunmix._screening import DEAD_FRACTION
 
-    scene = getattr(datasets, family.GENERATORS[generator])
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        signal, truth, _ = scene(index, split)
+    signal, truth, _ = family.generated(generator, index, split)
     spectra = np.asarray(signal.data, dtype=np.float64)
     spectra = spectra.reshape(-1, spectra.shape[-1])
     totals = spectra.sum(axis=1)
