@@ -274,6 +274,14 @@ VARIANTS: dict[str, dict] = {
     "background by the residual test alone": {
         "patch": {"hs_aeunmix._baseline.SMOOTH_SHARE": float("inf")}
     },
+    # Issue 21 (2026-12-06, eighteenth session): the spatial layer applied
+    # three times (hs_aeunmix._spatial, PASSES), its weights recomputed at
+    # each pass: maps of low-dose scans averaged over more than 3 x 3 pixels,
+    # still stopped at edges.
+    "default, 2026-12-06, three passes of the spatial layer": {},
+    # The same with one pass: the default of the seventeenth session, to the
+    # last bit.
+    "one pass of the spatial layer": {"patch": {"hs_aeunmix._spatial.PASSES": 1}},
     "without the epoch veto": {
         "patch": {"hs_aeunmix._training.epoch_to_keep": _the_loss_choice}
     },

@@ -522,6 +522,27 @@ def test_a_file_written_before_directions_were_measured_loads(model_file, tmp_pa
     assert load_model(path).stability_.directions is None
 
 
+def test_a_spatial_layer_saved_before_its_passes_were_kept_makes_one(
+    calibrated_file, tmp_path, small_mixture
+):
+    def without_passes(tensors):
+        del tensors["module.spatial.passes"]
+
+    path = _craft(
+        calibrated_file, tmp_path / "older.aeunmix", edit_tensors=without_passes
+    )
+    current, older = load_model(calibrated_file), load_model(path)
+    assert int(current.module_.spatial.passes) == 3
+    assert int(older.module_.spatial.passes) == 1
+    spectra = small_mixture.spectra
+    three = current.transform(spectra, image_shape=(16, 16))
+    np.testing.assert_array_equal(older.transform(spectra), current.transform(spectra))
+    current.module_.spatial.passes.fill_(1)
+    one = current.transform(spectra, image_shape=(16, 16))
+    np.testing.assert_array_equal(older.transform(spectra, image_shape=(16, 16)), one)
+    assert not np.allclose(one, three)
+
+
 @pytest.mark.parametrize("value", [-1, 1.5, "two"])
 def test_directions_must_be_a_count(model_file, tmp_path, value):
     path = _craft(

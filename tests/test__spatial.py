@@ -42,7 +42,7 @@ def test_missing_neighbours_are_ignored():
 
 
 def test_uniform_attention_is_a_mean_over_existing_neighbours():
-    layer = NeighbourhoodAttention()
+    layer = NeighbourhoodAttention(passes=1)
     with torch.no_grad():
         layer.log_sharpness.fill_(-30.0)  # similarity no longer matters
     values = torch.arange(9.0).view(1, 3, 3)
@@ -51,6 +51,33 @@ def test_uniform_attention_is_a_mean_over_existing_neighbours():
     # A corner has 4 neighbours in the image (itself included).
     assert float(refined[0, 0, 0]) == pytest.approx((0 + 1 + 3 + 4) / 4)
     assert float(refined[0, 1, 1]) == pytest.approx(4.0)
+
+
+def test_the_layer_applies_its_passes_one_after_another():
+    generator = torch.Generator().manual_seed(1)
+    abundances = torch.softmax(torch.randn(3, 6, 5, generator=generator), dim=0)
+    valid = torch.ones(6, 5, dtype=torch.bool)
+    valid[2, 3] = False
+    layer = NeighbourhoodAttention()
+    assert int(layer.passes) == 3
+    single = NeighbourhoodAttention(passes=1)
+    with torch.no_grad():
+        layer.log_sharpness.fill_(1.5)
+        layer.offset_bias.copy_(torch.linspace(-1.0, 1.0, 9))
+        single.load_state_dict({**layer.state_dict(), "passes": single.passes})
+        once = single(abundances, valid)
+        torch.testing.assert_close(
+            layer(abundances, valid), single(single(once, valid), valid)
+        )
+    assert not torch.allclose(once[:, valid], layer(abundances, valid)[:, valid])
+
+
+def test_a_state_saved_before_the_passes_were_kept_makes_one_pass():
+    state = NeighbourhoodAttention().state_dict()
+    del state["passes"]
+    older = NeighbourhoodAttention()
+    older.load_state_dict(state)
+    assert int(older.passes) == 1
 
 
 def test_edges_stop_the_averaging():
@@ -153,6 +180,31 @@ def test_spatial_mode_lowers_the_abundance_error_on_noisy_data(both_modes, noisy
     # Measured when written: 0.0832 against 0.0930 (10.5 % lower); the test
     # asks for at least 5 %.
     assert with_neighbours < 0.95 * alone
+
+
+def test_three_passes_denoise_the_maps_of_a_low_dose_stem_eels_scan():
+    # Development STEM-EELS scene 2 at 40 x 40 pixels (about 180 counts per
+    # spectrum): measured when written, abundance RMSE 0.469 per pixel, 0.252
+    # after one pass of the layer, 0.215 after three.
+    signal, truth, _ = datasets.stem_eels_scene(2, shape=(40, 40))
+    spectra = signal.data.reshape(1600, -1)
+    model = AEUnmix(3, random_state=0, show_progressbar=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model.fit(spectra, image_shape=(40, 40))
+
+    def rmse() -> float:
+        maps = model.transform(spectra, image_shape=(40, 40))
+        fractions = metrics.fractions_on_reference_scale(
+            model.components_, maps, truth.endmembers
+        )
+        return metrics.abundance_rmse(fractions, truth.abundances.reshape(-1, 3))
+
+    three = rmse()
+    model.module_.spatial = NeighbourhoodAttention(passes=1)
+    model._refit_spatial_layer(spectra, image_shape=(40, 40))
+    one = rmse()
+    assert three < 0.23 < one
 
 
 def test_spatial_abundances_stay_fractions(both_modes, noisy_eels):
