@@ -203,9 +203,9 @@ class AEUnmix(
         Rate ``p`` of multiplicative Gaussian noise ``N(1, p / (1 - p))`` on
         the abundances during training (DAEU).
     spatial : bool or "auto", default="auto"
-        Let each pixel's abundances use its 3 x 3 neighbourhood: an
-        edge-aware weighted mean of the per-pixel estimates, trained under a
-        total-variation prior on the maps (see :mod:`hs_aeunmix._spatial`).
+        Let each pixel's abundances use its neighbourhood: three passes of an
+        edge-aware 3 x 3 weighted mean of the per-pixel estimates, trained
+        under a total-variation prior (see :mod:`hs_aeunmix._spatial`).
         The endmembers mean the same as without it. ``True``: ``fit`` and
         ``transform`` need the scan grid (``image_shape``). ``"auto"``: the
         layer is trained when ``fit`` is given the grid (``s.decomposition``

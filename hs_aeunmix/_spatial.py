@@ -50,7 +50,11 @@ endmembers are the same bit for bit): STEM-EELS scenes 0-59 0.272 / 0.427
 -> 0.259 / 0.413 (28 / 0), the family's 0-79 0.116 / 0.325 -> 0.116 /
 0.324 (4 / 0), the Raman compounds' 0-79 0.106 / 0.314 -> 0.109 / 0.314
 (4 / 0, with 16 scenes worse by 0.001 to 0.007: a small loss where the
-maps were not noise-limited).
+maps were not noise-limited). STEM-EELS held-out scenes 60-79, run only
+after the choice: 0.272 / 0.366 -> 0.259 / 0.355 (10 / 0); the Raman
+compounds' 80-99: 0.110 / 0.283 -> 0.110 / 0.282 (0 / 2: scene 96 0.230
+-> 0.255, 82 0.025 -> 0.039), the family's 80-99 0.091 / 0.163 -> 0.089 /
+0.160 (0 / 0).
 """
 
 from __future__ import annotations
