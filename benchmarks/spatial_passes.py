@@ -13,8 +13,8 @@ there first). The per-pixel maps (no layer) are the first row.
 
 Usage::
 
-    python benchmarks/spatial_passes.py --scenes 0 28 --generators stem_eels
-    python benchmarks/spatial_passes.py --split held_out --scenes 0 20
+    python benchmarks/spatial_passes.py --generators stem_eels --n-scenes 28 --jobs 2
+    python benchmarks/spatial_passes.py --split held_out --n-scenes 20 --jobs 2
 """
 
 from __future__ import annotations
@@ -85,24 +85,12 @@ def table(records: list[dict]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--generators",
-        nargs="+",
-        choices=tuple(family.GENERATORS),
-        default=list(family.GENERATORS),
-    )
-    parser.add_argument(
-        "--split", choices=("development", "held_out"), default="development"
-    )
-    parser.add_argument(
-        "--scenes", nargs=2, type=int, default=(0, 8), metavar=("FIRST", "STOP")
-    )
-    parser.add_argument("--jobs", type=int, default=2)
+    family.add_scene_arguments(parser, n_scenes=8, split="development")
     args = parser.parse_args(argv)
     tasks = [
         (generator, index, args.split)
         for generator in args.generators
-        for index in range(*args.scenes)
+        for index in range(args.n_scenes)
     ]
     context = multiprocessing.get_context("spawn")
     with context.Pool(args.jobs) as pool:
