@@ -251,6 +251,37 @@ def add_scene_arguments(
     )
 
 
+def on_every_scene(run_one, args: argparse.Namespace) -> list[dict]:
+    """``run_one((generator, index, split))`` of every scene ``args`` names.
+
+    The scenes of :func:`add_scene_arguments`'s options, in order,
+    ``args.jobs`` processes at a time (each its own, spawned: torch's
+    threads do not survive a fork).
+    """
+    tasks = [
+        (generator, index, args.split)
+        for generator in args.generators
+        for index in range(args.n_scenes)
+    ]
+    with multiprocessing.get_context("spawn").Pool(args.jobs) as pool:
+        return pool.map(run_one, tasks, chunksize=1)
+
+
+def table_of_every_scene(
+    argv: list[str] | None, doc: str, run_one, table, *, n_scenes: int, split: str
+) -> int:
+    """The ``main`` of a script that prints ``table(records)`` of every scene.
+
+    Its options are :func:`add_scene_arguments`'s (with these defaults),
+    its description the first line of ``doc``; the records are
+    :func:`on_every_scene`'s.
+    """
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    add_scene_arguments(parser, n_scenes=n_scenes, split=split)
+    print(table(on_every_scene(run_one, parser.parse_args(argv))))
+    return 0
+
+
 def groups(record: dict) -> set[str]:
     """The subgroups a scene's record belongs to, its modality included."""
     return {*record["subgroups"], record["modality"]}

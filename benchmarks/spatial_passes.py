@@ -33,8 +33,6 @@ Usage::
 
 from __future__ import annotations
 
-import argparse
-import multiprocessing
 import sys
 from pathlib import Path
 
@@ -153,19 +151,9 @@ def _row(generator, name, rmse, one, three, rise) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    family.add_scene_arguments(parser, n_scenes=8, split="development")
-    args = parser.parse_args(argv)
-    tasks = [
-        (generator, index, args.split)
-        for generator in args.generators
-        for index in range(args.n_scenes)
-    ]
-    context = multiprocessing.get_context("spawn")
-    with context.Pool(args.jobs) as pool:
-        records = pool.map(run_one, tasks, chunksize=1)
-    print(table(records))
-    return 0
+    return family.table_of_every_scene(
+        argv, __doc__, run_one, table, n_scenes=8, split="development"
+    )
 
 
 if __name__ == "__main__":

@@ -18,7 +18,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import multiprocessing
 import sys
 from pathlib import Path
 
@@ -41,7 +40,7 @@ def run_one(task: tuple[str, int, str]) -> dict:
     record: dict = {"generator": generator, "index": index}
     report = _fitting.stability
 
-    def observed(candidates, chosen, *pixels):
+    def observed(candidates, chosen, *pixels, **options):
         keep = _selection.tied(candidates)
         endmembers = [
             c.module.decoder.endmembers.detach().cpu().numpy().astype(np.float64)
@@ -59,7 +58,7 @@ def run_one(task: tuple[str, int, str]) -> dict:
             if tied
             else np.nan
         )
-        return report(candidates, chosen, *pixels)
+        return report(candidates, chosen, *pixels, **options)
 
     _fitting.stability = observed
     _, truth, _, model = family.default_fit(generator, index, split)
@@ -97,14 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     family.add_scene_arguments(parser, n_scenes=10, split="held_out")
     args = parser.parse_args(argv)
-    tasks = [
-        (generator, index, args.split)
-        for generator in args.generators
-        for index in range(args.n_scenes)
-    ]
-    context = multiprocessing.get_context("spawn")
-    with context.Pool(args.jobs) as pool:
-        records = list(pool.imap(run_one, tasks))
+    records = family.on_every_scene(run_one, args)
     print(f"{args.split} scenes, {args.n_scenes} per generator")
     print(table(records))
     return 0

@@ -831,11 +831,11 @@ def fit_spatial_layer(
         errors.append(float(((reconstruction - target) ** 2).mean()))
         sizes.append(target.numel())
         image = PixelImage.from_rows(fractions.cpu().numpy(), shape, mask, device)
-        images.append((image, target))
+        images.append((image, module.squared_error_given(target)))
     fit_neighbourhood(
         module.spatial,
         images,
-        module.reconstruct,
+        n_channels=module.decoder.endmembers.shape[1],
         # One window (the whole scan) keeps its own error bit for bit: a
         # weighted mean of one value may differ from it in the last bit.
         noise_variance=errors[0]

@@ -22,6 +22,7 @@ each endmember.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import pairwise
 
@@ -29,6 +30,7 @@ import torch
 from torch import nn
 from torch.nn import functional
 
+from hs_aeunmix._losses import pixel_squared_error
 from hs_aeunmix._shift import estimate_shifts, shifted
 from hs_aeunmix._spatial import NeighbourhoodAttention
 
@@ -593,6 +595,57 @@ class UnmixingAutoencoder(nn.Module):
         if self.baseline_basis is None:
             return mixture
         return mixture + self.background(x, mixture) @ self.baseline_basis.T
+
+    def squared_error_given(
+        self, x: torch.Tensor
+    ) -> Callable[[torch.Tensor], torch.Tensor]:
+        """``error(abundances)``: :func:`pixel_squared_error` of
+        :meth:`reconstruct` ``(abundances, x)`` for spectra ``x`` held fixed.
+
+        For fitting what feeds the decoder, endmembers and spectra fixed
+        (the spatial layer; no gradient reaches the endmembers). Without
+        drift-aware decoding the mixture is linear in the endmembers: with
+        ``P`` the projection off the background (the identity without one),
+        ``u = a E`` and ``s`` the pixel's intensity (one without
+        ``pixel_total``), the error is ``(|Px|² - 2 s a·c + s² a G aᵀ) / B``
+        over ``B`` channels, where ``c = Px (PE)ᵀ`` and ``G = (PE)(PE)ᵀ``
+        are computed once, so that each call handles (pixels x components)
+        values instead of (pixels x channels). In float64 (the result too):
+        where the model fits well the error is a small difference of the
+        first terms. With drift-aware decoding (each pixel's endmembers
+        shifted its own way) it reconstructs the spectra.
+        """
+        if self.max_shift is not None:
+            return lambda abundances: pixel_squared_error(
+                self.reconstruct(abundances, x), x
+            )
+        spectra = x.double()
+        endmembers = self.decoder.endmembers.detach().double()
+        if self.baseline_basis is not None:
+            basis = self.baseline_basis.double()
+            spectra = spectra - (spectra @ basis) @ basis.T
+            endmembers = endmembers - (endmembers @ basis) @ basis.T
+        along_endmembers = spectra @ endmembers.T
+        gram = endmembers @ endmembers.T
+        norms = (spectra * spectra).sum(dim=1)
+        totals = spectra.sum(dim=1).clamp_min(0)
+        endmember_totals = endmembers.sum(dim=1)
+        n_channels = x.shape[1]
+
+        def error(abundances: torch.Tensor) -> torch.Tensor:
+            fractions = abundances.double()
+            along = (fractions * along_endmembers).sum(dim=1)
+            unit_norm = ((fractions @ gram) * fractions).sum(dim=1)
+            if self.pixel_total is None:
+                scale = torch.ones_like(along)
+            elif self.scale_rule == "poisson":
+                # As pixel_intensity's rule.
+                scale = totals / (fractions @ endmember_totals).clamp_min(1e-12)
+            else:
+                scale = (along / unit_norm.clamp_min(1e-12)).clamp_min(0)
+            return (norms - 2 * scale * along + scale**2 * unit_norm) / n_channels
+
+        return error
 
     def forward(
         self, x: torch.Tensor, encoder_input: torch.Tensor | None = None
