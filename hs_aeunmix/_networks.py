@@ -434,6 +434,11 @@ def pixel_intensity(
     return (projection / norm).clamp_min(0)
 
 
+def has_float64(device: torch.device) -> bool:
+    """Whether ``device`` computes in float64 (Apple's GPUs, MPS, do not)."""
+    return device.type != "mps"
+
+
 class UnmixingAutoencoder(nn.Module):
     """Encoder, abundance constraint and linear-mixing decoder.
 
@@ -613,9 +618,10 @@ class UnmixingAutoencoder(nn.Module):
         values instead of (pixels x channels). In float64 (the result too):
         where the model fits well the error is a small difference of the
         first terms. With drift-aware decoding (each pixel's endmembers
-        shifted its own way) it reconstructs the spectra.
+        shifted its own way), and on devices without float64, it
+        reconstructs the spectra.
         """
-        if self.max_shift is not None:
+        if self.max_shift is not None or not has_float64(x.device):
             return lambda abundances: pixel_squared_error(
                 self.reconstruct(abundances, x), x
             )

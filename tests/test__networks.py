@@ -9,6 +9,7 @@ import pytest
 import torch
 from _helpers import background_autoencoder
 
+from hs_aeunmix import _networks
 from hs_aeunmix._losses import pixel_squared_error
 from hs_aeunmix._networks import (
     DenseEncoder,
@@ -21,6 +22,7 @@ from hs_aeunmix._networks import (
     ThresholdedSumToOne,
     abundance_activation,
     build_autoencoder,
+    has_float64,
 )
 
 
@@ -400,3 +402,20 @@ def test_the_error_of_an_exact_mixture_stays_near_zero():
     spectra = 1000.0 * model.decoder(fractions).detach()
     error = model.squared_error_given(spectra)(fractions)
     assert float(error.abs().max()) < 1e-10 * float((spectra**2).mean())
+
+
+def test_apples_gpus_reconstruct_for_want_of_float64(monkeypatch):
+    assert not has_float64(torch.device("mps"))
+    assert has_float64(torch.device("cpu"))
+    assert has_float64(torch.device("cuda"))
+    model = _mixing_model(3, 20.0, "least_squares")
+    monkeypatch.setattr(_networks, "has_float64", lambda device: False)
+    reconstruct, calls = model.reconstruct, []
+    monkeypatch.setattr(
+        model, "reconstruct", lambda *args: calls.append(args) or reconstruct(*args)
+    )
+    error = model.squared_error_given(torch.rand(8, 40) + 1.0)(
+        torch.full((8, 3), 1 / 3)
+    )
+    assert len(calls) == 1
+    assert error.dtype == torch.float32
