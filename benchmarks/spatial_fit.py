@@ -79,7 +79,12 @@ def table(records: list[dict]) -> str:
         "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     for generator in dict.fromkeys(r["generator"] for r in records):
-        rows = [r for r in records if r["generator"] == generator and len(r) > 2]
+        # Scenes whose default has no spatial layer have nothing to compare.
+        rows = [
+            r
+            for r in records
+            if r["generator"] == generator and "closed form rmse" in r
+        ]
         cells = [
             f"{np.median([r[f'{way} seconds'] for r in rows]):.2f}" for way in WAYS
         ]

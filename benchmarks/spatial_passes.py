@@ -84,6 +84,8 @@ def blind_spot_loss(model, spectra: np.ndarray, image_shape) -> float:
     import torch
     from torch.nn import functional
 
+    from hs_aeunmix._losses import pixel_squared_error
+
     module = model.module_
     height, width = image_shape
     target = torch.from_numpy((spectra / model.data_scale_).astype(np.float32))
@@ -105,7 +107,7 @@ def blind_spot_loss(model, spectra: np.ndarray, image_shape) -> float:
             maps = module.spatial(torch.where(held_out, around, estimates), valid)
             rows = held_out.flatten()
             predicted = module.reconstruct(maps[:, held_out].T, target[rows])
-            errors[rows] = ((predicted - target[rows]) ** 2).mean(dim=1)
+            errors[rows] = pixel_squared_error(predicted, target[rows])
     return float(errors.mean())
 
 

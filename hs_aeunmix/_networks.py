@@ -541,7 +541,8 @@ class UnmixingAutoencoder(nn.Module):
         return self.activation(self.encoder(standardised))
 
     def _without_background(self, values: torch.Tensor) -> torch.Tensor:
-        basis = self.baseline_basis
+        """``values`` projected off the background's basis, in their dtype."""
+        basis = self.baseline_basis.to(values.dtype)
         return values - (values @ basis) @ basis.T
 
     def shifts(self, x: torch.Tensor, abundances: torch.Tensor) -> torch.Tensor:
@@ -628,9 +629,8 @@ class UnmixingAutoencoder(nn.Module):
         spectra = x.double()
         endmembers = self.decoder.endmembers.detach().double()
         if self.baseline_basis is not None:
-            basis = self.baseline_basis.double()
-            spectra = spectra - (spectra @ basis) @ basis.T
-            endmembers = endmembers - (endmembers @ basis) @ basis.T
+            spectra = self._without_background(spectra)
+            endmembers = self._without_background(endmembers)
         along_endmembers = spectra @ endmembers.T
         gram = endmembers @ endmembers.T
         norms = (spectra * spectra).sum(dim=1)
