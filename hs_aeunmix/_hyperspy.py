@@ -262,6 +262,7 @@ def run(signal, arguments: dict):
     model_source = options.pop("model", None)
     _options.check_signal(signal, reapplying=model_source is not None)
     _options.check_decomposition_arguments(arguments)
+    _options.warn_about_zero_energy_peak(signal, arguments.get("signal_mask"))
     # show_progressbar also governs HyperSpy's own bars (those of a lazy
     # scan, drawn whatever its preference), as in apply_series; applying a
     # model trains nothing, so there it is no training option.
@@ -292,7 +293,8 @@ def decompose_with(signal, adapter: TrainingRun | ScanRun, arguments: dict) -> A
     if not np.issubdtype(data.dtype, np.floating):
         data = data.astype(np.float32)
     twin = internals.twin(signal, data)
-    twin.decomposition(
+    internals.hyperspy_decomposition(
+        twin,
         algorithm=adapter,
         # HyperSpy would crop the factors to this number; the background's
         # basis functions follow the endmembers (see _adapters).

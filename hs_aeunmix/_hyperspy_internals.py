@@ -3,10 +3,13 @@
 HyperSpy 2.5 has no registry of decomposition algorithms, so ``"ae"`` is made
 available by wrapping ``MVA.decomposition`` (and its lazy override): calls
 with ``algorithm="ae"`` or an :class:`~hs_aeunmix.AEUnmix` instance go to a
-handler, every other call goes to HyperSpy untouched. The rest of the package
-uses only HyperSpy's public custom-estimator protocol (``decomposition``
-with an object that has ``fit_transform``, ``transform`` and ``components_``),
-so that a refactor of HyperSpy's internals breaks this module alone;
+handler, every other call goes to HyperSpy untouched. A signal class of an
+extension that overrides ``decomposition`` with its own defaults (eXSpy's
+EDS-TEM spectrum) is wrapped too, so that those calls skip the override.
+The rest of the package uses only HyperSpy's public custom-estimator
+protocol (``decomposition`` with an object that has ``fit_transform``,
+``transform`` and ``components_``), so that a refactor of HyperSpy's
+internals breaks this module alone;
 ``tests/test__hyperspy_internals.py`` fails loudly when one of the names used
 here moves. The public functions :func:`hs_aeunmix.decompose` and
 :func:`hs_aeunmix.apply` work without the wrapper.
@@ -60,7 +63,9 @@ def install(
     decomposition goes to HyperSpy, then ``after_other_decomposition``
     receives the signal's learning results. The wrapped methods' docstring
     is HyperSpy's followed by ``extra_doc()``, called when the docstring is
-    first read (what ``s.decomposition?`` shows). Idempotent.
+    first read (what ``s.decomposition?`` shows). Signal classes that
+    override ``decomposition``, defined now or later, send routed calls
+    past their override (:func:`_route_past_override`). Idempotent.
     """
 
     def wrap(original, signature):
@@ -75,12 +80,110 @@ def install(
             del arguments["self"]
             return handler(self, arguments)
 
-        return RoutedMethod(decomposition, original, extra_doc)
+        routed = RoutedMethod(decomposition, original, extra_doc)
+        routed.routes = routes_to_handler
+        return routed
 
     MVA.decomposition = wrap(ORIGINAL_DECOMPOSITION, DECOMPOSITION_SIGNATURE)
     LazySignal.decomposition = wrap(
         ORIGINAL_LAZY_DECOMPOSITION, LAZY_DECOMPOSITION_SIGNATURE
     )
+    _Overrides.extra_doc = extra_doc
+    for signal_class in _subclasses(BaseSignal):
+        _route_past_override(signal_class)
+    installed = BaseSignal.__dict__.get("__init_subclass__")
+    if not getattr(getattr(installed, "__func__", None), "routes_overrides", False):
+        BaseSignal.__init_subclass__ = _routing_new_subclasses(installed)
+
+
+class _Overrides:
+    # The docstring section of every routed override (install's extra_doc).
+    extra_doc: Callable[[], str] = str
+
+
+def _subclasses(cls: type) -> list[type]:
+    """Every class derived from ``cls``, at any depth, once each."""
+    found: dict[type, None] = {}
+    pending = list(cls.__subclasses__())
+    while pending:
+        subclass = pending.pop()
+        if subclass not in found:
+            found[subclass] = None
+            pending.extend(subclass.__subclasses__())
+    return list(found)
+
+
+def _routing_new_subclasses(previous: classmethod | None) -> classmethod:
+    """``BaseSignal.__init_subclass__`` that also routes a new class's override.
+
+    Extensions imported after ``hs_aeunmix`` (eXSpy's EDS-TEM signal) define
+    their signal classes later. ``previous``: BaseSignal's own hook, if any.
+    """
+
+    def __init_subclass__(cls, **kwargs):
+        if previous is None:
+            super(BaseSignal, cls).__init_subclass__(**kwargs)
+        else:
+            previous.__func__(cls, **kwargs)
+        _route_past_override(cls)
+
+    __init_subclass__.routes_overrides = True
+    return classmethod(__init_subclass__)
+
+
+def _route_past_override(signal_class: type) -> None:
+    """Send ``algorithm="ae"`` calls past ``signal_class``'s own ``decomposition``.
+
+    Extensions override ``decomposition`` to set their own defaults for
+    HyperSpy's algorithms: eXSpy's EDS-TEM signal turns on
+    ``normalize_poissonian_noise`` (which the autoencoder refuses: it
+    breaks the abundances' meaning), masks vacuum pixels and discards the
+    returned estimator. A routed call skips the override and reaches
+    HyperSpy's method (and the handler) with the arguments the user gave
+    and HyperSpy's defaults, as on any other signal; every other call runs
+    the override unchanged.
+    """
+    override = signal_class.__dict__.get("decomposition")
+    if override is None or isinstance(override, RoutedMethod):
+        return
+    signature = inspect.signature(override)
+
+    def decomposition(self, *args, **kwargs):
+        given = _named_arguments(signature.bind(self, *args, **kwargs))
+        inherited = super(signal_class, self).decomposition
+        routes = getattr(getattr(inherited, "__func__", None), "routes", None)
+        if given is None or routes is None or not routes(given.get("algorithm")):
+            return override(self, *args, **kwargs)
+        return inherited(**given)
+
+    signal_class.decomposition = RoutedMethod(
+        decomposition, override, lambda: _Overrides.extra_doc()
+    )
+
+
+def _named_arguments(bound: inspect.BoundArguments) -> dict | None:
+    """The arguments the caller gave, by name; None if some have no name."""
+    given = {}
+    for name, value in bound.arguments.items():
+        kind = bound.signature.parameters[name].kind
+        if kind is inspect.Parameter.VAR_POSITIONAL:
+            if value:
+                return None
+        elif kind is inspect.Parameter.VAR_KEYWORD:
+            given.update(value)
+        elif name != "self":
+            given[name] = value
+    return given
+
+
+def hyperspy_decomposition(signal: BaseSignal, **arguments):
+    """HyperSpy's own ``decomposition`` of ``signal``, past an extension's override.
+
+    For running the autoencoder's estimator on a twin: an override would
+    put its own defaults in (see :func:`_route_past_override`).
+    """
+    base = LazySignal if is_lazy(signal) else MVA
+    return base.decomposition(signal, **arguments)
 
 
 class RoutedMethod:

@@ -108,6 +108,40 @@ def test_eels_spectrum_round_trip(mixture):
     assert factors.axes_manager.signal_axes[0].units == "eV"
 
 
+@pytest.mark.parametrize("lazy", [False, True])
+def test_an_eds_tem_spectrum_unmixes_as_any_spectrum_image(mixture, lazy):
+    # eXSpy's EDS-TEM signal overrides decomposition: it turns on Poisson
+    # normalisation (which "ae" refuses), masks vacuum pixels and returns
+    # nothing. "ae" goes past it: the same model as on a plain Signal1D.
+    ny, nx, _ = mixture.abundances.shape
+    data = mixture.spectra.reshape(ny, nx, -1)
+    eds = exspy.signals.EDSTEMSpectrum(data.copy())
+    plain = hs.signals.Signal1D(data.copy())
+    if lazy:
+        eds, plain = eds.as_lazy(), plain.as_lazy()
+    options = {**FAST, "spatial": False}
+    model = train_through_hyperspy(eds, **options)
+    assert isinstance(model, hs_aeunmix.AEUnmix)
+    assert not eds.learning_results.poissonian_noise_normalized
+    assert isinstance(eds.get_decomposition_factors(), exspy.signals.EDSTEMSpectrum)
+    train_through_hyperspy(plain, **options)
+    np.testing.assert_array_equal(
+        eds.learning_results.factors, plain.learning_results.factors
+    )
+    # Other algorithms still get eXSpy's defaults.
+    eds.decomposition(algorithm="SVD", output_dimension=3, print_info=False)
+    assert eds.learning_results.poissonian_noise_normalized
+
+
+def test_unmixing_an_eds_map_that_keeps_its_zero_energy_peak_warns(mixture):
+    ny, nx, _ = mixture.abundances.shape
+    eds = exspy.signals.EDSSEMSpectrum(mixture.spectra.reshape(ny, nx, -1).copy())
+    axis = eds.axes_manager.signal_axes[0]
+    axis.units, axis.offset, axis.scale = "keV", 0.0, 0.01
+    with pytest.warns(UserWarning, match="zero-energy"):
+        train_through_hyperspy(eds, **FAST)
+
+
 def test_line_scan(mixture):
     line = hs.signals.Signal1D(mixture.spectra[:200].copy())
     line.decomposition(algorithm="ae", output_dimension=3, print_info=False, **FAST)

@@ -8,6 +8,7 @@ before users meet a confusing error from the wrapped ``decomposition``.
 from __future__ import annotations
 
 import inspect
+from typing import ClassVar
 
 import dask.array as da
 import hyperspy.api as hs
@@ -109,10 +110,7 @@ def test_other_algorithms_reach_hyperspy_with_their_arguments(monkeypatch, lazy)
     assert calls == [signal.learning_results]
 
 
-@pytest.mark.parametrize("lazy", [False, True])
-def test_routed_calls_receive_bound_arguments_with_defaults(monkeypatch, lazy):
-    received = {}
-
+def _install_recording(monkeypatch, received: dict) -> None:
     def handler(signal, arguments):
         received.update(arguments, signal=signal)
         return "handled"
@@ -120,6 +118,12 @@ def test_routed_calls_receive_bound_arguments_with_defaults(monkeypatch, lazy):
     monkeypatch.setattr(MVA, "decomposition", MVA.decomposition)
     monkeypatch.setattr(LazySignal, "decomposition", LazySignal.decomposition)
     internals.install(handler, lambda algorithm: algorithm == "ae", lambda r: None)
+
+
+@pytest.mark.parametrize("lazy", [False, True])
+def test_routed_calls_receive_bound_arguments_with_defaults(monkeypatch, lazy):
+    received = {}
+    _install_recording(monkeypatch, received)
     signal = _signal(np.random.default_rng(0), lazy=lazy)
     assert signal.decomposition(False, "ae", 3, seed=1) == "handled"
     assert received["signal"] is signal
@@ -128,6 +132,73 @@ def test_routed_calls_receive_bound_arguments_with_defaults(monkeypatch, lazy):
     assert received["navigation_mask"] is None
     assert received["kwargs"] == {"seed": 1}
     assert set(internals.USED_ARGUMENTS) <= set(received)
+
+
+class _Overriding(hs.signals.Signal1D):
+    # An extension's signal that sets its own defaults for HyperSpy's
+    # algorithms and returns nothing, as eXSpy's EDS-TEM signal does.
+    calls: ClassVar[list] = []
+
+    def decomposition(self, normalize_poissonian_noise=True, closing=True, **kwargs):
+        self.calls.append(normalize_poissonian_noise)
+        super().decomposition(
+            normalize_poissonian_noise=normalize_poissonian_noise, **kwargs
+        )
+
+
+def test_routed_calls_skip_an_extensions_override_and_its_defaults(monkeypatch):
+    received = {}
+    _install_recording(monkeypatch, received)
+    _Overriding.calls = []
+    signal = _Overriding(np.random.default_rng(0).random((4, 5, 12)) + 0.1)
+    assert signal.decomposition(algorithm="ae", output_dimension=2, seed=1) == (
+        "handled"
+    )
+    assert _Overriding.calls == []
+    assert received["signal"] is signal
+    # HyperSpy's default, not the override's.
+    assert received["normalize_poissonian_noise"] is False
+    assert received["kwargs"] == {"seed": 1}
+    # Every other algorithm runs the override with its defaults.
+    signal.decomposition(algorithm="SVD", output_dimension=2, print_info=False)
+    assert _Overriding.calls == [True]
+    assert signal.learning_results.poissonian_noise_normalized
+    assert inspect.signature(_Overriding.decomposition) == inspect.signature(
+        _Overriding.decomposition.__wrapped__
+    )
+
+
+def test_install_routes_the_overrides_of_classes_defined_before_it(monkeypatch):
+    # Classes defined after it are routed when they are created.
+    raw = _Overriding.__dict__["decomposition"].__wrapped__
+    monkeypatch.setattr(_Overriding, "decomposition", raw)
+    received = {}
+    _install_recording(monkeypatch, received)
+    signal = _Overriding(np.ones((3, 4)))
+    assert signal.decomposition(algorithm="ae") == "handled"
+    assert received["normalize_poissonian_noise"] is False
+
+
+def test_a_class_defined_after_the_import_is_routed_when_it_is_created():
+    enable()
+
+    class Later(hs.signals.Signal1D):
+        def decomposition(self, normalize_poissonian_noise=True, **kwargs):
+            raise AssertionError("the override ran")  # pragma: no cover
+
+    routed = Later.__dict__["decomposition"]
+    assert isinstance(routed, internals.RoutedMethod)
+    assert "normalize_poissonian_noise=True" in str(inspect.signature(routed))
+
+
+def test_hyperspy_decomposition_runs_past_the_override(monkeypatch):
+    _Overriding.calls = []
+    signal = _Overriding(np.random.default_rng(0).random((4, 5, 12)) + 0.1)
+    internals.hyperspy_decomposition(
+        signal, algorithm="SVD", output_dimension=2, print_info=False
+    )
+    assert _Overriding.calls == []
+    assert not signal.learning_results.poissonian_noise_normalized
 
 
 def test_twin_shares_the_data_and_copies_axes_and_metadata():

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import hyperspy.api as hs
 import numpy as np
 import pytest
@@ -139,3 +141,46 @@ def test_fine_tuning_is_a_few_epochs_unless_told():
         "learning_rate": 0.01,
     }
     assert _options.fine_tune_options("ae", None, None, {}, _Trained(), False) is None
+
+
+def _spectrum_image(signal_type: str, offset: float, units: str = "keV"):
+    signal = hs.signals.Signal1D(np.ones((3, 4, 40)))
+    signal.set_signal_type(signal_type)
+    axis = signal.axes_manager.signal_axes[0]
+    axis.units, axis.offset = units, offset
+    axis.scale = 0.02 if units == "keV" else 20.0
+    return signal
+
+
+@pytest.mark.parametrize(
+    ("offset", "units"), [(0.0, "keV"), (-0.1, "keV"), (0.08, "keV"), (40.0, "eV")]
+)
+def test_an_eds_spectrum_image_with_its_zero_energy_peak_warns(offset, units):
+    pytest.importorskip("exspy")
+    signal = _spectrum_image("EDS_TEM", offset, units)
+    with pytest.warns(UserWarning, match=r"starts at .* zero-energy \(noise\) peak"):
+        _options.warn_about_zero_energy_peak(signal, None)
+
+
+def _zero_peak_warnings(signal, signal_mask=None) -> list:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        _options.warn_about_zero_energy_peak(signal, signal_mask)
+    return [w for w in caught if "zero-energy" in str(w.message)]
+
+
+def test_no_zero_energy_warning_once_the_peak_is_cropped_or_masked():
+    pytest.importorskip("exspy")
+    assert not _zero_peak_warnings(_spectrum_image("EDS_SEM", 0.2))
+    assert not _zero_peak_warnings(_spectrum_image("EDS_TEM", 120.0, "eV"))
+    signal = _spectrum_image("EDS_TEM", 0.0)
+    low = np.asarray(signal.axes_manager.signal_axes[0].axis) < 0.1
+    assert not _zero_peak_warnings(signal, signal_mask=low)
+    assert _zero_peak_warnings(signal, signal_mask=low & (np.arange(40) > 0))
+
+
+def test_no_zero_energy_warning_for_other_spectra():
+    pytest.importorskip("exspy")
+    assert not _zero_peak_warnings(_spectrum_image("EELS", 0.0, "eV"))
+    assert not _zero_peak_warnings(_spectrum_image("", 0.0))
+    assert not _zero_peak_warnings(_spectrum_image("EDS_TEM", 0.0, "nm"))

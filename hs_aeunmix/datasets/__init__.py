@@ -30,6 +30,11 @@ have them. The Raman endmembers are sums of Lorentzian bands at literature
 positions. Every random draw goes through ``numpy.random.default_rng``, so a
 given ``random_state`` always produces the same dataset.
 
+* :func:`eds_scene` and :func:`eds_family` draw EDS (energy-dispersive
+  X-ray) maps of real compounds in an SEM or a STEM, from eXSpy's X-ray line
+  database, a Kramers continuum and a detector model, described by an
+  :class:`EDSDescription`.
+
 * :func:`eels_series` draws a sample series: scans of one specimen with
   their own phase fractions, dose and energy offset, one phase absent from
   some (for :func:`hs_aeunmix.decompose_series`).
@@ -40,6 +45,7 @@ given ``random_state`` always produces the same dataset.
 """
 
 from hs_aeunmix.datasets._common import GroundTruth
+from hs_aeunmix.datasets._eds import EDSDescription, eds_family, eds_scene
 from hs_aeunmix.datasets._family import (
     SceneDescription,
     describe_scene,
@@ -66,11 +72,14 @@ from hs_aeunmix.datasets._stem_eels import (
 
 __all__ = [
     "REAL_SCANS",
+    "EDSDescription",
     "GroundTruth",
     "RamanCompoundDescription",
     "SceneDescription",
     "StemEELSDescription",
     "describe_scene",
+    "eds_family",
+    "eds_scene",
     "eels_chequerboard",
     "eels_no_pure_pixel",
     "eels_series",

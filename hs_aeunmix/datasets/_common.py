@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from scipy import ndimage
@@ -125,3 +127,120 @@ def _min_spectral_angle(spectra: np.ndarray) -> float:
     cosines = np.clip(unit @ unit.T, -1.0, 1.0)
     upper = np.triu_indices(spectra.shape[0], 1)
     return float(np.arccos(cosines[upper]).min())
+
+
+# --------------------------------------------------------------------------
+# What the independent generators' conventions share
+# --------------------------------------------------------------------------
+
+
+def checked_override(
+    name: str, value: Any, kind: str, lo: float, hi: float, choices: tuple = ()
+) -> Any:
+    """``value`` of a scene override, or a ValueError stating what is allowed.
+
+    ``kind`` is ``"integer"`` or ``"number"`` (in ``[lo, hi]``), ``"shape"``
+    (a pair of integers in ``[lo, hi]``), ``"flag"`` (a bool) or
+    ``"choice"`` (one of ``choices``).
+    """
+
+    def integer(v: Any) -> bool:
+        return isinstance(v, int | np.integer) and not isinstance(v, bool)
+
+    if kind == "integer" and integer(value) and lo <= value <= hi:
+        return int(value)
+    pair = isinstance(value, tuple | list) and len(value) == 2
+    if kind == "shape" and pair and all(integer(v) and lo <= v <= hi for v in value):
+        return int(value[0]), int(value[1])
+    number = isinstance(value, int | float | np.number) and not isinstance(value, bool)
+    if kind == "number" and number and lo <= value <= hi:
+        return float(value)
+    if kind == "flag" and isinstance(value, bool | np.bool_):
+        return bool(value)
+    if kind == "choice" and value in choices:
+        return str(value)
+    allowed = {
+        "integer": f"an integer in [{lo}, {hi}]",
+        "shape": f"a pair (ny, nx) of integers in [{lo}, {hi}]",
+        "number": f"a number in [{lo:g}, {hi:g}]",
+        "flag": "True or False",
+        "choice": f"one of {choices}",
+    }[kind]
+    raise ValueError(f"{name} must be {allowed}, got {value!r}.")
+
+
+def present_abundances(
+    rng: np.random.Generator,
+    draw: Callable[[], np.ndarray],
+    *,
+    pure: bool,
+    pure_above: float,
+    what: str,
+) -> tuple[np.ndarray, float]:
+    """Abundances from ``draw()`` in which every phase is present, and max_fraction.
+
+    Drawn again (up to 50 times) until every phase is the largest fraction
+    in 16 pixels or more and, with ``pure`` pixels, above ``pure_above`` in
+    9 pixels or more; without them, capped by :func:`capped_fractions`
+    (``max_fraction`` 1 with them). ``what`` names the structure in the
+    error raised when no draw meets the rules.
+    """
+    for _ in range(50):
+        abundances = draw()
+        n = abundances.shape[-1]
+        present = np.bincount(abundances.argmax(-1).ravel(), minlength=n).min() >= 16
+        if present and (not pure or (abundances > pure_above).sum((0, 1)).min() >= 9):
+            break
+    else:
+        raise RuntimeError(f"No {what} abundances met the presence rules.")
+    if pure:
+        return abundances, 1.0
+    return capped_fractions(rng, abundances)
+
+
+def capped_fractions(
+    rng: np.random.Generator, abundances: np.ndarray
+) -> tuple[np.ndarray, float]:
+    """Abundances whose largest fraction is at most a drawn ``max_fraction``.
+
+    ``max_fraction`` is uniform on ``[max(0.5, 1/n + 0.1), 0.9]``; a pixel
+    whose largest fraction exceeds it is mixed towards the uniform
+    composition until the largest equals it, which keeps the order of the
+    phases in every pixel (each stays the largest where it was). Returns
+    the abundances and ``max_fraction``.
+    """
+    n = abundances.shape[-1]
+    max_fraction = rng.uniform(max(0.5, 1 / n + 0.1), 0.9)
+    top = abundances.max(-1, keepdims=True)
+    mix = np.clip((top - max_fraction) / np.maximum(top - 1 / n, 1e-12), 0.0, 1.0)
+    return (1 - mix) * abundances + mix / n, float(max_fraction)
+
+
+def log_uniform_at(u: float, lo: float, hi: float) -> float:
+    """The value at ``u`` in [0, 1] of a log-uniform draw on [lo, hi]."""
+    return float(math.exp(math.log(lo) + u * (math.log(hi) - math.log(lo))))
+
+
+def check_scene_index(name: str, value: Any) -> None:
+    """A scene index (or count) must be an integer >= 0."""
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 0:
+        raise ValueError(f"{name} must be an integer >= 0, got {value!r}.")
+
+
+def scene_range(
+    scene: Callable[[int, str], Any],
+    split: str,
+    n_scenes: int,
+    first: int,
+    splits: dict[str, int],
+) -> Iterator[Any]:
+    """``scene(i, split)`` for ``i`` from ``first`` on, ``n_scenes`` of them.
+
+    The arguments are checked at once; each scene is generated when the
+    iterator reaches it.
+    """
+    if split not in splits:
+        raise ValueError(f"split must be 'development' or 'held_out', got {split!r}.")
+    check_scene_index("n_scenes", n_scenes)
+    check_scene_index("first", first)
+    return (scene(i, split) for i in range(first, first + n_scenes))

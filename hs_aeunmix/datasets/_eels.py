@@ -263,13 +263,15 @@ def _lorentzian(energy: np.ndarray, centre: float, fwhm: float) -> np.ndarray:
 
 
 def _exspy():
-    """The exspy package, which the EELS generators need (an optional dependency)."""
+    """The exspy package, which the EELS and EDS generators need (an extra)."""
     try:
         import exspy
+        import exspy.material
     except ImportError as error:
         raise ImportError(
-            "The synthetic EELS datasets compute core-loss edges with exspy, "
-            "which is not installed. Install it with: pip install 'hs-aeunmix[eels]'"
+            "The synthetic EELS and EDS datasets are built with exspy (core-loss "
+            "edges, X-ray lines), which is not installed. Install it with: "
+            "pip install 'hs-aeunmix[eels]'"
         ) from error
     return exspy
 

@@ -113,7 +113,14 @@ from typing import Any
 import numpy as np
 from scipy import ndimage, signal, special
 
-from hs_aeunmix.datasets._common import GroundTruth, _smooth_random_field
+from hs_aeunmix.datasets._common import (
+    GroundTruth,
+    _smooth_random_field,
+    check_scene_index,
+    checked_override,
+    log_uniform_at,
+    scene_range,
+)
 from hs_aeunmix.datasets._stem_eels_compounds import (
     _EDGE_LABELS,
     _STEP_EDGES,
@@ -255,35 +262,7 @@ _OVERRIDABLE: dict[str, tuple[str, float, float]] = {
 
 def _checked(name: str, value: Any) -> Any:
     """``value`` of override ``name``, or a ValueError stating what is allowed."""
-    kind, lo, hi = _OVERRIDABLE[name]
-
-    def integer(v: Any) -> bool:
-        return isinstance(v, int | np.integer) and not isinstance(v, bool)
-
-    if kind == "integer" and integer(value) and lo <= value <= hi:
-        return int(value)
-    pair = isinstance(value, tuple | list) and len(value) == 2
-    if kind == "shape" and pair and all(integer(v) and lo <= v <= hi for v in value):
-        return int(value[0]), int(value[1])
-    number = isinstance(value, int | float | np.number) and not isinstance(value, bool)
-    if kind == "number" and number and lo <= value <= hi:
-        return float(value)
-    if kind == "flag" and isinstance(value, bool | np.bool_):
-        return bool(value)
-    if kind == "choice" and value in STRUCTURES:
-        return str(value)
-    allowed = {
-        "integer": f"an integer in [{lo}, {hi}]",
-        "shape": f"a pair (ny, nx) of integers in [{lo}, {hi}]",
-        "number": f"a number in [{lo:g}, {hi:g}]",
-        "flag": "True or False",
-        "choice": f"one of {STRUCTURES}",
-    }[kind]
-    raise ValueError(f"{name} must be {allowed}, got {value!r}.")
-
-
-def _log_uniform(u: float, lo: float, hi: float) -> float:
-    return float(math.exp(math.log(lo) + u * (math.log(hi) - math.log(lo))))
+    return checked_override(name, value, *_OVERRIDABLE[name], choices=STRUCTURES)
 
 
 def _top_level(rng: Rng, overrides: dict[str, Any]) -> Params:
@@ -299,11 +278,11 @@ def _top_level(rng: Rng, overrides: dict[str, Any]) -> Params:
     p: Params = {
         "n_endmembers": 2 + min(int(u[0] * 5), 4),
         "shape": (32 + min(int(u[1] * 49), 48), 32 + min(int(u[2] * 49), 48)),
-        "n_channels": round(_log_uniform(u[3], 150, 600)),
+        "n_channels": round(log_uniform_at(u[3], 150, 600)),
     }
     p["n_channels"] = given.get("n_channels", p["n_channels"])
-    p["dispersion"] = _log_uniform(u[4], max(0.05, 40 / p["n_channels"]), 1.0)
-    p["dose"] = _log_uniform(u[5], 10.0, 20000.0)
+    p["dispersion"] = log_uniform_at(u[4], max(0.05, 40 / p["n_channels"]), 1.0)
+    p["dose"] = log_uniform_at(u[5], 10.0, 20000.0)
     p["drift_channels"] = 0.0 if u[6] < 1 / 3 else 3.0 * u[7]
     p["pure_pixels"] = bool(u[8] < 0.5)
     p["structure"] = STRUCTURES[min(int(u[9] * 6), 5)]
@@ -312,12 +291,12 @@ def _top_level(rng: Rng, overrides: dict[str, Any]) -> Params:
     p["artefacts"] = bool(u[14] < 0.3)
     p["beam_energy"] = _BEAM_ENERGIES[min(int(u[16] * 6), 5)]
     p.update(given)
-    p["gain"] = _log_uniform(u[22], 0.5, 5.0) if u[15] < 0.3 else 1.0
+    p["gain"] = log_uniform_at(u[22], 0.5, 5.0) if u[15] < 0.3 else 1.0
     p["read_noise"] = 0.5 + 2.5 * u[23] if u[15] < 0.3 else 0.0
-    p["collection_angle"] = _log_uniform(u[17], 10.0, 100.0)
+    p["collection_angle"] = log_uniform_at(u[17], 10.0, 100.0)
     p["convergence_angle"] = 5.0 + 30.0 * u[18]
     p["resolution_fwhm"] = 0.3 + 1.2 * u[19]
-    p["pixel_size"] = _log_uniform(u[20], 0.2, 5.0)
+    p["pixel_size"] = log_uniform_at(u[20], 0.2, 5.0)
     p["drift_kind"] = "ramp" if u[21] < 0.7 else "step"
     p["drift_kind"] = p["drift_kind"] if p["drift_channels"] > 0 else "none"
     if p["structure"] == "gradient" and given.get("pure_pixels"):
@@ -496,9 +475,9 @@ def _phase_bases(
     for compound, core in zip(phases, cores, strict=True):
         r = float(np.clip(r0 + rng.uniform(-0.4, 0.4), 2.0, 4.5))
         background = models.power_law(
-            _log_uniform(rng.random(), 0.3, 3.0) * level, window.start, r
+            log_uniform_at(rng.random(), 0.3, 3.0) * level, window.start, r
         )
-        orders = [_log_uniform(rng.random(), 0.7, 1.4) * (core + background)]
+        orders = [log_uniform_at(rng.random(), 0.7, 1.4) * (core + background)]
         kernel = models.plasmon(compound.plasmon)
         for _ in range(n_orders - 1):
             orders.append(signal.fftconvolve(orders[-1], kernel)[: grid.size])
@@ -683,11 +662,6 @@ _DESCRIBED = (
 )  # fmt: skip
 
 
-def _check_index(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 0:
-        raise ValueError(f"{name} must be an integer >= 0, got {value!r}.")
-
-
 def stem_eels_scene(
     index: int, split: str = "development", **overrides: Any
 ) -> tuple[Any, GroundTruth, StemEELSDescription]:
@@ -728,7 +702,7 @@ def stem_eels_scene(
     TypeError
         For an override that is not a top-level parameter.
     """
-    _check_index("index", index)
+    check_scene_index("index", index)
     if split not in _SPLITS:
         raise ValueError(f"split must be 'development' or 'held_out', got {split!r}.")
     seed = np.random.SeedSequence(
@@ -827,8 +801,4 @@ def stem_eels_family(
     iterator of tuple
         ``(signal, truth, description)`` of each scene, in index order.
     """
-    if split not in _SPLITS:
-        raise ValueError(f"split must be 'development' or 'held_out', got {split!r}.")
-    _check_index("n_scenes", n_scenes)
-    _check_index("first", first)
-    return (stem_eels_scene(i, split) for i in range(first, first + n_scenes))
+    return scene_range(stem_eels_scene, split, n_scenes, first, _SPLITS)

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from scipy import ndimage, special
 
-from hs_aeunmix.datasets._common import _smooth_random_field
+from hs_aeunmix.datasets._common import _smooth_random_field, present_abundances
 
 Rng = np.random.Generator
 Shape = tuple[int, int]
@@ -214,18 +214,10 @@ STRUCTURES = tuple(_STRUCTURES)
 def _abundances(rng: Rng, p: Params) -> tuple[np.ndarray, float]:
     """Abundances that meet the presence and purity rules, and max_fraction."""
     n, pure = p["n_endmembers"], p["pure_pixels"]
-    for _ in range(50):
-        a = _STRUCTURES[p["structure"]](rng, p["shape"], n, pure)
-        present = np.bincount(a.argmax(-1).ravel(), minlength=n).min() >= 16
-        if present and (not pure or (a > 0.98).sum((0, 1)).min() >= 9):
-            break
-    else:
-        raise RuntimeError(f"No {p['structure']} abundances met the presence rules.")
-    if pure:
-        return a, 1.0
-    max_fraction = rng.uniform(max(0.5, 1 / n + 0.1), 0.9)
-    top = a.max(-1, keepdims=True)
-    # Mixing towards the uniform composition keeps the order of the phases
-    # in every pixel, so each stays the largest where it was.
-    mix = np.clip((top - max_fraction) / np.maximum(top - 1 / n, 1e-12), 0.0, 1.0)
-    return (1 - mix) * a + mix / n, float(max_fraction)
+    return present_abundances(
+        rng,
+        lambda: _STRUCTURES[p["structure"]](rng, p["shape"], n, pure),
+        pure=pure,
+        pure_above=0.98,
+        what=p["structure"],
+    )
