@@ -81,11 +81,12 @@ def warn_about_zero_energy_peak(signal, signal_mask) -> None:
     to_kev = {"kev": 1.0, "ev": 1e-3}.get(str(axis.units).lower())
     if not signal_type.upper().startswith("EDS") or to_kev is None:
         return
-    near_zero = np.asarray(axis.axis) * to_kev < ZERO_PEAK_KEV
+    energies = np.asarray(axis.axis)
+    near_zero = energies * to_kev < ZERO_PEAK_KEV
     if signal_mask is not None:
         near_zero &= ~np.asarray(signal_mask, dtype=bool).ravel()
     if near_zero.any():
-        lowest = float(np.asarray(axis.axis)[near_zero][0])
+        lowest = float(energies[near_zero][0])
         warnings.warn(
             f"This EDS spectrum image starts at {lowest:g} {axis.units}, where "
             "the detector records its zero-energy (noise) peak: a peak added "

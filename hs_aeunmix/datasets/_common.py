@@ -227,6 +227,28 @@ def check_scene_index(name: str, value: Any) -> None:
         raise ValueError(f"{name} must be an integer >= 0, got {value!r}.")
 
 
+def check_split(split: str, splits: dict[str, int]) -> None:
+    """A split must be one of ``splits`` (``"development"``, ``"held_out"``)."""
+    if split not in splits:
+        raise ValueError(f"split must be 'development' or 'held_out', got {split!r}.")
+
+
+def scene_rng(
+    entropy: int, split: str, index: int, splits: dict[str, int]
+) -> np.random.Generator:
+    """The random stream of scene ``index`` of ``split``, the arguments checked.
+
+    ``SeedSequence(entropy, spawn_key=(splits[split], index))``: the splits
+    never share a stream, and a scene is the same on every call.
+    """
+    check_scene_index("index", index)
+    check_split(split, splits)
+    seed = np.random.SeedSequence(
+        entropy=entropy, spawn_key=(splits[split], int(index))
+    )
+    return np.random.default_rng(seed)
+
+
 def scene_range(
     scene: Callable[[int, str], Any],
     split: str,
@@ -239,8 +261,7 @@ def scene_range(
     The arguments are checked at once; each scene is generated when the
     iterator reaches it.
     """
-    if split not in splits:
-        raise ValueError(f"split must be 'development' or 'held_out', got {split!r}.")
+    check_split(split, splits)
     check_scene_index("n_scenes", n_scenes)
     check_scene_index("first", first)
     return (scene(i, split) for i in range(first, first + n_scenes))

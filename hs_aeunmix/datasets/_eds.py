@@ -105,11 +105,11 @@ from scipy import ndimage, special
 from hs_aeunmix.datasets._common import (
     GroundTruth,
     _smooth_random_field,
-    check_scene_index,
     checked_override,
     log_uniform_at,
     present_abundances,
     scene_range,
+    scene_rng,
 )
 from hs_aeunmix.datasets._eels import _exspy
 
@@ -688,13 +688,7 @@ def eds_scene(
     TypeError
         For an override that is not a top-level parameter.
     """
-    check_scene_index("index", index)
-    if split not in _SPLITS:
-        raise ValueError(f"split must be 'development' or 'held_out', got {split!r}.")
-    seed = np.random.SeedSequence(
-        entropy=_ENTROPY, spawn_key=(_SPLITS[split], int(index))
-    )
-    rng = np.random.default_rng(seed)
+    rng = scene_rng(_ENTROPY, split, index, _SPLITS)
     p = _top_level(rng, overrides)
     phases, spectra, lines = _draw_phases(rng, p)
     abundances, max_fraction = _abundances(rng, p)

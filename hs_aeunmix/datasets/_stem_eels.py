@@ -116,10 +116,10 @@ from scipy import ndimage, signal, special
 from hs_aeunmix.datasets._common import (
     GroundTruth,
     _smooth_random_field,
-    check_scene_index,
     checked_override,
     log_uniform_at,
     scene_range,
+    scene_rng,
 )
 from hs_aeunmix.datasets._stem_eels_compounds import (
     _EDGE_LABELS,
@@ -702,13 +702,7 @@ def stem_eels_scene(
     TypeError
         For an override that is not a top-level parameter.
     """
-    check_scene_index("index", index)
-    if split not in _SPLITS:
-        raise ValueError(f"split must be 'development' or 'held_out', got {split!r}.")
-    seed = np.random.SeedSequence(
-        entropy=_ENTROPY, spawn_key=(_SPLITS[split], int(index))
-    )
-    rng = np.random.default_rng(seed)
+    rng = scene_rng(_ENTROPY, split, index, _SPLITS)
     p = _top_level(rng, overrides)
     phases, window, grid, bases = _draw_phases(rng, p)
     abundances, max_fraction = _abundances(rng, p)
